@@ -1,0 +1,65 @@
+-- AI jobs, their entity references (own table, so the workspace filter is a
+-- plain indexed join on every backend), workflow runs and node executions.
+
+CREATE TABLE ai_jobs (
+    id TEXT PRIMARY KEY NOT NULL,
+    trace_id TEXT NOT NULL,
+    workflow_run_id TEXT,
+    job_kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT NOT NULL,
+    error_message TEXT,
+    protocol_id TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    capability_profile_id TEXT NOT NULL,
+    access_mode TEXT NOT NULL,
+    safety_mode TEXT NOT NULL,
+    planned_operations TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    job_inputs TEXT,
+    job_outputs TEXT,
+    pinned BOOLEAN NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX ai_jobs_created_idx ON ai_jobs (created_at DESC, id DESC);
+CREATE INDEX ai_jobs_status_created_idx ON ai_jobs (status, created_at DESC, id DESC);
+CREATE INDEX ai_jobs_kind_created_idx ON ai_jobs (job_kind, created_at DESC, id DESC);
+
+CREATE TABLE ai_job_entity_refs (
+    job_id TEXT NOT NULL REFERENCES ai_jobs (id) ON DELETE CASCADE,
+    position BIGINT NOT NULL,
+    entity_id TEXT NOT NULL,
+    entity_kind TEXT NOT NULL,
+    PRIMARY KEY (job_id, position)
+);
+CREATE INDEX ai_job_entity_refs_entity_idx ON ai_job_entity_refs (entity_kind, entity_id, job_id);
+
+CREATE TABLE workflow_runs (
+    id TEXT PRIMARY KEY NOT NULL,
+    job_id TEXT NOT NULL REFERENCES ai_jobs (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    error_message TEXT,
+    last_heartbeat TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX workflow_runs_job_idx ON workflow_runs (job_id);
+CREATE INDEX workflow_runs_status_heartbeat_idx ON workflow_runs (status, last_heartbeat, id);
+
+CREATE TABLE workflow_node_executions (
+    id TEXT PRIMARY KEY NOT NULL,
+    workflow_run_id TEXT NOT NULL REFERENCES workflow_runs (id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    node_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    input_payload TEXT,
+    output_payload TEXT,
+    error_message TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX workflow_node_executions_run_idx ON workflow_node_executions (workflow_run_id, sequence, id);

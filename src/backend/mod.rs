@@ -1,0 +1,158 @@
+//! The database side: picking a backend from a URL, the per-backend pieces
+//! (`sqlite`, `postgres`), the field types whose storage differs
+//! (`fields`), and the query code written once for both (`store.rs`, see
+//! its module doc for how it is shared).
+
+pub(crate) mod fields;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::sync::Arc;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::config::{DatabaseUrl, StorageConfig};
+use crate::error::{StorageError, StorageResult};
+use crate::storage::Storage;
+
+/// What the conformance harness needs beyond the public API. Crate-private:
+/// callers only ever see `dyn Storage`.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) trait Maintenance: Storage {
+    fn revert_all_migrations(&self) -> StorageResult<usize>;
+    fn columns(&self) -> StorageResult<Vec<ColumnInfo>>;
+    fn execute_sql(&self, sql: &str) -> StorageResult<usize>;
+}
+
+/// A column of one of our tables, as the live database describes it.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ColumnInfo {
+    pub table: String,
+    pub column: String,
+    pub nullable: bool,
+}
+
+/// Opens the store a URL names.
+pub(crate) fn open_maintained(
+    url: &str,
+    config: &StorageConfig,
+) -> StorageResult<Arc<dyn Maintenance>> {
+    config.validate()?;
+    match DatabaseUrl::parse(url)? {
+        #[cfg(feature = "sqlite")]
+        target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
+            Ok(Arc::new(sqlite::open(&target, config)?))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(&url, config)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(missing_feature(&other)),
+    }
+}
+
+#[allow(dead_code)]
+fn missing_feature(url: &DatabaseUrl) -> StorageError {
+    let feature = match url {
+        DatabaseUrl::Postgres(_) => "postgres",
+        _ => "sqlite",
+    };
+    StorageError::Validation(format!(
+        "this build has no `{feature}` backend: rebuild handshake-storage with \
+         `--features {feature}` to open this URL"
+    ))
+}
+
+/// Creates a scratch schema for a conformance run and returns a URL whose
+/// connections use it.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageResult<String> {
+    #[cfg(feature = "postgres")]
+    {
+        postgres::scratch_schema_create(admin_url, schema)
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = schema;
+        Err(missing_feature(&DatabaseUrl::Postgres(admin_url.into())))
+    }
+}
+
+/// Drops a scratch schema made by [`scratch_schema_create`].
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResult<()> {
+    #[cfg(feature = "postgres")]
+    {
+        postgres::scratch_schema_drop(admin_url, schema)
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = schema;
+        Err(missing_feature(&DatabaseUrl::Postgres(admin_url.into())))
+    }
+}
+
+/// Turns a Diesel error into ours; `what` names the entity (and id) the
+/// statement was about. The same Diesel kind maps to the same variant on
+/// every backend.
+pub(crate) fn map_err(err: DieselError, what: &str) -> StorageError {
+    match err {
+        DieselError::NotFound => StorageError::NotFound(what.to_string()),
+        DieselError::DatabaseError(kind, info) => {
+            let detail = info.message();
+            match kind {
+                DatabaseErrorKind::UniqueViolation => {
+                    StorageError::Conflict(format!("{what} already exists ({detail})"))
+                }
+                DatabaseErrorKind::ForeignKeyViolation => StorageError::Validation(format!(
+                    "{what} refers to a row that does not exist ({detail})"
+                )),
+                DatabaseErrorKind::NotNullViolation | DatabaseErrorKind::CheckViolation => {
+                    StorageError::Validation(format!("{what}: {detail}"))
+                }
+                _ => StorageError::Database(format!("{what}: {detail}")),
+            }
+        }
+        DieselError::DeserializationError(e) => {
+            StorageError::Serialization(format!("cannot read {what}: {e}"))
+        }
+        DieselError::SerializationError(e) => {
+            StorageError::Serialization(format!("cannot write {what}: {e}"))
+        }
+        other => StorageError::Database(format!("{what}: {other}")),
+    }
+}
+
+/// The error type inside Diesel transactions: ours, or Diesel's own from
+/// BEGIN/COMMIT. Kept private so Diesel never shows in `StorageError`.
+pub(crate) enum TxError {
+    Storage(StorageError),
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(err: DieselError) -> Self {
+        TxError::Diesel(err)
+    }
+}
+
+impl TxError {
+    pub(crate) fn into_storage(self) -> StorageError {
+        match self {
+            TxError::Storage(err) => err,
+            TxError::Diesel(err) => map_err(err, "transaction"),
+        }
+    }
+}
+
+/// Runs `f` in a (deferred) transaction, so that a read of several
+/// statements sees one snapshot.
+pub(crate) fn read_tx<C: diesel::Connection, T>(
+    conn: &mut C,
+    f: impl FnOnce(&mut C) -> StorageResult<T>,
+) -> StorageResult<T> {
+    conn.transaction(|c| f(c).map_err(TxError::Storage))
+        .map_err(TxError::into_storage)
+}

@@ -1,0 +1,122 @@
+//! SQLite: connection setup and the few pieces `store.rs` needs from a
+//! backend. Every pooled connection gets, in this order, a busy timeout,
+//! WAL, `synchronous = NORMAL` and foreign keys (per connection, or cascades
+//! silently do nothing); writes take the write lock up front (`BEGIN
+//! IMMEDIATE`) so concurrent writers wait instead of failing.
+
+use std::sync::Mutex;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+use super::TxError;
+use crate::config::{DatabaseUrl, StorageConfig};
+use crate::error::{StorageError, StorageResult};
+use crate::types::Backend;
+
+pub(crate) use crate::schema::sqlite as schema;
+pub(crate) type Conn = SqliteConnection;
+pub(crate) type DbBackend = Sqlite;
+/// An in-memory database lives as long as one connection to it: the store
+/// keeps one open beside the pool.
+pub(crate) type KeepAlive = Option<Mutex<SqliteConnection>>;
+pub(crate) const BACKEND: Backend = Backend::Sqlite;
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_sqlite");
+/// SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite.
+pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) const COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \
+     (p.\"notnull\" = 0) AS nullable \
+     FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+     AND m.name <> '__diesel_schema_migrations'";
+
+// The query code is shared with PostgreSQL: the same file, compiled here
+// against this module's schema and connection.
+#[allow(clippy::duplicate_mod)]
+#[path = "store.rs"]
+mod store;
+
+pub(crate) use store::Store;
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction.
+pub(crate) fn write_tx<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    conn.immediate_transaction(|c| f(c).map_err(TxError::Storage))
+        .map_err(TxError::into_storage)
+}
+
+#[derive(Debug)]
+struct ConnectionSetup {
+    busy_timeout_ms: u128,
+    on_disk: bool,
+}
+
+impl ConnectionSetup {
+    fn apply(&self, conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {};", self.busy_timeout_ms))?;
+        if self.on_disk {
+            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+            conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
+            conn.batch_execute("PRAGMA wal_autocheckpoint = 1000;")?;
+        }
+        conn.batch_execute("PRAGMA foreign_keys = ON;")
+    }
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResult<Store> {
+    let (conn_url, on_disk, pool_size) = match target {
+        DatabaseUrl::SqliteMemory => (
+            format!(
+                "file:hsk-memory-{}?mode=memory&cache=shared",
+                uuid::Uuid::new_v4().simple()
+            ),
+            false,
+            // One connection: shared-cache connections lock tables and fail
+            // with SQLITE_LOCKED instead of waiting.
+            1,
+        ),
+        DatabaseUrl::SqliteFile(path) => {
+            crate::ensure_parent_dir(path)?;
+            (path.to_string_lossy().into_owned(), true, config.pool_size)
+        }
+        DatabaseUrl::Postgres(_) => {
+            return Err(StorageError::validation("not a SQLite URL"));
+        }
+    };
+    let setup = ConnectionSetup {
+        busy_timeout_ms: config.sqlite_busy_timeout.as_millis(),
+        on_disk,
+    };
+    // One connection first, outside the pool: a bad path fails at once with
+    // SQLite's own reason instead of after the pool's timeout.
+    let mut first = SqliteConnection::establish(&conn_url).map_err(|e| {
+        StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
+    })?;
+    setup.apply(&mut first).map_err(|e| {
+        StorageError::Database(format!("cannot set up SQLite database {conn_url}: {e}"))
+    })?;
+    let keep_alive = (!on_disk).then(|| Mutex::new(first));
+    let pool = Pool::builder()
+        .max_size(pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(config.connection_timeout)
+        .test_on_check_out(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connection_customizer(Box::new(setup))
+        .build(ConnectionManager::<SqliteConnection>::new(&conn_url))
+        .map_err(|e| StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}")))?;
+    Store::new(pool, keep_alive, config.run_migrations)
+}

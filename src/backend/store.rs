@@ -1,0 +1,1379 @@
+//! The query code of the store, written once and compiled once per backend.
+//!
+//! How the sharing works: `backend/sqlite.rs` and `backend/postgres.rs` each
+//! include this file as their child module `store` (`#[path = "store.rs"]`),
+//! after defining, in the parent, the few things that differ: `schema` (the
+//! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
+//! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `write_tx` (SQLite
+//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`
+//! and `KeepAlive`. Values whose storage differs (uuids, timestamps, JSON)
+//! go through the field types of `backend::fields`.
+//!
+//! Why not the alternatives: Diesel's `MultiConnection` supports neither
+//! `Timestamptz` nor `Json`, and generic functions over `Backend` need
+//! where-clauses longer than the queries themselves. Compiling the same
+//! text against two schema modules keeps every query plain, fully
+//! type-checked for each backend, and written exactly once.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::MigrationHarness;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::schema::{
+    ai_job_entity_refs, ai_jobs, blocks, canvas_edges, canvas_nodes, canvases, documents,
+    workflow_node_executions, workflow_runs, workspaces,
+};
+use super::{write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL, MAX_BIND_PARAMS, MIGRATIONS};
+use crate::backend::fields::{DbJson, DbTime, DbUuid};
+use crate::backend::{map_err, read_tx, ColumnInfo, Maintenance};
+use crate::error::{StorageError, StorageResult};
+use crate::guard;
+use crate::storage::Storage;
+use crate::types::*;
+use crate::validate;
+
+/// A store on one database: a connection pool and the queries.
+pub(crate) struct Store {
+    pool: Pool<ConnectionManager<Conn>>,
+    // Held only to keep the database alive (SQLite in-memory).
+    _keep_alive: KeepAlive,
+}
+
+type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+
+impl Store {
+    pub(super) fn new(
+        pool: Pool<ConnectionManager<Conn>>,
+        keep_alive: KeepAlive,
+        run_migrations: bool,
+    ) -> StorageResult<Self> {
+        let store = Store {
+            pool,
+            _keep_alive: keep_alive,
+        };
+        if run_migrations {
+            store.run_migrations()?;
+        }
+        Ok(store)
+    }
+
+    fn conn(&self) -> StorageResult<PooledConn> {
+        self.pool.get().map_err(|e| {
+            StorageError::Database(format!("no {BACKEND} connection available: {e}"))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rows
+
+/// Declares a content table's row and its `Stamp`: when and by whom the
+/// row was last written, shared by inserts, updates and reads.
+macro_rules! content_row {
+    ($row:ident, $stamp:ident, $table:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+        #[diesel(table_name = $table, check_for_backend(DbBackend))]
+        #[diesel(treat_none_as_default_value = false)]
+        struct $row {
+            $($field: $ty,)*
+            created_at: DbTime,
+            #[diesel(embed)]
+            stamp: $stamp,
+        }
+
+        #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+        #[diesel(table_name = $table, check_for_backend(DbBackend))]
+        #[diesel(treat_none_as_default_value = false, treat_none_as_null = true)]
+        struct $stamp {
+            updated_at: DbTime,
+            last_actor_kind: String,
+            last_actor_id: Option<String>,
+            last_job_id: Option<DbUuid>,
+            last_workflow_id: Option<DbUuid>,
+            edit_event_id: DbUuid,
+        }
+
+        impl $stamp {
+            fn new(meta: &MutationMetadata) -> Self {
+                Self {
+                    updated_at: DbTime(meta.timestamp),
+                    last_actor_kind: meta.actor_kind.as_str().to_string(),
+                    last_actor_id: meta.actor_id.clone(),
+                    last_job_id: meta.job_id.map(DbUuid),
+                    last_workflow_id: meta.workflow_id.map(DbUuid),
+                    edit_event_id: DbUuid(meta.edit_event_id),
+                }
+            }
+
+            fn provenance(&self) -> StorageResult<Provenance> {
+                Ok(Provenance {
+                    actor_kind: self.last_actor_kind.parse()?,
+                    actor_id: self.last_actor_id.clone(),
+                    job_id: self.last_job_id.map(|u| u.0),
+                    workflow_id: self.last_workflow_id.map(|u| u.0),
+                    edit_event_id: self.edit_event_id.0,
+                })
+            }
+        }
+    };
+}
+
+content_row!(WorkspaceRow, WorkspaceStamp, workspaces { id: String, name: String });
+content_row!(DocumentRow, DocumentStamp, documents {
+    id: String,
+    workspace_id: String,
+    title: String,
+});
+content_row!(BlockRow, BlockStamp, blocks {
+    id: String,
+    document_id: String,
+    kind: String,
+    sequence: i64,
+    raw_content: String,
+    display_content: String,
+    derived_content: DbJson,
+    sensitivity: Option<String>,
+    exportable: Option<bool>,
+});
+content_row!(CanvasRow, CanvasStamp, canvases {
+    id: String,
+    workspace_id: String,
+    title: String,
+});
+content_row!(NodeRow, NodeStamp, canvas_nodes {
+    id: String,
+    canvas_id: String,
+    kind: String,
+    position_x: f64,
+    position_y: f64,
+    data: DbJson,
+});
+content_row!(EdgeRow, EdgeStamp, canvas_edges {
+    id: String,
+    canvas_id: String,
+    from_node_id: String,
+    to_node_id: String,
+    kind: String,
+});
+
+impl WorkspaceRow {
+    fn into_domain(self) -> StorageResult<Workspace> {
+        Ok(Workspace {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            name: self.name,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+        })
+    }
+}
+
+impl DocumentRow {
+    fn into_domain(self) -> StorageResult<Document> {
+        Ok(Document {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            title: self.title,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+        })
+    }
+}
+
+impl BlockRow {
+    fn new(block: NewBlock, meta: &MutationMetadata) -> StorageResult<Self> {
+        let id = validate::id_or_new("block id", block.id.as_deref())?;
+        validate::id("document_id", &block.document_id)?;
+        validate::text("block kind", &block.kind)?;
+        validate::text("raw_content", &block.raw_content)?;
+        if let Some(display) = &block.display_content {
+            validate::text("display_content", display)?;
+        }
+        if let Some(sensitivity) = &block.sensitivity {
+            validate::text("sensitivity", sensitivity)?;
+        }
+        let derived = block.derived_content.unwrap_or_else(empty_object);
+        validate::json("derived_content", &derived)?;
+        Ok(BlockRow {
+            id,
+            document_id: block.document_id,
+            kind: block.kind,
+            sequence: block.sequence,
+            display_content: block
+                .display_content
+                .unwrap_or_else(|| block.raw_content.clone()),
+            raw_content: block.raw_content,
+            derived_content: DbJson(derived),
+            sensitivity: block.sensitivity,
+            exportable: Some(block.exportable.unwrap_or(true)),
+            created_at: DbTime(meta.timestamp),
+            stamp: BlockStamp::new(meta),
+        })
+    }
+
+    fn into_domain(self) -> StorageResult<Block> {
+        Ok(Block {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            document_id: self.document_id,
+            kind: self.kind,
+            sequence: self.sequence,
+            raw_content: self.raw_content,
+            display_content: self.display_content,
+            derived_content: self.derived_content.0,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+            sensitivity: self.sensitivity,
+            exportable: self.exportable,
+        })
+    }
+}
+
+/// The fields `update_block` may change; `None` leaves a column alone.
+#[derive(AsChangeset)]
+#[diesel(table_name = blocks, check_for_backend(DbBackend))]
+struct BlockChanges {
+    kind: Option<String>,
+    sequence: Option<i64>,
+    raw_content: Option<String>,
+    display_content: Option<String>,
+    derived_content: Option<DbJson>,
+    sensitivity: Option<String>,
+    exportable: Option<bool>,
+}
+
+impl BlockChanges {
+    fn new(update: BlockUpdate) -> StorageResult<Self> {
+        for (field, value) in [
+            ("block kind", &update.kind),
+            ("raw_content", &update.raw_content),
+            ("display_content", &update.display_content),
+            ("sensitivity", &update.sensitivity),
+        ] {
+            if let Some(v) = value {
+                validate::text(field, v)?;
+            }
+        }
+        if let Some(derived) = &update.derived_content {
+            validate::json("derived_content", derived)?;
+        }
+        Ok(BlockChanges {
+            kind: update.kind,
+            sequence: update.sequence,
+            raw_content: update.raw_content,
+            display_content: update.display_content,
+            derived_content: update.derived_content.map(DbJson),
+            sensitivity: update.sensitivity,
+            exportable: update.exportable,
+        })
+    }
+}
+
+impl CanvasRow {
+    fn into_domain(self) -> StorageResult<Canvas> {
+        Ok(Canvas {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            title: self.title,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+        })
+    }
+}
+
+impl NodeRow {
+    fn new(canvas_id: &str, node: NewCanvasNode, meta: &MutationMetadata) -> StorageResult<Self> {
+        let id = validate::id_or_new("node id", node.id.as_deref())?;
+        validate::text("node kind", &node.kind)?;
+        validate::finite("position_x", node.position_x)?;
+        validate::finite("position_y", node.position_y)?;
+        let data = node.data.unwrap_or_else(empty_object);
+        validate::json("node data", &data)?;
+        Ok(NodeRow {
+            id,
+            canvas_id: canvas_id.to_string(),
+            kind: node.kind,
+            position_x: node.position_x,
+            position_y: node.position_y,
+            data: DbJson(data),
+            created_at: DbTime(meta.timestamp),
+            stamp: NodeStamp::new(meta),
+        })
+    }
+
+    fn into_domain(self) -> StorageResult<CanvasNode> {
+        Ok(CanvasNode {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            canvas_id: self.canvas_id,
+            kind: self.kind,
+            position_x: self.position_x,
+            position_y: self.position_y,
+            data: self.data.0,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+        })
+    }
+}
+
+impl EdgeRow {
+    fn new(canvas_id: &str, edge: NewCanvasEdge, meta: &MutationMetadata) -> StorageResult<Self> {
+        let id = validate::id_or_new("edge id", edge.id.as_deref())?;
+        validate::id("from_node_id", &edge.from_node_id)?;
+        validate::id("to_node_id", &edge.to_node_id)?;
+        validate::text("edge kind", &edge.kind)?;
+        Ok(EdgeRow {
+            id,
+            canvas_id: canvas_id.to_string(),
+            from_node_id: edge.from_node_id,
+            to_node_id: edge.to_node_id,
+            kind: edge.kind,
+            created_at: DbTime(meta.timestamp),
+            stamp: EdgeStamp::new(meta),
+        })
+    }
+
+    fn into_domain(self) -> StorageResult<CanvasEdge> {
+        Ok(CanvasEdge {
+            provenance: self.stamp.provenance()?,
+            id: self.id,
+            canvas_id: self.canvas_id,
+            from_node_id: self.from_node_id,
+            to_node_id: self.to_node_id,
+            kind: self.kind,
+            created_at: self.created_at.0,
+            updated_at: self.stamp.updated_at.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ai_jobs, check_for_backend(DbBackend))]
+#[diesel(treat_none_as_default_value = false)]
+struct AiJobRow {
+    id: DbUuid,
+    trace_id: DbUuid,
+    workflow_run_id: Option<DbUuid>,
+    job_kind: String,
+    status: String,
+    status_reason: String,
+    error_message: Option<String>,
+    protocol_id: String,
+    profile_id: String,
+    capability_profile_id: String,
+    access_mode: String,
+    safety_mode: String,
+    planned_operations: DbJson,
+    metrics: DbJson,
+    job_inputs: Option<DbJson>,
+    job_outputs: Option<DbJson>,
+    pinned: bool,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl AiJobRow {
+    fn into_domain(self, entity_refs: Vec<EntityRef>) -> StorageResult<AiJob> {
+        Ok(AiJob {
+            job_id: self.id.0,
+            trace_id: self.trace_id.0,
+            workflow_run_id: self.workflow_run_id.map(|u| u.0),
+            job_kind: self.job_kind.parse()?,
+            state: self.status.parse()?,
+            error_message: self.error_message,
+            protocol_id: self.protocol_id,
+            profile_id: self.profile_id,
+            capability_profile_id: self.capability_profile_id,
+            access_mode: self.access_mode.parse()?,
+            safety_mode: self.safety_mode.parse()?,
+            entity_refs,
+            planned_operations: from_json("planned_operations", self.planned_operations)?,
+            metrics: from_json("metrics", self.metrics)?,
+            status_reason: self.status_reason,
+            job_inputs: self.job_inputs.map(|j| j.0),
+            job_outputs: self.job_outputs.map(|j| j.0),
+            pinned: self.pinned,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ai_job_entity_refs, check_for_backend(DbBackend))]
+struct EntityRefRow {
+    job_id: DbUuid,
+    position: i64,
+    entity_id: String,
+    entity_kind: String,
+}
+
+/// What `update_ai_job_status` writes; `None` keeps the stored value.
+#[derive(AsChangeset)]
+#[diesel(table_name = ai_jobs, check_for_backend(DbBackend))]
+struct JobStatusChanges {
+    status: String,
+    status_reason: String,
+    error_message: Option<Option<String>>,
+    metrics: Option<DbJson>,
+    workflow_run_id: Option<DbUuid>,
+    trace_id: Option<DbUuid>,
+    job_outputs: Option<DbJson>,
+    updated_at: DbTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = workflow_runs, check_for_backend(DbBackend))]
+#[diesel(treat_none_as_default_value = false)]
+struct RunRow {
+    id: DbUuid,
+    job_id: DbUuid,
+    status: String,
+    error_message: Option<String>,
+    last_heartbeat: DbTime,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl RunRow {
+    fn into_domain(self) -> StorageResult<WorkflowRun> {
+        Ok(WorkflowRun {
+            id: self.id.0,
+            job_id: self.job_id.0,
+            status: self.status.parse()?,
+            error_message: self.error_message,
+            last_heartbeat: self.last_heartbeat.0,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = workflow_node_executions, check_for_backend(DbBackend))]
+#[diesel(treat_none_as_default_value = false)]
+struct ExecutionRow {
+    id: DbUuid,
+    workflow_run_id: DbUuid,
+    node_id: String,
+    node_type: String,
+    status: String,
+    sequence: i64,
+    input_payload: Option<DbJson>,
+    output_payload: Option<DbJson>,
+    error_message: Option<String>,
+    started_at: DbTime,
+    finished_at: Option<DbTime>,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl ExecutionRow {
+    fn into_domain(self) -> StorageResult<WorkflowNodeExecution> {
+        Ok(WorkflowNodeExecution {
+            id: self.id.0,
+            workflow_run_id: self.workflow_run_id.0,
+            node_id: self.node_id,
+            node_type: self.node_type,
+            status: self.status.parse()?,
+            sequence: self.sequence,
+            input_payload: self.input_payload.map(|j| j.0),
+            output_payload: self.output_payload.map(|j| j.0),
+            error_message: self.error_message,
+            started_at: self.started_at.0,
+            finished_at: self.finished_at.map(|t| t.0),
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+/// What `update_workflow_node_execution_status` writes.
+#[derive(AsChangeset)]
+#[diesel(table_name = workflow_node_executions, check_for_backend(DbBackend))]
+struct ExecutionStatusChanges {
+    status: String,
+    output_payload: Option<DbJson>,
+    error_message: Option<Option<String>>,
+    finished_at: Option<DbTime>,
+    updated_at: DbTime,
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(field: &str, value: DbJson) -> StorageResult<T> {
+    serde_json::from_value(value.0)
+        .map_err(|e| StorageError::Serialization(format!("stored {field} is not valid: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(field: &str, value: &T) -> StorageResult<DbJson> {
+    let json = serde_json::to_value(value)?;
+    validate::json(field, &json)?;
+    Ok(DbJson(json))
+}
+
+fn optional_json(field: &str, value: Option<Value>) -> StorageResult<Option<DbJson>> {
+    value
+        .map(|v| validate::json(field, &v).map(|()| DbJson(v)))
+        .transpose()
+}
+
+fn optional_text(field: &str, value: &Option<String>) -> StorageResult<()> {
+    value
+        .as_deref()
+        .map_or(Ok(()), |v| validate::text(field, v))
+}
+
+/// Rows per multi-row INSERT so that one statement stays under the
+/// backend's bind-parameter limit.
+fn chunk_rows(columns: usize) -> usize {
+    (MAX_BIND_PARAMS / columns).max(1)
+}
+
+/// Refuses a list whose items share an id, before anything is written.
+fn unique_ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> StorageResult<HashSet<&'a str>> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(StorageError::Conflict(format!(
+                "{what} {id:?} appears more than once"
+            )));
+        }
+    }
+    Ok(seen)
+}
+
+/// `NotFound` when a delete or update touched no row.
+fn expect_one(affected: usize, entity: &str, id: impl std::fmt::Display) -> StorageResult<()> {
+    if affected == 0 {
+        Err(StorageError::not_found(entity, id))
+    } else {
+        Ok(())
+    }
+}
+
+fn load_entity_refs(conn: &mut Conn, job_ids: &[DbUuid]) -> StorageResult<HashMap<Uuid, Vec<EntityRef>>> {
+    let mut refs: HashMap<Uuid, Vec<EntityRef>> = HashMap::new();
+    for chunk in job_ids.chunks(chunk_rows(1).min(1000)) {
+        let rows: Vec<EntityRefRow> = ai_job_entity_refs::table
+            .filter(ai_job_entity_refs::job_id.eq_any(chunk))
+            .order((ai_job_entity_refs::job_id, ai_job_entity_refs::position))
+            .select(EntityRefRow::as_select())
+            .load(conn)
+            .map_err(|e| map_err(e, "ai job entity refs"))?;
+        for row in rows {
+            refs.entry(row.job_id.0).or_default().push(EntityRef {
+                entity_id: row.entity_id,
+                entity_kind: row.entity_kind,
+            });
+        }
+    }
+    Ok(refs)
+}
+
+fn load_jobs(conn: &mut Conn, rows: Vec<AiJobRow>) -> StorageResult<Vec<AiJob>> {
+    let ids: Vec<DbUuid> = rows.iter().map(|r| r.id).collect();
+    let mut refs = load_entity_refs(conn, &ids)?;
+    rows.into_iter()
+        .map(|row| {
+            let job_refs = refs.remove(&row.id.0).unwrap_or_default();
+            row.into_domain(job_refs)
+        })
+        .collect()
+}
+
+fn load_job(conn: &mut Conn, job_id: Uuid) -> StorageResult<AiJob> {
+    let row = ai_jobs::table
+        .find(DbUuid(job_id))
+        .select(AiJobRow::as_select())
+        .first(conn)
+        .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+    Ok(load_jobs(conn, vec![row])?.remove(0))
+}
+
+fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> {
+    let nodes = canvas_nodes::table
+        .filter(canvas_nodes::canvas_id.eq(&canvas.id))
+        .order(canvas_nodes::id)
+        .select(NodeRow::as_select())
+        .load(conn)
+        .map_err(|e| map_err(e, "canvas nodes"))?;
+    let edges = canvas_edges::table
+        .filter(canvas_edges::canvas_id.eq(&canvas.id))
+        .order(canvas_edges::id)
+        .select(EdgeRow::as_select())
+        .load(conn)
+        .map_err(|e| map_err(e, "canvas edges"))?;
+    Ok(CanvasGraph {
+        canvas: canvas.into_domain()?,
+        nodes: nodes.into_iter().map(NodeRow::into_domain).collect::<StorageResult<_>>()?,
+        edges: edges.into_iter().map(EdgeRow::into_domain).collect::<StorageResult<_>>()?,
+    })
+}
+
+/// The jobs `prune_ai_jobs` considers: completed or failed, created before
+/// `cutoff`, pinned or not as asked.
+fn prune_candidates(cutoff: DbTime, pinned: bool) -> ai_jobs::BoxedQuery<'static, DbBackend> {
+    ai_jobs::table
+        .filter(ai_jobs::status.eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()]))
+        .filter(ai_jobs::created_at.lt(cutoff))
+        .filter(ai_jobs::pinned.eq(pinned))
+        .into_boxed()
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// The API
+
+impl Storage for Store {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn ping(&self) -> StorageResult<()> {
+        diesel::sql_query("SELECT 1")
+            .execute(&mut self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "ping"))
+    }
+
+    fn run_migrations(&self) -> StorageResult<()> {
+        self.conn()?
+            .run_pending_migrations(MIGRATIONS)
+            .map(drop)
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    fn migration_status(&self) -> StorageResult<MigrationStatus> {
+        let mut conn = self.conn()?;
+        let boxed_err = |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+        let mut applied: Vec<String> = conn
+            .applied_migrations()
+            .map_err(boxed_err)?
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        applied.sort();
+        let mut pending: Vec<String> = conn
+            .pending_migrations(MIGRATIONS)
+            .map_err(boxed_err)?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+        pending.sort();
+        Ok(MigrationStatus {
+            backend: BACKEND,
+            applied,
+            pending,
+        })
+    }
+
+    fn list_workspaces(&self) -> StorageResult<Vec<Workspace>> {
+        workspaces::table
+            .order((workspaces::created_at, workspaces::id))
+            .select(WorkspaceRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "workspaces"))?
+            .into_iter()
+            .map(WorkspaceRow::into_domain)
+            .collect()
+    }
+
+    fn create_workspace(&self, ctx: &WriteContext, workspace: NewWorkspace) -> StorageResult<Workspace> {
+        let id = Uuid::new_v4().to_string();
+        let meta = guard::validate_write(ctx, &id)?;
+        validate::non_blank("workspace name", &workspace.name)?;
+        let row = WorkspaceRow {
+            id,
+            name: workspace.name,
+            created_at: DbTime(meta.timestamp),
+            stamp: WorkspaceStamp::new(&meta),
+        };
+        diesel::insert_into(workspaces::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("workspace {}", row.id)))?;
+        row.into_domain()
+    }
+
+    fn get_workspace(&self, id: &str) -> StorageResult<Option<Workspace>> {
+        workspaces::table
+            .find(id)
+            .select(WorkspaceRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()
+            .map_err(|e| map_err(e, &format!("workspace {id}")))?
+            .map(WorkspaceRow::into_domain)
+            .transpose()
+    }
+
+    fn delete_workspace(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
+        guard::validate_write(ctx, id)?;
+        let affected = diesel::delete(workspaces::table.find(id))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("workspace {id}")))?;
+        expect_one(affected, "workspace", id)
+    }
+
+    fn list_documents(&self, workspace_id: &str) -> StorageResult<Vec<Document>> {
+        documents::table
+            .filter(documents::workspace_id.eq(workspace_id))
+            .order((documents::created_at, documents::id))
+            .select(DocumentRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "documents"))?
+            .into_iter()
+            .map(DocumentRow::into_domain)
+            .collect()
+    }
+
+    fn get_document(&self, id: &str) -> StorageResult<Document> {
+        documents::table
+            .find(id)
+            .select(DocumentRow::as_select())
+            .first(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("document {id}")))?
+            .into_domain()
+    }
+
+    fn create_document(&self, ctx: &WriteContext, doc: NewDocument) -> StorageResult<Document> {
+        let id = Uuid::new_v4().to_string();
+        let meta = guard::validate_write(ctx, &id)?;
+        validate::id("workspace_id", &doc.workspace_id)?;
+        validate::non_blank("document title", &doc.title)?;
+        let row = DocumentRow {
+            id,
+            workspace_id: doc.workspace_id,
+            title: doc.title,
+            created_at: DbTime(meta.timestamp),
+            stamp: DocumentStamp::new(&meta),
+        };
+        diesel::insert_into(documents::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("document in workspace {}", row.workspace_id)))?;
+        row.into_domain()
+    }
+
+    fn delete_document(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
+        guard::validate_write(ctx, id)?;
+        let affected = diesel::delete(documents::table.find(id))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("document {id}")))?;
+        expect_one(affected, "document", id)
+    }
+
+    fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>> {
+        blocks::table
+            .filter(blocks::document_id.eq(document_id))
+            .order((blocks::sequence, blocks::id))
+            .select(BlockRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "blocks"))?
+            .into_iter()
+            .map(BlockRow::into_domain)
+            .collect()
+    }
+
+    fn get_block(&self, id: &str) -> StorageResult<Block> {
+        blocks::table
+            .find(id)
+            .select(BlockRow::as_select())
+            .first(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("block {id}")))?
+            .into_domain()
+    }
+
+    fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block> {
+        let resource = block.id.clone().unwrap_or_else(|| block.document_id.clone());
+        let meta = guard::validate_write(ctx, &resource)?;
+        let row = BlockRow::new(block, &meta)?;
+        diesel::insert_into(blocks::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("block {}", row.id)))?;
+        row.into_domain()
+    }
+
+    fn update_block(&self, ctx: &WriteContext, id: &str, update: BlockUpdate) -> StorageResult<Block> {
+        let meta = guard::validate_write(ctx, id)?;
+        let changes = BlockChanges::new(update)?;
+        diesel::update(blocks::table.find(id))
+            .set((&changes, &BlockStamp::new(&meta)))
+            .returning(BlockRow::as_returning())
+            .get_result(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("block {id}")))?
+            .into_domain()
+    }
+
+    fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
+        guard::validate_write(ctx, id)?;
+        let affected = diesel::delete(blocks::table.find(id))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("block {id}")))?;
+        expect_one(affected, "block", id)
+    }
+
+    fn replace_blocks(
+        &self,
+        ctx: &WriteContext,
+        document_id: &str,
+        new_blocks: Vec<NewBlock>,
+    ) -> StorageResult<Vec<Block>> {
+        let meta = guard::validate_write(ctx, document_id)?;
+        let mut rows = new_blocks
+            .into_iter()
+            .map(|b| {
+                BlockRow::new(
+                    NewBlock {
+                        document_id: document_id.to_string(),
+                        ..b
+                    },
+                    &meta,
+                )
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        unique_ids("block id", rows.iter().map(|r| r.id.as_str()))?;
+        rows.sort_by(|a, b| (a.sequence, &a.id).cmp(&(b.sequence, &b.id)));
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |conn| {
+            let exists = documents::table
+                .find(document_id)
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(|e| map_err(e, &format!("document {document_id}")))?;
+            expect_one(exists as usize, "document", document_id)?;
+            diesel::delete(blocks::table.filter(blocks::document_id.eq(document_id)))
+                .execute(conn)
+                .map_err(|e| map_err(e, "blocks"))?;
+            for chunk in rows.chunks(chunk_rows(16)) {
+                diesel::insert_into(blocks::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| map_err(e, &format!("blocks of document {document_id}")))?;
+            }
+            Ok(())
+        })?;
+        rows.into_iter().map(BlockRow::into_domain).collect()
+    }
+
+    fn create_canvas(&self, ctx: &WriteContext, canvas: NewCanvas) -> StorageResult<Canvas> {
+        let id = Uuid::new_v4().to_string();
+        let meta = guard::validate_write(ctx, &id)?;
+        validate::id("workspace_id", &canvas.workspace_id)?;
+        validate::non_blank("canvas title", &canvas.title)?;
+        let row = CanvasRow {
+            id,
+            workspace_id: canvas.workspace_id,
+            title: canvas.title,
+            created_at: DbTime(meta.timestamp),
+            stamp: CanvasStamp::new(&meta),
+        };
+        diesel::insert_into(canvases::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("canvas in workspace {}", row.workspace_id)))?;
+        row.into_domain()
+    }
+
+    fn list_canvases(&self, workspace_id: &str) -> StorageResult<Vec<Canvas>> {
+        canvases::table
+            .filter(canvases::workspace_id.eq(workspace_id))
+            .order((canvases::created_at, canvases::id))
+            .select(CanvasRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "canvases"))?
+            .into_iter()
+            .map(CanvasRow::into_domain)
+            .collect()
+    }
+
+    fn get_canvas_with_graph(&self, id: &str) -> StorageResult<CanvasGraph> {
+        let mut conn = self.conn()?;
+        read_tx(&mut conn, |conn| {
+            let canvas = canvases::table
+                .find(id)
+                .select(CanvasRow::as_select())
+                .first(conn)
+                .map_err(|e| map_err(e, &format!("canvas {id}")))?;
+            load_graph(conn, canvas)
+        })
+    }
+
+    fn update_canvas_graph(
+        &self,
+        ctx: &WriteContext,
+        id: &str,
+        nodes: Vec<NewCanvasNode>,
+        edges: Vec<NewCanvasEdge>,
+    ) -> StorageResult<CanvasGraph> {
+        let meta = guard::validate_write(ctx, id)?;
+        let node_rows = nodes
+            .into_iter()
+            .map(|n| NodeRow::new(id, n, &meta))
+            .collect::<StorageResult<Vec<_>>>()?;
+        let edge_rows = edges
+            .into_iter()
+            .map(|e| EdgeRow::new(id, e, &meta))
+            .collect::<StorageResult<Vec<_>>>()?;
+        let node_ids = unique_ids("node id", node_rows.iter().map(|n| n.id.as_str()))?;
+        unique_ids("edge id", edge_rows.iter().map(|e| e.id.as_str()))?;
+        if let Some(edge) = edge_rows.iter().find(|e| {
+            !node_ids.contains(e.from_node_id.as_str()) || !node_ids.contains(e.to_node_id.as_str())
+        }) {
+            return Err(StorageError::validation(format!(
+                "edge {:?} joins {:?} to {:?}, but both must be nodes of this graph",
+                edge.id, edge.from_node_id, edge.to_node_id
+            )));
+        }
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |conn| {
+            let canvas = diesel::update(canvases::table.find(id))
+                .set(&CanvasStamp::new(&meta))
+                .returning(CanvasRow::as_returning())
+                .get_result(conn)
+                .map_err(|e| map_err(e, &format!("canvas {id}")))?;
+            diesel::delete(canvas_edges::table.filter(canvas_edges::canvas_id.eq(id)))
+                .execute(conn)
+                .map_err(|e| map_err(e, "canvas edges"))?;
+            diesel::delete(canvas_nodes::table.filter(canvas_nodes::canvas_id.eq(id)))
+                .execute(conn)
+                .map_err(|e| map_err(e, "canvas nodes"))?;
+            for chunk in node_rows.chunks(chunk_rows(13)) {
+                diesel::insert_into(canvas_nodes::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| map_err(e, &format!("nodes of canvas {id}")))?;
+            }
+            for chunk in edge_rows.chunks(chunk_rows(12)) {
+                diesel::insert_into(canvas_edges::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| map_err(e, &format!("edges of canvas {id}")))?;
+            }
+            let mut nodes = node_rows
+                .into_iter()
+                .map(NodeRow::into_domain)
+                .collect::<StorageResult<Vec<_>>>()?;
+            let mut edges = edge_rows
+                .into_iter()
+                .map(EdgeRow::into_domain)
+                .collect::<StorageResult<Vec<_>>>()?;
+            nodes.sort_by(|a, b| a.id.cmp(&b.id));
+            edges.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(CanvasGraph {
+                canvas: canvas.into_domain()?,
+                nodes,
+                edges,
+            })
+        })
+    }
+
+    fn delete_canvas(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
+        guard::validate_write(ctx, id)?;
+        let affected = diesel::delete(canvases::table.find(id))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("canvas {id}")))?;
+        expect_one(affected, "canvas", id)
+    }
+
+    fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob> {
+        for (field, value) in [
+            ("protocol_id", &job.protocol_id),
+            ("profile_id", &job.profile_id),
+            ("capability_profile_id", &job.capability_profile_id),
+            ("status_reason", &job.status_reason),
+        ] {
+            validate::text(field, value)?;
+        }
+        let now = validate::now();
+        let id = DbUuid(Uuid::new_v4());
+        let refs = job
+            .entity_refs
+            .iter()
+            .enumerate()
+            .map(|(position, r)| {
+                validate::text("entity_id", &r.entity_id)?;
+                validate::text("entity_kind", &r.entity_kind)?;
+                Ok(EntityRefRow {
+                    job_id: id,
+                    position: position as i64,
+                    entity_id: r.entity_id.clone(),
+                    entity_kind: r.entity_kind.clone(),
+                })
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        let row = AiJobRow {
+            id,
+            trace_id: DbUuid(job.trace_id),
+            workflow_run_id: None,
+            job_kind: job.job_kind.as_str().to_string(),
+            status: JobState::Queued.as_str().to_string(),
+            status_reason: job.status_reason,
+            error_message: None,
+            protocol_id: job.protocol_id,
+            profile_id: job.profile_id,
+            capability_profile_id: job.capability_profile_id,
+            access_mode: job.access_mode.as_str().to_string(),
+            safety_mode: job.safety_mode.as_str().to_string(),
+            planned_operations: to_json("planned_operations", &job.planned_operations)?,
+            metrics: to_json("metrics", &job.metrics)?,
+            job_inputs: optional_json("job_inputs", job.job_inputs)?,
+            job_outputs: None,
+            pinned: false,
+            created_at: DbTime(now),
+            updated_at: DbTime(now),
+        };
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |conn| {
+            diesel::insert_into(ai_jobs::table)
+                .values(&row)
+                .execute(conn)
+                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+            for chunk in refs.chunks(chunk_rows(4)) {
+                diesel::insert_into(ai_job_entity_refs::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| map_err(e, &format!("entity refs of ai job {}", id.0)))?;
+            }
+            Ok(())
+        })?;
+        row.into_domain(job.entity_refs)
+    }
+
+    fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
+        let mut conn = self.conn()?;
+        read_tx(&mut conn, |conn| load_job(conn, job_id))
+    }
+
+    fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
+        let mut query = ai_jobs::table.into_boxed();
+        if let Some(state) = filter.status {
+            query = query.filter(ai_jobs::status.eq(state.as_str()));
+        }
+        if let Some(kind) = filter.job_kind {
+            query = query.filter(ai_jobs::job_kind.eq(kind.as_str()));
+        }
+        if let Some(wsid) = filter.wsid {
+            validate::text("wsid", &wsid)?;
+            query = query.filter(
+                ai_jobs::id.eq_any(
+                    ai_job_entity_refs::table
+                        .filter(ai_job_entity_refs::entity_kind.eq("workspace"))
+                        .filter(ai_job_entity_refs::entity_id.eq(wsid))
+                        .select(ai_job_entity_refs::job_id),
+                ),
+            );
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(ai_jobs::created_at.ge(DbTime(validate::timestamp("from", from)?)));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(ai_jobs::created_at.lt(DbTime(validate::timestamp("to", to)?)));
+        }
+        if let Some(cursor) = filter.cursor {
+            let at = DbTime(validate::timestamp("cursor", cursor.created_at)?);
+            query = query.filter(
+                ai_jobs::created_at
+                    .lt(at)
+                    .or(ai_jobs::created_at.eq(at).and(ai_jobs::id.lt(DbUuid(cursor.job_id)))),
+            );
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(i64::from(limit));
+        }
+        let mut conn = self.conn()?;
+        read_tx(&mut conn, |conn| {
+            let rows = query
+                .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
+                .select(AiJobRow::as_select())
+                .load(conn)
+                .map_err(|e| map_err(e, "ai jobs"))?;
+            load_jobs(conn, rows)
+        })
+    }
+
+    fn update_ai_job_status(&self, update: JobStatusUpdate) -> StorageResult<AiJob> {
+        validate::text("status_reason", &update.status_reason)?;
+        optional_text("error_message", &update.error_message)?;
+        let changes = JobStatusChanges {
+            status: update.state.as_str().to_string(),
+            status_reason: update.status_reason,
+            error_message: Some(update.error_message),
+            metrics: update.metrics.map(|m| to_json("metrics", &m)).transpose()?,
+            workflow_run_id: update.workflow_run_id.map(DbUuid),
+            trace_id: update.trace_id.map(DbUuid),
+            job_outputs: optional_json("job_outputs", update.job_outputs)?,
+            updated_at: DbTime(validate::now()),
+        };
+        let job_id = update.job_id;
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |conn| {
+            let row = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+                .set(&changes)
+                .returning(AiJobRow::as_returning())
+                .get_result(conn)
+                .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+            Ok(load_jobs(conn, vec![row])?.remove(0))
+        })
+    }
+
+    fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()> {
+        let outputs = optional_json("job_outputs", outputs)?;
+        let affected = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+            .set((
+                ai_jobs::job_outputs.eq(outputs),
+                ai_jobs::updated_at.eq(DbTime(validate::now())),
+            ))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+        expect_one(affected, "ai job", job_id)
+    }
+
+    fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()> {
+        let affected = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+            .set((
+                ai_jobs::pinned.eq(pinned),
+                ai_jobs::updated_at.eq(DbTime(validate::now())),
+            ))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+        expect_one(affected, "ai job", job_id)
+    }
+
+    fn create_workflow_run(
+        &self,
+        job_id: Uuid,
+        status: JobState,
+        last_heartbeat: Option<DateTime<Utc>>,
+    ) -> StorageResult<WorkflowRun> {
+        let now = validate::now();
+        let heartbeat = match last_heartbeat {
+            Some(at) => validate::timestamp("last_heartbeat", at)?,
+            None => now,
+        };
+        let row = RunRow {
+            id: DbUuid(Uuid::new_v4()),
+            job_id: DbUuid(job_id),
+            status: status.as_str().to_string(),
+            error_message: None,
+            last_heartbeat: DbTime(heartbeat),
+            created_at: DbTime(now),
+            updated_at: DbTime(now),
+        };
+        diesel::insert_into(workflow_runs::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("workflow run of ai job {job_id}")))?;
+        row.into_domain()
+    }
+
+    fn update_workflow_run_status(
+        &self,
+        run_id: Uuid,
+        status: JobState,
+        error_message: Option<String>,
+    ) -> StorageResult<WorkflowRun> {
+        optional_text("error_message", &error_message)?;
+        diesel::update(workflow_runs::table.find(DbUuid(run_id)))
+            .set((
+                workflow_runs::status.eq(status.as_str()),
+                workflow_runs::error_message.eq(error_message),
+                workflow_runs::updated_at.eq(DbTime(validate::now())),
+            ))
+            .returning(RunRow::as_returning())
+            .get_result(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("workflow run {run_id}")))?
+            .into_domain()
+    }
+
+    fn heartbeat_workflow(&self, run_id: Uuid, at: DateTime<Utc>) -> StorageResult<()> {
+        let at = validate::timestamp("heartbeat", at)?;
+        let affected = diesel::update(workflow_runs::table.find(DbUuid(run_id)))
+            .set((
+                workflow_runs::last_heartbeat.eq(DbTime(at)),
+                workflow_runs::updated_at.eq(DbTime(validate::now())),
+            ))
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("workflow run {run_id}")))?;
+        expect_one(affected, "workflow run", run_id)
+    }
+
+    fn create_workflow_node_execution(&self, exec: NewNodeExecution) -> StorageResult<WorkflowNodeExecution> {
+        validate::text("node_id", &exec.node_id)?;
+        validate::text("node_type", &exec.node_type)?;
+        let now = validate::now();
+        let run_id = exec.workflow_run_id;
+        let row = ExecutionRow {
+            id: DbUuid(Uuid::new_v4()),
+            workflow_run_id: DbUuid(run_id),
+            node_id: exec.node_id,
+            node_type: exec.node_type,
+            status: exec.status.as_str().to_string(),
+            sequence: exec.sequence,
+            input_payload: optional_json("input_payload", exec.input_payload)?,
+            output_payload: None,
+            error_message: None,
+            started_at: DbTime(validate::timestamp("started_at", exec.started_at)?),
+            finished_at: None,
+            created_at: DbTime(now),
+            updated_at: DbTime(now),
+        };
+        diesel::insert_into(workflow_node_executions::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("node execution of workflow run {run_id}")))?;
+        row.into_domain()
+    }
+
+    fn update_workflow_node_execution_status(
+        &self,
+        exec_id: Uuid,
+        status: JobState,
+        output: Option<Value>,
+        error_message: Option<String>,
+    ) -> StorageResult<WorkflowNodeExecution> {
+        optional_text("error_message", &error_message)?;
+        let now = validate::now();
+        let changes = ExecutionStatusChanges {
+            status: status.as_str().to_string(),
+            output_payload: optional_json("output_payload", output)?,
+            error_message: Some(error_message),
+            finished_at: status.is_terminal().then_some(DbTime(now)),
+            updated_at: DbTime(now),
+        };
+        diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
+            .set(&changes)
+            .returning(ExecutionRow::as_returning())
+            .get_result(&mut self.conn()?)
+            .map_err(|e| map_err(e, &format!("node execution {exec_id}")))?
+            .into_domain()
+    }
+
+    fn list_workflow_node_executions(&self, run_id: Uuid) -> StorageResult<Vec<WorkflowNodeExecution>> {
+        workflow_node_executions::table
+            .filter(workflow_node_executions::workflow_run_id.eq(DbUuid(run_id)))
+            .order((workflow_node_executions::sequence, workflow_node_executions::id))
+            .select(ExecutionRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "node executions"))?
+            .into_iter()
+            .map(ExecutionRow::into_domain)
+            .collect()
+    }
+
+    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<Vec<WorkflowRun>> {
+        let cutoff = i64::try_from(threshold_secs)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|threshold| validate::now().checked_sub_signed(threshold))
+            .and_then(|cutoff| validate::timestamp("cutoff", cutoff).ok());
+        // A threshold reaching back before year 1: nothing can be that old.
+        let Some(cutoff) = cutoff else {
+            return Ok(Vec::new());
+        };
+        workflow_runs::table
+            .filter(workflow_runs::status.eq(JobState::Running.as_str()))
+            .filter(workflow_runs::last_heartbeat.lt(DbTime(cutoff)))
+            .order((workflow_runs::last_heartbeat, workflow_runs::id))
+            .select(RunRow::as_select())
+            .load(&mut self.conn()?)
+            .map_err(|e| map_err(e, "workflow runs"))?
+            .into_iter()
+            .map(RunRow::into_domain)
+            .collect()
+    }
+
+    fn validate_write_with_guard(&self, ctx: &WriteContext, resource_id: &str) -> StorageResult<MutationMetadata> {
+        guard::validate_write(ctx, resource_id)
+    }
+
+    fn prune_ai_jobs(&self, cutoff: DateTime<Utc>, min_versions: u32, dry_run: bool) -> StorageResult<PruneReport> {
+        let cutoff = DbTime(validate::timestamp("cutoff", cutoff)?);
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |conn| {
+            let count_of = |conn: &mut Conn, pinned: bool| {
+                prune_candidates(cutoff, pinned)
+                    .count()
+                    .get_result::<i64>(conn)
+                    .map_err(|e| map_err(e, "ai jobs"))
+            };
+            let pinned = count_of(conn, true)?;
+            let unpinned = count_of(conn, false)?;
+            let window = unpinned.min(i64::from(min_versions));
+            let mut pruned = unpinned - window;
+            if !dry_run && pruned > 0 {
+                let victims = prune_candidates(cutoff, false)
+                    .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
+                    .offset(window)
+                    .select(ai_jobs::id);
+                pruned = diesel::delete(ai_jobs::table.filter(ai_jobs::id.eq_any(victims)))
+                    .execute(conn)
+                    .map_err(|e| map_err(e, "ai jobs"))? as i64;
+            }
+            Ok(PruneReport {
+                timestamp: validate::now(),
+                items_scanned: count(pinned + unpinned),
+                items_pruned: count(pruned),
+                items_spared_pinned: count(pinned),
+                items_spared_window: count(window),
+                total_bytes_freed: 0,
+                dry_run,
+            })
+        })
+    }
+}
+
+impl Maintenance for Store {
+    fn revert_all_migrations(&self) -> StorageResult<usize> {
+        self.conn()?
+            .revert_all_migrations(MIGRATIONS)
+            .map(|reverted| reverted.len())
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    fn columns(&self) -> StorageResult<Vec<ColumnInfo>> {
+        #[derive(QueryableByName)]
+        struct ColumnRow {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            table_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            column_name: String,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            nullable: bool,
+        }
+        let mut columns: Vec<ColumnInfo> = diesel::sql_query(COLUMNS_SQL)
+            .load::<ColumnRow>(&mut self.conn()?)
+            .map_err(|e| map_err(e, "columns"))?
+            .into_iter()
+            .map(|c| ColumnInfo {
+                table: c.table_name,
+                column: c.column_name,
+                nullable: c.nullable,
+            })
+            .collect();
+        columns.sort();
+        Ok(columns)
+    }
+
+    fn execute_sql(&self, sql: &str) -> StorageResult<usize> {
+        diesel::sql_query(sql)
+            .execute(&mut self.conn()?)
+            .map_err(|e| map_err(e, "raw SQL"))
+    }
+}

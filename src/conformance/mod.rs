@@ -1,0 +1,155 @@
+//! The conformance suite: one list of cases, each a plain function over a
+//! [`Harness`] (a fresh, migrated store plus a few maintenance hooks), and a
+//! macro that stamps out one `#[test]` per case for a backend.
+//!
+//! ```ignore
+//! // tests/conformance.rs
+//! handshake_storage::conformance_tests!(sqlite);   // temp SQLite file per test
+//! handshake_storage::conformance_tests!(postgres); // throwaway schema per test
+//! // or against your own deployment:
+//! handshake_storage::conformance_tests!(staging, handshake_storage::conformance::TestTarget::from_url("postgres://...").unwrap());
+//! ```
+//!
+//! The same list drives `hsk-storage check`. Every case gets its own
+//! database: a SQLite file in a temporary directory, or a PostgreSQL schema
+//! created for it and dropped afterwards, so cases run in parallel.
+
+pub mod cases;
+mod target;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use target::{Harness, TestTarget, POSTGRES_URL_HELP};
+
+use crate::backend::ColumnInfo;
+
+/// One conformance case.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// The function's name, also the test's name.
+    pub name: &'static str,
+    pub run: fn(&Harness),
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case").field("name", &self.name).finish()
+    }
+}
+
+/// Every case, in the order they are declared.
+pub static CASES: &[Case] = crate::__hsk_cases!(list);
+
+/// A column as the live database reports it (for the schema parity case).
+pub type Column = ColumnInfo;
+
+/// Runs one case on a fresh database of `target`; panics (fails the test) on
+/// any failure, including when the database cannot be prepared.
+pub fn run_case(target: &TestTarget, case: fn(&Harness)) {
+    let harness = target.harness().unwrap_or_else(|err| {
+        panic!(
+            "could not prepare a fresh {} database for this case: {err}",
+            target.backend()
+        )
+    });
+    case(&harness);
+}
+
+/// The outcome of one case in [`run_suite`].
+#[derive(Debug, Clone)]
+pub struct CaseOutcome {
+    pub name: &'static str,
+    pub elapsed: Duration,
+    /// `None` when the case passed, else what failed.
+    pub failure: Option<String>,
+}
+
+/// Runs every case against `target`, each on a fresh database, calling
+/// `report` after each. Panics inside cases are caught and reported.
+pub fn run_suite(target: &TestTarget, mut report: impl FnMut(&CaseOutcome)) -> Vec<CaseOutcome> {
+    let messages: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&messages);
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = match info.payload().downcast_ref::<&str>() {
+            Some(s) => (*s).to_string(),
+            None => info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "panic".into()),
+        };
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut m) = sink.lock() {
+            m.push(format!("{text}{place}"));
+        }
+    }));
+    let mut outcomes = Vec::with_capacity(CASES.len());
+    for case in CASES {
+        if let Ok(mut m) = messages.lock() {
+            m.clear();
+        }
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| run_case(target, case.run)));
+        let failure = result.err().map(|_| {
+            messages
+                .lock()
+                .map(|m| m.join("; "))
+                .unwrap_or_else(|_| "panic".into())
+        });
+        let outcome = CaseOutcome {
+            name: case.name,
+            elapsed: start.elapsed(),
+            failure,
+        };
+        report(&outcome);
+        outcomes.push(outcome);
+    }
+    std::panic::set_hook(previous_hook);
+    outcomes
+}
+
+/// Stamps out one `#[test]` per conformance case in a module named after the
+/// backend. `conformance_tests!(sqlite)` and `conformance_tests!(postgres)`
+/// pick the standard targets (PostgreSQL reads `POSTGRES_TEST_URL` or
+/// `DATABASE_URL` and fails, never skips, when neither is set);
+/// `conformance_tests!(name, target_expr)` runs against any [`TestTarget`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ident) => {
+        $crate::conformance_tests!(
+            $backend,
+            $crate::conformance::TestTarget::standard(stringify!($backend))
+        );
+    };
+    ($module:ident, $target:expr) => {
+        $crate::__hsk_cases!(tests $module, $target);
+    };
+}
+
+/// Expands the case list for `CASES` or for `conformance_tests!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __hsk_emit {
+    (list ; $($case:ident),* $(,)?) => {
+        &[$($crate::conformance::Case {
+            name: stringify!($case),
+            run: $crate::conformance::cases::$case,
+        }),*]
+    };
+    (tests $module:ident, $target:expr ; $($case:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    $crate::conformance::run_case(&$target, $crate::conformance::cases::$case);
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,217 @@
+//! Where conformance cases run: a [`TestTarget`] makes a fresh, isolated,
+//! migrated database for each case and hands it out as a [`Harness`], which
+//! removes it again when dropped.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{self, ColumnInfo, Maintenance};
+use crate::config::{redact_url, DatabaseUrl, StorageConfig};
+use crate::error::{StorageError, StorageResult};
+use crate::storage::Storage;
+use crate::types::Backend;
+
+/// What a PostgreSQL test run says when it has no database to run on.
+pub const POSTGRES_URL_HELP: &str = "the postgres conformance tests need a PostgreSQL server: \
+start one with `docker compose -f docker-compose.test.yml up -d --wait` and set \
+POSTGRES_TEST_URL=postgres://postgres:postgres@127.0.0.1:5432/handshake_test \
+(or DATABASE_URL to a postgres:// URL). These tests fail rather than skip without it.";
+
+/// A place to create fresh databases for cases.
+#[derive(Clone, Debug)]
+pub enum TestTarget {
+    /// A new SQLite file per case, in a temporary directory created under
+    /// `parent` (the system temp directory when `None`).
+    Sqlite { parent: Option<PathBuf> },
+    /// A new schema per case in the database at `admin_url`, dropped after.
+    Postgres { admin_url: String },
+}
+
+impl TestTarget {
+    /// The standard target for a backend name as used by
+    /// `conformance_tests!`: `sqlite` is a temp file; `postgres` reads
+    /// `POSTGRES_TEST_URL`, then `DATABASE_URL` if it is a PostgreSQL URL,
+    /// and panics with [`POSTGRES_URL_HELP`] when neither is set.
+    pub fn standard(backend: &str) -> Self {
+        match backend {
+            "sqlite" => TestTarget::Sqlite { parent: None },
+            "postgres" => match postgres_url_from_env() {
+                Some(url) => TestTarget::Postgres { admin_url: url },
+                None => panic!("{POSTGRES_URL_HELP}"),
+            },
+            other => panic!(
+                "no standard conformance target for {other:?}; use \
+                 conformance_tests!({other}, TestTarget::from_url(..))"
+            ),
+        }
+    }
+
+    /// A target for any database URL `open` accepts. For a SQLite file the
+    /// scratch files go in a temporary directory beside it; the file itself
+    /// is never touched.
+    pub fn from_url(url: &str) -> StorageResult<Self> {
+        Ok(match DatabaseUrl::parse(url)? {
+            DatabaseUrl::SqliteMemory => TestTarget::Sqlite { parent: None },
+            DatabaseUrl::SqliteFile(path) => TestTarget::Sqlite {
+                parent: path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(PathBuf::from),
+            },
+            DatabaseUrl::Postgres(url) => TestTarget::Postgres { admin_url: url },
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            TestTarget::Sqlite { .. } => Backend::Sqlite,
+            TestTarget::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A printable description with any password redacted.
+    pub fn describe(&self) -> String {
+        match self {
+            TestTarget::Sqlite { parent: None } => "sqlite (temporary files)".into(),
+            TestTarget::Sqlite { parent: Some(p) } => {
+                format!("sqlite (scratch files under {})", p.display())
+            }
+            TestTarget::Postgres { admin_url } => {
+                format!("postgres {} (scratch schemas)", redact_url(admin_url))
+            }
+        }
+    }
+
+    /// A fresh, migrated database and a store open on it.
+    pub fn harness(&self) -> StorageResult<Harness> {
+        let config = test_config();
+        let (url, scratch) = match self {
+            TestTarget::Sqlite { parent } => {
+                let mut builder = tempfile::Builder::new();
+                builder.prefix("hsk-storage-");
+                let dir = match parent {
+                    Some(p) => {
+                        std::fs::create_dir_all(p).map_err(|e| {
+                            StorageError::Database(format!("cannot create {}: {e}", p.display()))
+                        })?;
+                        builder.tempdir_in(p)
+                    }
+                    None => builder.tempdir(),
+                }
+                .map_err(|e| StorageError::Database(format!("cannot create a temp dir: {e}")))?;
+                let file = dir.path().join("conformance.db");
+                (format!("sqlite://{}", file.display()), Scratch::Dir(dir))
+            }
+            TestTarget::Postgres { admin_url } => {
+                let schema = format!("hsk_test_{}", uuid::Uuid::new_v4().simple());
+                let url = backend::scratch_schema_create(admin_url, &schema)?;
+                (
+                    url,
+                    Scratch::Schema {
+                        admin_url: admin_url.clone(),
+                        schema,
+                    },
+                )
+            }
+        };
+        // The scratch guard is built first so that a failed open still
+        // removes what was created.
+        let mut harness = Harness {
+            store: None,
+            url,
+            config,
+            scratch,
+        };
+        harness.store = Some(backend::open_maintained(&harness.url, &harness.config)?);
+        Ok(harness)
+    }
+}
+
+fn postgres_url_from_env() -> Option<String> {
+    let _ = dotenvy::dotenv();
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    non_empty("POSTGRES_TEST_URL").or_else(|| {
+        non_empty("DATABASE_URL")
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    })
+}
+
+/// Generous timeouts: a loaded CI machine must not turn into false failures.
+fn test_config() -> StorageConfig {
+    StorageConfig::default()
+        .pool_size(8)
+        .connection_timeout(Duration::from_secs(60))
+        .sqlite_busy_timeout(Duration::from_secs(60))
+}
+
+enum Scratch {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { admin_url: String, schema: String },
+}
+
+/// A fresh database with a store open on it, removed when dropped.
+pub struct Harness {
+    store: Option<Arc<dyn Maintenance>>,
+    url: String,
+    config: StorageConfig,
+    scratch: Scratch,
+}
+
+impl Harness {
+    fn inner(&self) -> &Arc<dyn Maintenance> {
+        self.store
+            .as_ref()
+            .expect("a harness always holds its store until it is dropped")
+    }
+
+    /// The store under test.
+    pub fn store(&self) -> &dyn Storage {
+        &**self.inner()
+    }
+
+    /// A shared handle to the store, for cases that spawn threads.
+    pub fn shared_store(&self) -> Arc<dyn Storage> {
+        Arc::clone(self.inner()) as Arc<dyn Storage>
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store().backend()
+    }
+
+    /// Opens a second, independent store on the same database (running
+    /// `open`'s migration step again).
+    pub fn reopen(&self) -> StorageResult<Arc<dyn Storage>> {
+        crate::open_with_config(&self.url, &self.config)
+    }
+
+    /// Reverts every applied migration, newest first; returns how many.
+    pub fn revert_all_migrations(&self) -> StorageResult<usize> {
+        self.inner().revert_all_migrations()
+    }
+
+    /// Every column of every table of ours (Diesel's bookkeeping table
+    /// excluded), sorted by table then column.
+    pub fn columns(&self) -> StorageResult<Vec<ColumnInfo>> {
+        self.inner().columns()
+    }
+
+    /// Runs raw SQL on the database, for cases that must damage a row the
+    /// API would never write (a corrupt enum string, say). Returns the
+    /// number of rows affected.
+    pub fn execute_sql(&self, sql: &str) -> StorageResult<usize> {
+        self.inner().execute_sql(sql)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // Close the pool before removing the database under it.
+        self.store.take();
+        if let Scratch::Schema { admin_url, schema } = &self.scratch {
+            if let Err(err) = backend::scratch_schema_drop(admin_url, schema) {
+                eprintln!("warning: could not drop scratch schema {schema}: {err}");
+            }
+        }
+    }
+}

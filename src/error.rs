@@ -1,0 +1,53 @@
+//! The one error type of the crate. Driver, pool and migration errors are
+//! turned into text here or in the backend layer, so no Diesel or r2d2 type
+//! ever reaches a caller (Handshake's trait purity rule, CX-DBP-040).
+
+use thiserror::Error;
+
+/// The result of every storage call.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// What went wrong, by kind. Each kind is the same on every backend for the
+/// same cause; the text says which entity and id, never a password.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StorageError {
+    /// The row the call names does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A duplicate id or another uniqueness clash.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Input the store refuses: a missing parent, a NUL byte, a bad URL, an
+    /// empty name, a value out of range.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// The mutation guard refused the write (`HSK-403-SILENT-EDIT`).
+    #[error("mutation guard blocked: {0}")]
+    Guard(String),
+    /// A value could not be encoded or a stored value could not be decoded
+    /// (for example an enum string that is not one of ours).
+    #[error("serialization error: {0}")]
+    Serialization(String),
+    /// The driver or the pool failed: connection, timeout, I/O.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Applying or reverting a migration failed.
+    #[error("migration error: {0}")]
+    Migration(String),
+}
+
+impl StorageError {
+    pub(crate) fn not_found(entity: &str, id: impl std::fmt::Display) -> Self {
+        StorageError::NotFound(format!("{entity} {id}"))
+    }
+
+    pub(crate) fn validation(msg: impl Into<String>) -> Self {
+        StorageError::Validation(msg.into())
+    }
+}
+
+impl From<serde_json::Error> for StorageError {
+    fn from(err: serde_json::Error) -> Self {
+        StorageError::Serialization(err.to_string())
+    }
+}

@@ -1,0 +1,88 @@
+//! # handshake-storage
+//!
+//! One synchronous storage API for the Handshake backend, over Diesel, with
+//! the same behaviour on an embedded SQLite file and on a PostgreSQL server.
+//!
+//! ```no_run
+//! use handshake_storage::*;
+//!
+//! let store = open("sqlite::memory:")?;
+//! let ws = store.create_workspace(&WriteContext::human(None), NewWorkspace { name: "Notes".into() })?;
+//! assert_eq!(store.get_workspace(&ws.id)?.unwrap().name, "Notes");
+//! # Ok::<(), StorageError>(())
+//! ```
+//!
+//! Layout: [`types`] are the domain types (no database in sight);
+//! [`Storage`] is the API; `backend` holds the query code, written once and
+//! compiled per backend, over a few backend-specific pieces (schema module,
+//! field types, connection setup); `conformance` (feature `testing`) is the
+//! suite that proves the backends agree.
+//!
+//! Features: `sqlite` (default), `postgres`; both together serve both from
+//! one binary, picked at run time by URL.
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "handshake-storage needs at least one backend feature: enable `sqlite` (the default) \
+     and/or `postgres`, e.g. `--features postgres` or `--no-default-features --features postgres`"
+);
+
+mod backend;
+mod config;
+mod error;
+mod guard;
+mod schema;
+mod storage;
+pub mod types;
+mod validate;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
+pub use error::{StorageError, StorageResult};
+pub use storage::Storage;
+pub use types::*;
+
+/// Opens the store a URL names, with default settings: picks the backend
+/// (`sqlite://path`, a plain path, `sqlite::memory:`, `postgres://`,
+/// `postgresql://`), builds the connection pool and applies pending
+/// migrations.
+pub fn open(url: &str) -> StorageResult<Arc<dyn Storage>> {
+    open_with_config(url, &StorageConfig::default())
+}
+
+/// [`open`] with explicit settings.
+pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<dyn Storage>> {
+    let store = backend::open_maintained(url, config)?;
+    Ok(store)
+}
+
+/// Opens the store named by `DATABASE_URL` (a `.env` file is honoured);
+/// unset means `sqlite://data/handshake.db`, whose directory is created.
+pub fn open_from_env() -> StorageResult<Arc<dyn Storage>> {
+    open_with_config(&database_url_from_env(), &StorageConfig::default())
+}
+
+/// `DATABASE_URL` from the environment or `.env`, else the default.
+pub fn database_url_from_env() -> String {
+    let _ = dotenvy::dotenv();
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// Creates the parent directory of a SQLite file if it is missing.
+pub(crate) fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| {
+                StorageError::Database(format!("cannot create directory {}: {e}", dir.display()))
+            }),
+        _ => Ok(()),
+    }
+}

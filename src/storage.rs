@@ -1,0 +1,139 @@
+//! The `Storage` trait: the whole API a caller sees, synchronous and object
+//! safe, mirroring handshake_core's async `Database` trait method for method.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::StorageResult;
+use crate::types::*;
+
+/// One storage API over every backend. Callers hold an `Arc<dyn Storage>`.
+///
+/// Orderings (all deterministic, independent of collation and insertion
+/// order; text ids compare bytewise):
+/// - workspaces, documents, canvases: `created_at`, then `id`;
+/// - blocks: `sequence`, then `id`;
+/// - canvas nodes and edges: `id`;
+/// - AI jobs: `created_at` descending, then `job_id` descending;
+/// - node executions: `sequence`, then `id`;
+/// - stalled workflows: `last_heartbeat`, then `id`.
+pub trait Storage: Send + Sync {
+    // Health
+    /// Which database this store runs on.
+    fn backend(&self) -> Backend;
+    /// One round trip to the database.
+    fn ping(&self) -> StorageResult<()>;
+    /// Applies pending migrations; a no-op when there are none.
+    fn run_migrations(&self) -> StorageResult<()>;
+    /// Which migrations are applied and which are pending.
+    fn migration_status(&self) -> StorageResult<MigrationStatus>;
+
+    // Workspaces
+    fn list_workspaces(&self) -> StorageResult<Vec<Workspace>>;
+    fn create_workspace(&self, ctx: &WriteContext, workspace: NewWorkspace)
+        -> StorageResult<Workspace>;
+    fn get_workspace(&self, id: &str) -> StorageResult<Option<Workspace>>;
+    /// Removes the workspace with its documents, blocks, canvases, nodes and
+    /// edges. `NotFound` when there is no such workspace.
+    fn delete_workspace(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
+
+    // Documents
+    fn list_documents(&self, workspace_id: &str) -> StorageResult<Vec<Document>>;
+    fn get_document(&self, id: &str) -> StorageResult<Document>;
+    fn create_document(&self, ctx: &WriteContext, doc: NewDocument) -> StorageResult<Document>;
+    fn delete_document(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
+
+    // Blocks
+    fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>>;
+    fn get_block(&self, id: &str) -> StorageResult<Block>;
+    fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block>;
+    fn update_block(&self, ctx: &WriteContext, id: &str, update: BlockUpdate)
+        -> StorageResult<Block>;
+    fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
+    /// Replaces every block of a document in one transaction: on any invalid
+    /// item nothing changes.
+    fn replace_blocks(
+        &self,
+        ctx: &WriteContext,
+        document_id: &str,
+        blocks: Vec<NewBlock>,
+    ) -> StorageResult<Vec<Block>>;
+
+    // Canvases
+    fn create_canvas(&self, ctx: &WriteContext, canvas: NewCanvas) -> StorageResult<Canvas>;
+    fn list_canvases(&self, workspace_id: &str) -> StorageResult<Vec<Canvas>>;
+    fn get_canvas_with_graph(&self, id: &str) -> StorageResult<CanvasGraph>;
+    /// Replaces a canvas's nodes and edges in one transaction: on any invalid
+    /// item (duplicate id, edge to a node not in `nodes`) nothing changes.
+    fn update_canvas_graph(
+        &self,
+        ctx: &WriteContext,
+        id: &str,
+        nodes: Vec<NewCanvasNode>,
+        edges: Vec<NewCanvasEdge>,
+    ) -> StorageResult<CanvasGraph>;
+    fn delete_canvas(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
+
+    // AI jobs
+    fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob>;
+    fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob>;
+    fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>>;
+    fn update_ai_job_status(&self, update: JobStatusUpdate) -> StorageResult<AiJob>;
+    fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()>;
+    fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()>;
+
+    // Workflows
+    /// `last_heartbeat` defaults to now.
+    fn create_workflow_run(
+        &self,
+        job_id: Uuid,
+        status: JobState,
+        last_heartbeat: Option<DateTime<Utc>>,
+    ) -> StorageResult<WorkflowRun>;
+    fn update_workflow_run_status(
+        &self,
+        run_id: Uuid,
+        status: JobState,
+        error_message: Option<String>,
+    ) -> StorageResult<WorkflowRun>;
+    fn heartbeat_workflow(&self, run_id: Uuid, at: DateTime<Utc>) -> StorageResult<()>;
+    fn create_workflow_node_execution(
+        &self,
+        exec: NewNodeExecution,
+    ) -> StorageResult<WorkflowNodeExecution>;
+    /// A terminal state (completed, failed, cancelled, ...) sets `finished_at`.
+    fn update_workflow_node_execution_status(
+        &self,
+        exec_id: Uuid,
+        status: JobState,
+        output: Option<Value>,
+        error_message: Option<String>,
+    ) -> StorageResult<WorkflowNodeExecution>;
+    fn list_workflow_node_executions(
+        &self,
+        run_id: Uuid,
+    ) -> StorageResult<Vec<WorkflowNodeExecution>>;
+    /// Runs in `running` whose heartbeat is older than `threshold_secs`.
+    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<Vec<WorkflowRun>>;
+
+    // Guard
+    /// Checks `ctx` against the no-silent-edits rule and returns what an
+    /// accepted write would record. Writes nothing.
+    fn validate_write_with_guard(
+        &self,
+        ctx: &WriteContext,
+        resource_id: &str,
+    ) -> StorageResult<MutationMetadata>;
+
+    // Retention
+    /// Deletes completed/failed, unpinned jobs created before `cutoff`,
+    /// keeping the newest `min_versions` of them. `dry_run` reports the same
+    /// counts and changes nothing.
+    fn prune_ai_jobs(
+        &self,
+        cutoff: DateTime<Utc>,
+        min_versions: u32,
+        dry_run: bool,
+    ) -> StorageResult<PruneReport>;
+}
