@@ -19,6 +19,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::LoadQuery;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::MigrationHarness;
 use serde_json::Value;
@@ -28,7 +30,9 @@ use super::schema::{
     ai_job_entity_refs, ai_jobs, blocks, canvas_edges, canvas_nodes, canvases, documents,
     workflow_node_executions, workflow_runs, workspaces,
 };
-use super::{write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL, MAX_BIND_PARAMS, MIGRATIONS};
+use super::{
+    write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL, MAX_BIND_PARAMS, MIGRATIONS,
+};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::{map_err, read_tx, ColumnInfo, Maintenance};
 use crate::error::{StorageError, StorageResult};
@@ -63,9 +67,70 @@ impl Store {
     }
 
     fn conn(&self) -> StorageResult<PooledConn> {
-        self.pool.get().map_err(|e| {
-            StorageError::Database(format!("no {BACKEND} connection available: {e}"))
-        })
+        self.pool
+            .get()
+            .map_err(|e| StorageError::Database(format!("no {BACKEND} connection available: {e}")))
+    }
+
+    /// Runs one statement; `what` names its subject in errors.
+    fn run<S>(&self, statement: S, what: &str) -> StorageResult<usize>
+    where
+        S: RunQueryDsl<Conn> + ExecuteDsl<Conn>,
+    {
+        statement
+            .execute(&mut *self.conn()?)
+            .map_err(|e| map_err(e, what))
+    }
+
+    /// Loads every row of `query` and converts each.
+    fn load_all<'q, Q, R, D>(
+        &self,
+        query: Q,
+        what: &str,
+        into: fn(R) -> StorageResult<D>,
+    ) -> StorageResult<Vec<D>>
+    where
+        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R>,
+    {
+        query
+            .load(&mut *self.conn()?)
+            .map_err(|e| map_err(e, what))?
+            .into_iter()
+            .map(into)
+            .collect()
+    }
+
+    /// Loads the one row of `query` (`NotFound` when there is none).
+    fn load_one<'q, Q, R, D>(
+        &self,
+        query: Q,
+        what: &str,
+        into: fn(R) -> StorageResult<D>,
+    ) -> StorageResult<D>
+    where
+        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R>,
+    {
+        into(
+            query
+                .get_result(&mut *self.conn()?)
+                .map_err(|e| map_err(e, what))?,
+        )
+    }
+
+    /// A guarded delete of one content row; `NotFound` when there is none.
+    fn delete_one<S>(
+        &self,
+        ctx: &WriteContext,
+        entity: &str,
+        id: &str,
+        statement: S,
+    ) -> StorageResult<()>
+    where
+        S: RunQueryDsl<Conn> + ExecuteDsl<Conn>,
+    {
+        guard::validate_write(ctx, id)?;
+        let affected = self.run(statement, &format!("{entity} {id}"))?;
+        expect_one(affected, entity, id)
     }
 }
 
@@ -123,12 +188,23 @@ macro_rules! content_row {
     };
 }
 
-content_row!(WorkspaceRow, WorkspaceStamp, workspaces { id: String, name: String });
-content_row!(DocumentRow, DocumentStamp, documents {
-    id: String,
-    workspace_id: String,
-    title: String,
-});
+content_row!(
+    WorkspaceRow,
+    WorkspaceStamp,
+    workspaces {
+        id: String,
+        name: String
+    }
+);
+content_row!(
+    DocumentRow,
+    DocumentStamp,
+    documents {
+        id: String,
+        workspace_id: String,
+        title: String,
+    }
+);
 content_row!(BlockRow, BlockStamp, blocks {
     id: String,
     document_id: String,
@@ -140,26 +216,38 @@ content_row!(BlockRow, BlockStamp, blocks {
     sensitivity: Option<String>,
     exportable: Option<bool>,
 });
-content_row!(CanvasRow, CanvasStamp, canvases {
-    id: String,
-    workspace_id: String,
-    title: String,
-});
-content_row!(NodeRow, NodeStamp, canvas_nodes {
-    id: String,
-    canvas_id: String,
-    kind: String,
-    position_x: f64,
-    position_y: f64,
-    data: DbJson,
-});
-content_row!(EdgeRow, EdgeStamp, canvas_edges {
-    id: String,
-    canvas_id: String,
-    from_node_id: String,
-    to_node_id: String,
-    kind: String,
-});
+content_row!(
+    CanvasRow,
+    CanvasStamp,
+    canvases {
+        id: String,
+        workspace_id: String,
+        title: String,
+    }
+);
+content_row!(
+    NodeRow,
+    NodeStamp,
+    canvas_nodes {
+        id: String,
+        canvas_id: String,
+        kind: String,
+        position_x: f64,
+        position_y: f64,
+        data: DbJson,
+    }
+);
+content_row!(
+    EdgeRow,
+    EdgeStamp,
+    canvas_edges {
+        id: String,
+        canvas_id: String,
+        from_node_id: String,
+        to_node_id: String,
+        kind: String,
+    }
+);
 
 impl WorkspaceRow {
     fn into_domain(self) -> StorageResult<Workspace> {
@@ -543,7 +631,10 @@ fn chunk_rows(columns: usize) -> usize {
 }
 
 /// Refuses a list whose items share an id, before anything is written.
-fn unique_ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> StorageResult<HashSet<&'a str>> {
+fn unique_ids<'a>(
+    what: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> StorageResult<HashSet<&'a str>> {
     let mut seen = HashSet::new();
     for id in ids {
         if !seen.insert(id) {
@@ -564,7 +655,10 @@ fn expect_one(affected: usize, entity: &str, id: impl std::fmt::Display) -> Stor
     }
 }
 
-fn load_entity_refs(conn: &mut Conn, job_ids: &[DbUuid]) -> StorageResult<HashMap<Uuid, Vec<EntityRef>>> {
+fn load_entity_refs(
+    conn: &mut Conn,
+    job_ids: &[DbUuid],
+) -> StorageResult<HashMap<Uuid, Vec<EntityRef>>> {
     let mut refs: HashMap<Uuid, Vec<EntityRef>> = HashMap::new();
     for chunk in job_ids.chunks(chunk_rows(1).min(1000)) {
         let rows: Vec<EntityRefRow> = ai_job_entity_refs::table
@@ -618,8 +712,14 @@ fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> 
         .map_err(|e| map_err(e, "canvas edges"))?;
     Ok(CanvasGraph {
         canvas: canvas.into_domain()?,
-        nodes: nodes.into_iter().map(NodeRow::into_domain).collect::<StorageResult<_>>()?,
-        edges: edges.into_iter().map(EdgeRow::into_domain).collect::<StorageResult<_>>()?,
+        nodes: nodes
+            .into_iter()
+            .map(NodeRow::into_domain)
+            .collect::<StorageResult<_>>()?,
+        edges: edges
+            .into_iter()
+            .map(EdgeRow::into_domain)
+            .collect::<StorageResult<_>>()?,
     })
 }
 
@@ -661,7 +761,8 @@ impl Storage for Store {
 
     fn migration_status(&self) -> StorageResult<MigrationStatus> {
         let mut conn = self.conn()?;
-        let boxed_err = |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+        let boxed_err =
+            |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
         let mut applied: Vec<String> = conn
             .applied_migrations()
             .map_err(boxed_err)?
@@ -684,17 +785,20 @@ impl Storage for Store {
     }
 
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>> {
-        workspaces::table
-            .order((workspaces::created_at, workspaces::id))
-            .select(WorkspaceRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "workspaces"))?
-            .into_iter()
-            .map(WorkspaceRow::into_domain)
-            .collect()
+        self.load_all(
+            workspaces::table
+                .order((workspaces::created_at, workspaces::id))
+                .select(WorkspaceRow::as_select()),
+            "workspaces",
+            WorkspaceRow::into_domain,
+        )
     }
 
-    fn create_workspace(&self, ctx: &WriteContext, workspace: NewWorkspace) -> StorageResult<Workspace> {
+    fn create_workspace(
+        &self,
+        ctx: &WriteContext,
+        workspace: NewWorkspace,
+    ) -> StorageResult<Workspace> {
         let id = Uuid::new_v4().to_string();
         let meta = guard::validate_write(ctx, &id)?;
         validate::non_blank("workspace name", &workspace.name)?;
@@ -704,10 +808,10 @@ impl Storage for Store {
             created_at: DbTime(meta.timestamp),
             stamp: WorkspaceStamp::new(&meta),
         };
-        diesel::insert_into(workspaces::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("workspace {}", row.id)))?;
+        self.run(
+            diesel::insert_into(workspaces::table).values(&row),
+            &format!("workspace {}", row.id),
+        )?;
         row.into_domain()
     }
 
@@ -723,32 +827,31 @@ impl Storage for Store {
     }
 
     fn delete_workspace(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
-        guard::validate_write(ctx, id)?;
-        let affected = diesel::delete(workspaces::table.find(id))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("workspace {id}")))?;
-        expect_one(affected, "workspace", id)
+        self.delete_one(
+            ctx,
+            "workspace",
+            id,
+            diesel::delete(workspaces::table.find(id)),
+        )
     }
 
     fn list_documents(&self, workspace_id: &str) -> StorageResult<Vec<Document>> {
-        documents::table
-            .filter(documents::workspace_id.eq(workspace_id))
-            .order((documents::created_at, documents::id))
-            .select(DocumentRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "documents"))?
-            .into_iter()
-            .map(DocumentRow::into_domain)
-            .collect()
+        self.load_all(
+            documents::table
+                .filter(documents::workspace_id.eq(workspace_id))
+                .order((documents::created_at, documents::id))
+                .select(DocumentRow::as_select()),
+            "documents",
+            DocumentRow::into_domain,
+        )
     }
 
     fn get_document(&self, id: &str) -> StorageResult<Document> {
-        documents::table
-            .find(id)
-            .select(DocumentRow::as_select())
-            .first(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("document {id}")))?
-            .into_domain()
+        self.load_one(
+            documents::table.find(id).select(DocumentRow::as_select()),
+            &format!("document {id}"),
+            DocumentRow::into_domain,
+        )
     }
 
     fn create_document(&self, ctx: &WriteContext, doc: NewDocument) -> StorageResult<Document> {
@@ -763,70 +866,74 @@ impl Storage for Store {
             created_at: DbTime(meta.timestamp),
             stamp: DocumentStamp::new(&meta),
         };
-        diesel::insert_into(documents::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("document in workspace {}", row.workspace_id)))?;
+        self.run(
+            diesel::insert_into(documents::table).values(&row),
+            &format!("document in workspace {}", row.workspace_id),
+        )?;
         row.into_domain()
     }
 
     fn delete_document(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
-        guard::validate_write(ctx, id)?;
-        let affected = diesel::delete(documents::table.find(id))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("document {id}")))?;
-        expect_one(affected, "document", id)
+        self.delete_one(
+            ctx,
+            "document",
+            id,
+            diesel::delete(documents::table.find(id)),
+        )
     }
 
     fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>> {
-        blocks::table
-            .filter(blocks::document_id.eq(document_id))
-            .order((blocks::sequence, blocks::id))
-            .select(BlockRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "blocks"))?
-            .into_iter()
-            .map(BlockRow::into_domain)
-            .collect()
+        self.load_all(
+            blocks::table
+                .filter(blocks::document_id.eq(document_id))
+                .order((blocks::sequence, blocks::id))
+                .select(BlockRow::as_select()),
+            "blocks",
+            BlockRow::into_domain,
+        )
     }
 
     fn get_block(&self, id: &str) -> StorageResult<Block> {
-        blocks::table
-            .find(id)
-            .select(BlockRow::as_select())
-            .first(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("block {id}")))?
-            .into_domain()
+        self.load_one(
+            blocks::table.find(id).select(BlockRow::as_select()),
+            &format!("block {id}"),
+            BlockRow::into_domain,
+        )
     }
 
     fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block> {
-        let resource = block.id.clone().unwrap_or_else(|| block.document_id.clone());
+        let resource = block
+            .id
+            .clone()
+            .unwrap_or_else(|| block.document_id.clone());
         let meta = guard::validate_write(ctx, &resource)?;
         let row = BlockRow::new(block, &meta)?;
-        diesel::insert_into(blocks::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("block {}", row.id)))?;
+        self.run(
+            diesel::insert_into(blocks::table).values(&row),
+            &format!("block {}", row.id),
+        )?;
         row.into_domain()
     }
 
-    fn update_block(&self, ctx: &WriteContext, id: &str, update: BlockUpdate) -> StorageResult<Block> {
+    fn update_block(
+        &self,
+        ctx: &WriteContext,
+        id: &str,
+        update: BlockUpdate,
+    ) -> StorageResult<Block> {
         let meta = guard::validate_write(ctx, id)?;
         let changes = BlockChanges::new(update)?;
-        diesel::update(blocks::table.find(id))
-            .set((&changes, &BlockStamp::new(&meta)))
-            .returning(BlockRow::as_returning())
-            .get_result(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("block {id}")))?
-            .into_domain()
+        self.load_one(
+            diesel::update(blocks::table.find(id))
+                .set((&changes, &BlockStamp::new(&meta)))
+                .returning(BlockRow::as_returning()),
+            &format!("block {id}"),
+            BlockRow::into_domain,
+        )
     }
 
     fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
-        guard::validate_write(ctx, id)?;
-        let affected = diesel::delete(blocks::table.find(id))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("block {id}")))?;
-        expect_one(affected, "block", id)
+        self.delete_one(ctx, "block", id, diesel::delete(blocks::table.find(id)))
     }
 
     fn replace_blocks(
@@ -884,23 +991,22 @@ impl Storage for Store {
             created_at: DbTime(meta.timestamp),
             stamp: CanvasStamp::new(&meta),
         };
-        diesel::insert_into(canvases::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("canvas in workspace {}", row.workspace_id)))?;
+        self.run(
+            diesel::insert_into(canvases::table).values(&row),
+            &format!("canvas in workspace {}", row.workspace_id),
+        )?;
         row.into_domain()
     }
 
     fn list_canvases(&self, workspace_id: &str) -> StorageResult<Vec<Canvas>> {
-        canvases::table
-            .filter(canvases::workspace_id.eq(workspace_id))
-            .order((canvases::created_at, canvases::id))
-            .select(CanvasRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "canvases"))?
-            .into_iter()
-            .map(CanvasRow::into_domain)
-            .collect()
+        self.load_all(
+            canvases::table
+                .filter(canvases::workspace_id.eq(workspace_id))
+                .order((canvases::created_at, canvases::id))
+                .select(CanvasRow::as_select()),
+            "canvases",
+            CanvasRow::into_domain,
+        )
     }
 
     fn get_canvas_with_graph(&self, id: &str) -> StorageResult<CanvasGraph> {
@@ -985,11 +1091,7 @@ impl Storage for Store {
     }
 
     fn delete_canvas(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
-        guard::validate_write(ctx, id)?;
-        let affected = diesel::delete(canvases::table.find(id))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("canvas {id}")))?;
-        expect_one(affected, "canvas", id)
+        self.delete_one(ctx, "canvas", id, diesel::delete(canvases::table.find(id)))
     }
 
     fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob> {
@@ -1081,7 +1183,8 @@ impl Storage for Store {
             );
         }
         if let Some(from) = filter.from {
-            query = query.filter(ai_jobs::created_at.ge(DbTime(validate::timestamp("from", from)?)));
+            query =
+                query.filter(ai_jobs::created_at.ge(DbTime(validate::timestamp("from", from)?)));
         }
         if let Some(to) = filter.to {
             query = query.filter(ai_jobs::created_at.lt(DbTime(validate::timestamp("to", to)?)));
@@ -1089,9 +1192,9 @@ impl Storage for Store {
         if let Some(cursor) = filter.cursor {
             let at = DbTime(validate::timestamp("cursor", cursor.created_at)?);
             query = query.filter(
-                ai_jobs::created_at
-                    .lt(at)
-                    .or(ai_jobs::created_at.eq(at).and(ai_jobs::id.lt(DbUuid(cursor.job_id)))),
+                ai_jobs::created_at.lt(at).or(ai_jobs::created_at
+                    .eq(at)
+                    .and(ai_jobs::id.lt(DbUuid(cursor.job_id)))),
             );
         }
         if let Some(limit) = filter.limit {
@@ -1135,24 +1238,24 @@ impl Storage for Store {
 
     fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()> {
         let outputs = optional_json("job_outputs", outputs)?;
-        let affected = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
-            .set((
+        let affected = self.run(
+            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
                 ai_jobs::job_outputs.eq(outputs),
                 ai_jobs::updated_at.eq(DbTime(validate::now())),
-            ))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+            )),
+            &format!("ai job {job_id}"),
+        )?;
         expect_one(affected, "ai job", job_id)
     }
 
     fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()> {
-        let affected = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
-            .set((
+        let affected = self.run(
+            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
                 ai_jobs::pinned.eq(pinned),
                 ai_jobs::updated_at.eq(DbTime(validate::now())),
-            ))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
+            )),
+            &format!("ai job {job_id}"),
+        )?;
         expect_one(affected, "ai job", job_id)
     }
 
@@ -1176,10 +1279,10 @@ impl Storage for Store {
             created_at: DbTime(now),
             updated_at: DbTime(now),
         };
-        diesel::insert_into(workflow_runs::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("workflow run of ai job {job_id}")))?;
+        self.run(
+            diesel::insert_into(workflow_runs::table).values(&row),
+            &format!("workflow run of ai job {job_id}"),
+        )?;
         row.into_domain()
     }
 
@@ -1190,31 +1293,35 @@ impl Storage for Store {
         error_message: Option<String>,
     ) -> StorageResult<WorkflowRun> {
         optional_text("error_message", &error_message)?;
-        diesel::update(workflow_runs::table.find(DbUuid(run_id)))
-            .set((
-                workflow_runs::status.eq(status.as_str()),
-                workflow_runs::error_message.eq(error_message),
-                workflow_runs::updated_at.eq(DbTime(validate::now())),
-            ))
-            .returning(RunRow::as_returning())
-            .get_result(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("workflow run {run_id}")))?
-            .into_domain()
+        self.load_one(
+            diesel::update(workflow_runs::table.find(DbUuid(run_id)))
+                .set((
+                    workflow_runs::status.eq(status.as_str()),
+                    workflow_runs::error_message.eq(error_message),
+                    workflow_runs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .returning(RunRow::as_returning()),
+            &format!("workflow run {run_id}"),
+            RunRow::into_domain,
+        )
     }
 
     fn heartbeat_workflow(&self, run_id: Uuid, at: DateTime<Utc>) -> StorageResult<()> {
         let at = validate::timestamp("heartbeat", at)?;
-        let affected = diesel::update(workflow_runs::table.find(DbUuid(run_id)))
-            .set((
+        let affected = self.run(
+            diesel::update(workflow_runs::table.find(DbUuid(run_id))).set((
                 workflow_runs::last_heartbeat.eq(DbTime(at)),
                 workflow_runs::updated_at.eq(DbTime(validate::now())),
-            ))
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("workflow run {run_id}")))?;
+            )),
+            &format!("workflow run {run_id}"),
+        )?;
         expect_one(affected, "workflow run", run_id)
     }
 
-    fn create_workflow_node_execution(&self, exec: NewNodeExecution) -> StorageResult<WorkflowNodeExecution> {
+    fn create_workflow_node_execution(
+        &self,
+        exec: NewNodeExecution,
+    ) -> StorageResult<WorkflowNodeExecution> {
         validate::text("node_id", &exec.node_id)?;
         validate::text("node_type", &exec.node_type)?;
         let now = validate::now();
@@ -1234,10 +1341,10 @@ impl Storage for Store {
             created_at: DbTime(now),
             updated_at: DbTime(now),
         };
-        diesel::insert_into(workflow_node_executions::table)
-            .values(&row)
-            .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("node execution of workflow run {run_id}")))?;
+        self.run(
+            diesel::insert_into(workflow_node_executions::table).values(&row),
+            &format!("node execution of workflow run {run_id}"),
+        )?;
         row.into_domain()
     }
 
@@ -1257,24 +1364,30 @@ impl Storage for Store {
             finished_at: status.is_terminal().then_some(DbTime(now)),
             updated_at: DbTime(now),
         };
-        diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
-            .set(&changes)
-            .returning(ExecutionRow::as_returning())
-            .get_result(&mut self.conn()?)
-            .map_err(|e| map_err(e, &format!("node execution {exec_id}")))?
-            .into_domain()
+        self.load_one(
+            diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
+                .set(&changes)
+                .returning(ExecutionRow::as_returning()),
+            &format!("node execution {exec_id}"),
+            ExecutionRow::into_domain,
+        )
     }
 
-    fn list_workflow_node_executions(&self, run_id: Uuid) -> StorageResult<Vec<WorkflowNodeExecution>> {
-        workflow_node_executions::table
-            .filter(workflow_node_executions::workflow_run_id.eq(DbUuid(run_id)))
-            .order((workflow_node_executions::sequence, workflow_node_executions::id))
-            .select(ExecutionRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "node executions"))?
-            .into_iter()
-            .map(ExecutionRow::into_domain)
-            .collect()
+    fn list_workflow_node_executions(
+        &self,
+        run_id: Uuid,
+    ) -> StorageResult<Vec<WorkflowNodeExecution>> {
+        self.load_all(
+            workflow_node_executions::table
+                .filter(workflow_node_executions::workflow_run_id.eq(DbUuid(run_id)))
+                .order((
+                    workflow_node_executions::sequence,
+                    workflow_node_executions::id,
+                ))
+                .select(ExecutionRow::as_select()),
+            "node executions",
+            ExecutionRow::into_domain,
+        )
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<Vec<WorkflowRun>> {
@@ -1287,23 +1400,31 @@ impl Storage for Store {
         let Some(cutoff) = cutoff else {
             return Ok(Vec::new());
         };
-        workflow_runs::table
-            .filter(workflow_runs::status.eq(JobState::Running.as_str()))
-            .filter(workflow_runs::last_heartbeat.lt(DbTime(cutoff)))
-            .order((workflow_runs::last_heartbeat, workflow_runs::id))
-            .select(RunRow::as_select())
-            .load(&mut self.conn()?)
-            .map_err(|e| map_err(e, "workflow runs"))?
-            .into_iter()
-            .map(RunRow::into_domain)
-            .collect()
+        self.load_all(
+            workflow_runs::table
+                .filter(workflow_runs::status.eq(JobState::Running.as_str()))
+                .filter(workflow_runs::last_heartbeat.lt(DbTime(cutoff)))
+                .order((workflow_runs::last_heartbeat, workflow_runs::id))
+                .select(RunRow::as_select()),
+            "workflow runs",
+            RunRow::into_domain,
+        )
     }
 
-    fn validate_write_with_guard(&self, ctx: &WriteContext, resource_id: &str) -> StorageResult<MutationMetadata> {
+    fn validate_write_with_guard(
+        &self,
+        ctx: &WriteContext,
+        resource_id: &str,
+    ) -> StorageResult<MutationMetadata> {
         guard::validate_write(ctx, resource_id)
     }
 
-    fn prune_ai_jobs(&self, cutoff: DateTime<Utc>, min_versions: u32, dry_run: bool) -> StorageResult<PruneReport> {
+    fn prune_ai_jobs(
+        &self,
+        cutoff: DateTime<Utc>,
+        min_versions: u32,
+        dry_run: bool,
+    ) -> StorageResult<PruneReport> {
         let cutoff = DbTime(validate::timestamp("cutoff", cutoff)?);
         let mut conn = self.conn()?;
         write_tx(&mut conn, |conn| {

@@ -13,7 +13,11 @@ use handshake_storage::{
 };
 
 #[derive(Parser)]
-#[command(name = "hsk-storage", version, about = "Handshake storage: migrate, status, check")]
+#[command(
+    name = "hsk-storage",
+    version,
+    about = "Handshake storage: migrate, status, check"
+)]
 struct Cli {
     /// Database URL: sqlite://path, a file path, sqlite::memory:,
     /// postgres://... [default: DATABASE_URL, else sqlite://data/handshake.db;
@@ -87,7 +91,10 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
-            let target = match cli.database_url.or_else(|| std::env::var("DATABASE_URL").ok()) {
+            let target = match cli
+                .database_url
+                .or_else(|| std::env::var("DATABASE_URL").ok())
+            {
                 Some(url) if !url.trim().is_empty() => TestTarget::from_url(&url)?,
                 _ => TestTarget::Sqlite { parent: None },
             };
