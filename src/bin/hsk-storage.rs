@@ -98,6 +98,9 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
                 Some(url) if !url.trim().is_empty() => TestTarget::from_url(&url)?,
                 _ => TestTarget::Sqlite { parent: None },
             };
+            // Fail with one clear line if the target cannot be used at all,
+            // rather than once per case.
+            drop(target.harness()?);
             println!("conformance suite against {}", target.describe());
             let outcomes = run_suite(&target, |outcome| {
                 let ms = outcome.elapsed.as_secs_f64() * 1000.0;
