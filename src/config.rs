@@ -27,17 +27,16 @@ impl DatabaseUrl {
             return Err(StorageError::validation("the database URL is empty"));
         }
         if url.contains('\0') {
-            return Err(StorageError::validation("the database URL contains a NUL byte"));
+            return Err(StorageError::validation(
+                "the database URL contains a NUL byte",
+            ));
         }
         if url == "sqlite::memory:" || url == ":memory:" || url == "sqlite://:memory:" {
             return Ok(DatabaseUrl::SqliteMemory);
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             url::Url::parse(url).map_err(|e| {
-                StorageError::validation(format!(
-                    "invalid PostgreSQL URL {}: {e}",
-                    redact_url(url)
-                ))
+                StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
             })?;
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
@@ -84,14 +83,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// `message` with the password of `url` (raw and percent-decoded) cut out,
-/// for driver messages that might echo it.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+/// A driver's `message` made fit for our errors: the password of `url`
+/// (raw and percent-decoded) cut out, and folded onto one line (libpq's
+/// messages span several).
 pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
     let Some(password) = url::Url::parse(url)
         .ok()
         .and_then(|u| u.password().map(str::to_string))
     else {
-        return message.to_string();
+        return message;
     };
     let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
         .next()
@@ -198,7 +200,10 @@ mod tests {
             DatabaseUrl::parse("mysql://root@h/db"),
             Err(StorageError::Validation(_))
         ));
-        assert!(matches!(DatabaseUrl::parse(""), Err(StorageError::Validation(_))));
+        assert!(matches!(
+            DatabaseUrl::parse(""),
+            Err(StorageError::Validation(_))
+        ));
     }
 
     #[test]

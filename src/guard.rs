@@ -11,7 +11,10 @@ use crate::validate;
 pub const SILENT_EDIT: &str = "HSK-403-SILENT-EDIT";
 
 /// Accepts or refuses a write and returns what an accepted one records.
-pub(crate) fn validate_write(ctx: &WriteContext, resource_id: &str) -> StorageResult<MutationMetadata> {
+pub(crate) fn validate_write(
+    ctx: &WriteContext,
+    resource_id: &str,
+) -> StorageResult<MutationMetadata> {
     if ctx.actor_kind == WriteActorKind::Ai && (ctx.job_id.is_none() || ctx.workflow_id.is_none()) {
         return Err(StorageError::Guard(format!(
             "{SILENT_EDIT}: an AI write to {resource_id:?} must name both its job_id and its workflow_id"
@@ -37,7 +40,8 @@ mod tests {
 
     #[test]
     fn ai_needs_job_and_workflow() {
-        let err = validate_write(&WriteContext::ai(None, Some(Uuid::new_v4()), None), "x").unwrap_err();
+        let err =
+            validate_write(&WriteContext::ai(None, Some(Uuid::new_v4()), None), "x").unwrap_err();
         assert!(matches!(err, StorageError::Guard(ref m) if m.contains(SILENT_EDIT)));
         let ok = validate_write(
             &WriteContext::ai(None, Some(Uuid::new_v4()), Some(Uuid::new_v4())),

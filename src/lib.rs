@@ -77,6 +77,7 @@ pub fn database_url_from_env() -> String {
 }
 
 /// Creates the parent directory of a SQLite file if it is missing.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)

@@ -31,8 +31,11 @@ pub trait Storage: Send + Sync {
 
     // Workspaces
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>>;
-    fn create_workspace(&self, ctx: &WriteContext, workspace: NewWorkspace)
-        -> StorageResult<Workspace>;
+    fn create_workspace(
+        &self,
+        ctx: &WriteContext,
+        workspace: NewWorkspace,
+    ) -> StorageResult<Workspace>;
     fn get_workspace(&self, id: &str) -> StorageResult<Option<Workspace>>;
     /// Removes the workspace with its documents, blocks, canvases, nodes and
     /// edges. `NotFound` when there is no such workspace.
@@ -48,8 +51,12 @@ pub trait Storage: Send + Sync {
     fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>>;
     fn get_block(&self, id: &str) -> StorageResult<Block>;
     fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block>;
-    fn update_block(&self, ctx: &WriteContext, id: &str, update: BlockUpdate)
-        -> StorageResult<Block>;
+    fn update_block(
+        &self,
+        ctx: &WriteContext,
+        id: &str,
+        update: BlockUpdate,
+    ) -> StorageResult<Block>;
     fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
     /// Replaces every block of a document in one transaction: on any invalid
     /// item nothing changes.

@@ -41,7 +41,9 @@ pub(crate) fn text(field: &str, value: &str) -> StorageResult<()> {
 /// Text that must say something: not empty or only white space.
 pub(crate) fn non_blank(field: &str, value: &str) -> StorageResult<()> {
     if value.trim().is_empty() {
-        return Err(StorageError::validation(format!("{field} must not be empty")));
+        return Err(StorageError::validation(format!(
+            "{field} must not be empty"
+        )));
     }
     text(field, value)
 }
@@ -49,7 +51,9 @@ pub(crate) fn non_blank(field: &str, value: &str) -> StorageResult<()> {
 /// An id given by the caller.
 pub(crate) fn id(field: &str, value: &str) -> StorageResult<()> {
     if value.is_empty() {
-        return Err(StorageError::validation(format!("{field} must not be empty")));
+        return Err(StorageError::validation(format!(
+            "{field} must not be empty"
+        )));
     }
     text(field, value)
 }
@@ -62,14 +66,16 @@ pub(crate) fn id_or_new(field: &str, value: Option<&str>) -> StorageResult<Strin
     }
 }
 
-/// A coordinate: finite (SQLite would turn NaN into NULL).
-pub(crate) fn finite(field: &str, value: f64) -> StorageResult<()> {
+/// A coordinate: finite (SQLite would turn NaN into NULL), and `-0.0`
+/// stored as `0.0` (SQLite's REAL drops the sign of zero, PostgreSQL keeps
+/// it; one answer for both).
+pub(crate) fn coordinate(field: &str, value: f64) -> StorageResult<f64> {
     if !value.is_finite() {
         return Err(StorageError::validation(format!(
             "{field} must be a finite number, got {value}"
         )));
     }
-    Ok(())
+    Ok(if value == 0.0 { 0.0 } else { value })
 }
 
 /// JSON: no NUL byte in any string or key, nesting at most

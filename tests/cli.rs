@@ -33,7 +33,10 @@ fn migrate_then_status_on_a_sqlite_file() {
 
     let out = hsk(&["status", "--database-url", &url]);
     let status = text(&out.stdout);
-    assert!(status.contains("schema version: 20261124000002"), "{status}");
+    assert!(
+        status.contains("schema version: 20261124000002"),
+        "{status}"
+    );
     assert!(!status.contains("pending:"), "{status}");
 }
 
@@ -60,7 +63,11 @@ fn bad_targets_fail_with_one_line_and_no_password() {
             assert!(!out.status.success(), "{command} {url} succeeded: {all}");
             assert!(!all.contains("hunter2secret"), "password leaked: {all}");
             assert!(!all.contains("panicked"), "panic: {all}");
-            assert_eq!(stderr.trim_end().lines().count(), 1, "{command} {url}: {stderr}");
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{command} {url}: {stderr}"
+            );
             assert!(stderr.starts_with("hsk-storage: error: "), "{stderr}");
         }
     }

@@ -99,8 +99,13 @@ pub(crate) fn open(url: &str, config: &StorageConfig) -> StorageResult<Store> {
 /// `admin_url` with its connections' `search_path` set to it.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageResult<String> {
-    if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(StorageError::validation(format!("bad schema name {schema:?}")));
+    if !schema
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(StorageError::validation(format!(
+            "bad schema name {schema:?}"
+        )));
     }
     let mut conn = connect(admin_url)?;
     conn.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))

@@ -117,6 +117,8 @@ pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResul
         .max_lifetime(None)
         .connection_customizer(Box::new(setup))
         .build(ConnectionManager::<SqliteConnection>::new(&conn_url))
-        .map_err(|e| StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}")))?;
+        .map_err(|e| {
+            StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
+        })?;
     Store::new(pool, keep_alive, config.run_migrations)
 }

@@ -380,16 +380,14 @@ impl NodeRow {
     fn new(canvas_id: &str, node: NewCanvasNode, meta: &MutationMetadata) -> StorageResult<Self> {
         let id = validate::id_or_new("node id", node.id.as_deref())?;
         validate::text("node kind", &node.kind)?;
-        validate::finite("position_x", node.position_x)?;
-        validate::finite("position_y", node.position_y)?;
         let data = node.data.unwrap_or_else(empty_object);
         validate::json("node data", &data)?;
         Ok(NodeRow {
             id,
             canvas_id: canvas_id.to_string(),
             kind: node.kind,
-            position_x: node.position_x,
-            position_y: node.position_y,
+            position_x: validate::coordinate("position_x", node.position_x)?,
+            position_y: validate::coordinate("position_y", node.position_y)?,
             data: DbJson(data),
             created_at: DbTime(meta.timestamp),
             stamp: NodeStamp::new(meta),

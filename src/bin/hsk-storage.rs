@@ -46,7 +46,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("hsk-storage: error: {err}");
+            let line = err
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("hsk-storage: error: {line}");
             ExitCode::FAILURE
         }
     }

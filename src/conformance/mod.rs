@@ -2,7 +2,7 @@
 //! [`Harness`] (a fresh, migrated store plus a few maintenance hooks), and a
 //! macro that stamps out one `#[test]` per case for a backend.
 //!
-//! ```ignore
+//! ```text
 //! // tests/conformance.rs
 //! handshake_storage::conformance_tests!(sqlite);   // temp SQLite file per test
 //! handshake_storage::conformance_tests!(postgres); // throwaway schema per test
