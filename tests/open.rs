@@ -2,8 +2,7 @@
 //! in-memory database shared by the whole pool.
 
 use handshake_storage::*;
-use serial_test::serial;
-
+#[cfg(feature = "sqlite")]
 fn human() -> WriteContext {
     WriteContext::human(Some("tester".into()))
 }
@@ -89,7 +88,7 @@ fn wrong_password_or_unreachable_server_is_database_error_without_password() {
 
 #[cfg(feature = "sqlite")]
 #[test]
-#[serial]
+#[serial_test::serial]
 fn open_from_env_defaults_to_data_dir_and_honours_database_url() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("from-env.db");
