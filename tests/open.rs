@@ -99,3 +99,15 @@ fn open_from_env_defaults_to_data_dir_and_honours_database_url() {
     std::env::remove_var("DATABASE_URL");
     assert_eq!(database_url_from_env(), DEFAULT_DATABASE_URL);
 }
+
+#[cfg(not(feature = "sqlite"))]
+#[test]
+fn sqlite_url_without_feature_names_the_feature() {
+    for url in ["sqlite::memory:", "sqlite://data/x.db", "plain.db"] {
+        let err = open(url).err().expect("must fail");
+        assert!(
+            matches!(&err, StorageError::Validation(m) if m.contains("`sqlite`")),
+            "{url}: {err:?}"
+        );
+    }
+}
