@@ -48,6 +48,7 @@ pub trait Storage: Send + Sync {
     fn delete_document(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
 
     // Blocks
+    /// The blocks of a document (none for an unknown document).
     fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>>;
     fn get_block(&self, id: &str) -> StorageResult<Block>;
     fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block>;
@@ -59,7 +60,8 @@ pub trait Storage: Send + Sync {
     ) -> StorageResult<Block>;
     fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
     /// Replaces every block of a document in one transaction: on any invalid
-    /// item nothing changes.
+    /// item nothing changes. Each item's `document_id` is ignored: every
+    /// block goes to `document_id`. Returns the blocks in `get_blocks` order.
     fn replace_blocks(
         &self,
         ctx: &WriteContext,

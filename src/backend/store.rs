@@ -163,6 +163,12 @@ macro_rules! content_row {
             edit_event_id: DbUuid,
         }
 
+        impl $row {
+            /// Columns per row: binds per row of a multi-row INSERT.
+            #[allow(dead_code)]
+            const COLUMNS: usize = [$(stringify!($field)),*].len() + 7;
+        }
+
         impl $stamp {
             fn new(meta: &MutationMetadata) -> Self {
                 Self {
@@ -658,7 +664,8 @@ fn load_entity_refs(
     job_ids: &[DbUuid],
 ) -> StorageResult<HashMap<Uuid, Vec<EntityRef>>> {
     let mut refs: HashMap<Uuid, Vec<EntityRef>> = HashMap::new();
-    for chunk in job_ids.chunks(chunk_rows(1).min(1000)) {
+    // A thousand ids per IN list keeps every statement far below the bind limit.
+    for chunk in job_ids.chunks(1000) {
         let rows: Vec<EntityRefRow> = ai_job_entity_refs::table
             .filter(ai_job_entity_refs::job_id.eq_any(chunk))
             .order((ai_job_entity_refs::job_id, ai_job_entity_refs::position))
@@ -966,7 +973,7 @@ impl Storage for Store {
             diesel::delete(blocks::table.filter(blocks::document_id.eq(document_id)))
                 .execute(conn)
                 .map_err(|e| map_err(e, "blocks"))?;
-            for chunk in rows.chunks(chunk_rows(16)) {
+            for chunk in rows.chunks(chunk_rows(BlockRow::COLUMNS)) {
                 diesel::insert_into(blocks::table)
                     .values(chunk)
                     .execute(conn)
@@ -1058,13 +1065,13 @@ impl Storage for Store {
             diesel::delete(canvas_nodes::table.filter(canvas_nodes::canvas_id.eq(id)))
                 .execute(conn)
                 .map_err(|e| map_err(e, "canvas nodes"))?;
-            for chunk in node_rows.chunks(chunk_rows(13)) {
+            for chunk in node_rows.chunks(chunk_rows(NodeRow::COLUMNS)) {
                 diesel::insert_into(canvas_nodes::table)
                     .values(chunk)
                     .execute(conn)
                     .map_err(|e| map_err(e, &format!("nodes of canvas {id}")))?;
             }
-            for chunk in edge_rows.chunks(chunk_rows(12)) {
+            for chunk in edge_rows.chunks(chunk_rows(EdgeRow::COLUMNS)) {
                 diesel::insert_into(canvas_edges::table)
                     .values(chunk)
                     .execute(conn)
@@ -1145,6 +1152,7 @@ impl Storage for Store {
                 .values(&row)
                 .execute(conn)
                 .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+            // Four columns: job_id, position, entity_id, entity_kind.
             for chunk in refs.chunks(chunk_rows(4)) {
                 diesel::insert_into(ai_job_entity_refs::table)
                     .values(chunk)

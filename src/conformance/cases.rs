@@ -958,6 +958,62 @@ pub fn replace_blocks_duplicate_id_changes_nothing(h: &Harness) {
 }
 
 /// Blocks each of which a write must refuse with `Validation`.
+/// Large enough to need several multi-row INSERTs on every backend
+/// (SQLite binds at most 32,766 parameters per statement, PostgreSQL 65,535).
+const BULK_ROWS: usize = 9_000;
+
+/// A replace of thousands of blocks is written whole, in order, and a
+/// failure in its last chunk leaves the old blocks untouched.
+pub fn replace_blocks_bulk_spans_statement_chunks(h: &Harness) {
+    let doc = seed_document(h);
+    let items = |tag: &str| -> Vec<NewBlock> {
+        (0..BULK_ROWS)
+            .map(|i| new_block(&doc.id, i as i64, Some(&format!("{tag}-{i:05}"))))
+            .collect()
+    };
+    let written = h
+        .store()
+        .replace_blocks(&human(), &doc.id, items("first"))
+        .expect("replace with many blocks");
+    assert_eq!(written.len(), BULK_ROWS);
+    assert_eq!(blocks_of(h, &doc.id), written);
+    // The last block clashes with a block of another document: the whole
+    // replace fails after earlier chunks were inserted, and rolls back.
+    let other = seed_document_in(h, &doc.workspace_id, "Other");
+    add_block(h, &other.id, 0, Some("clash"));
+    let mut second = items("second");
+    second.last_mut().expect("non-empty").id = Some("clash".into());
+    expect_kind(
+        h.store().replace_blocks(&human(), &doc.id, second),
+        "Conflict",
+    );
+    assert_eq!(blocks_of(h, &doc.id), written, "nothing changed");
+}
+
+/// A graph of thousands of nodes and edges round-trips whole.
+pub fn canvas_update_graph_bulk_spans_statement_chunks(h: &Harness) {
+    let canvas = seed_canvas(h);
+    let nodes: Vec<NewCanvasNode> = (0..BULK_ROWS)
+        .map(|i| node(&format!("n{i:05}"), i as f64, -(i as f64)))
+        .collect();
+    let edges: Vec<NewCanvasEdge> = (1..BULK_ROWS)
+        .map(|i| {
+            edge(
+                &format!("e{i:05}"),
+                &format!("n{:05}", i - 1),
+                &format!("n{i:05}"),
+            )
+        })
+        .collect();
+    let written = h
+        .store()
+        .update_canvas_graph(&human(), &canvas.id, nodes, edges)
+        .expect("large graph");
+    assert_eq!(written.nodes.len(), BULK_ROWS);
+    assert_eq!(written.edges.len(), BULK_ROWS - 1);
+    assert_eq!(graph_of(h, &canvas.id), written);
+}
+
 fn invalid_blocks(doc: &str) -> Vec<(&'static str, NewBlock)> {
     let edits: [Edit<NewBlock>; 9] = [
         ("NUL in raw_content", |b| b.raw_content = NUL.into()),
@@ -3296,10 +3352,12 @@ macro_rules! __hsk_cases {
             replace_blocks_duplicate_id_changes_nothing,
             replace_blocks_invalid_item_changes_nothing,
             replace_blocks_missing_document_is_not_found,
+            replace_blocks_bulk_spans_statement_chunks,
             canvas_create_list_and_get_graph,
             canvas_update_graph_replaces_graph,
             canvas_update_graph_dangling_edge_changes_nothing,
             canvas_update_graph_duplicate_node_changes_nothing,
+            canvas_update_graph_bulk_spans_statement_chunks,
             canvas_get_missing_is_not_found,
             canvas_delete_removes_graph,
             canvas_blank_title_and_missing_workspace_are_validation,
