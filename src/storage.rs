@@ -61,7 +61,8 @@ pub trait Storage: Send + Sync {
     fn delete_block(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
     /// Replaces every block of a document in one transaction: on any invalid
     /// item nothing changes. Each item's `document_id` is ignored: every
-    /// block goes to `document_id`. Returns the blocks in `get_blocks` order.
+    /// block goes to `document_id`. The document is stamped with the
+    /// write's provenance too. Returns the blocks in `get_blocks` order.
     fn replace_blocks(
         &self,
         ctx: &WriteContext,

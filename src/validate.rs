@@ -58,6 +58,12 @@ pub(crate) fn id(field: &str, value: &str) -> StorageResult<()> {
     text(field, value)
 }
 
+/// An id used to look a row up: any text without a NUL byte (an empty or
+/// unknown id simply finds nothing).
+pub(crate) fn key(field: &str, value: &str) -> StorageResult<()> {
+    text(field, value)
+}
+
 /// A caller's id, or a fresh UUID v4 when none is given.
 pub(crate) fn id_or_new(field: &str, value: Option<&str>) -> StorageResult<String> {
     match value {

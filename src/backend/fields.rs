@@ -8,6 +8,11 @@
 //! | [`DbTime`] | `timestamptz` | `TEXT`, `YYYY-MM-DD HH:MM:SS.ffffff+00:00` UTC |
 //! | [`DbJson`] | `jsonb`       | `TEXT`, serialized JSON                        |
 //!
+//! JSON is written by [`write_json`] on both backends: whole floats of
+//! 1e16 and above (which serde_json writes as `1e16`) get a `.0`, because
+//! PostgreSQL's `jsonb` would turn `1e16` into the integer
+//! `10000000000000000` and hand back a different `Value`.
+//!
 //! The SQLite time text is fixed width, so comparing it as text orders it
 //! in time (years 1..=9999, which `validate::timestamp` enforces), and it
 //! compares correctly with SQLite's own `CURRENT_TIMESTAMP`.
@@ -33,6 +38,34 @@ pub(crate) struct DbTime(pub DateTime<Utc>);
 #[cfg_attr(feature = "sqlite", diesel(sql_type = diesel::sql_types::Text))]
 #[cfg_attr(feature = "postgres", diesel(sql_type = diesel::sql_types::Jsonb))]
 pub(crate) struct DbJson(pub Value);
+
+/// serde_json's compact output, except that a whole float too large for
+/// plain decimal notation keeps a fraction, so it reads back as a float on
+/// every backend.
+struct FloatsStayFloats;
+
+impl serde_json::ser::Formatter for FloatsStayFloats {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        if value.is_finite() && value.fract() == 0.0 && value.abs() >= 1e16 {
+            write!(writer, "{value:.1}")
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(writer, value)
+        }
+    }
+}
+
+/// Writes `value` as JSON text the way every backend stores it.
+fn write_json<W: std::io::Write>(value: &Value, writer: W) -> serde_json::Result<()> {
+    use serde::Serialize;
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        writer,
+        FloatsStayFloats,
+    ))
+}
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
@@ -78,7 +111,9 @@ mod sqlite {
 
     impl ToSql<Text, Sqlite> for DbJson {
         fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-            out.set_value(serde_json::to_string(&self.0)?);
+            let mut text = Vec::new();
+            write_json(&self.0, &mut text)?;
+            out.set_value(String::from_utf8(text)?);
             Ok(IsNull::No)
         }
     }
@@ -90,21 +125,18 @@ mod sqlite {
     }
 }
 
-/// PostgreSQL has native types for all three: delegate to Diesel's impls.
+/// PostgreSQL has native types for all three: reading delegates to Diesel's
+/// impls, and so does writing, but for JSON (see [`write_json`]).
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
     use diesel::pg::{Pg, PgValue};
+    use diesel::serialize::IsNull;
     use diesel::sql_types::{Jsonb, Timestamptz, Uuid as SqlUuid};
+    use std::io::Write;
 
     macro_rules! delegate_pg {
-        ($wrapper:ident, $inner:ty, $sql:ty) => {
-            impl ToSql<$sql, Pg> for $wrapper {
-                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-                    <$inner as ToSql<$sql, Pg>>::to_sql(&self.0, out)
-                }
-            }
-
+        (from $wrapper:ident, $inner:ty, $sql:ty) => {
             impl FromSql<$sql, Pg> for $wrapper {
                 fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
                     <$inner as FromSql<$sql, Pg>>::from_sql(value).map($wrapper)
@@ -113,7 +145,28 @@ mod postgres {
         };
     }
 
-    delegate_pg!(DbUuid, Uuid, SqlUuid);
-    delegate_pg!(DbTime, DateTime<Utc>, Timestamptz);
-    delegate_pg!(DbJson, Value, Jsonb);
+    macro_rules! delegate_pg_both {
+        ($wrapper:ident, $inner:ty, $sql:ty) => {
+            impl ToSql<$sql, Pg> for $wrapper {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                    <$inner as ToSql<$sql, Pg>>::to_sql(&self.0, out)
+                }
+            }
+
+            delegate_pg!(from $wrapper, $inner, $sql);
+        };
+    }
+
+    delegate_pg_both!(DbUuid, Uuid, SqlUuid);
+    delegate_pg_both!(DbTime, DateTime<Utc>, Timestamptz);
+    delegate_pg!(from DbJson, Value, Jsonb);
+
+    impl ToSql<Jsonb, Pg> for DbJson {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+            // jsonb's binary format: a version byte, then JSON text.
+            out.write_all(&[1])?;
+            write_json(&self.0, out)?;
+            Ok(IsNull::No)
+        }
+    }
 }

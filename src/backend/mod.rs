@@ -146,13 +146,3 @@ impl TxError {
         }
     }
 }
-
-/// Runs `f` in a (deferred) transaction, so that a read of several
-/// statements sees one snapshot.
-pub(crate) fn read_tx<C: diesel::Connection, T>(
-    conn: &mut C,
-    f: impl FnOnce(&mut C) -> StorageResult<T>,
-) -> StorageResult<T> {
-    conn.transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
-}

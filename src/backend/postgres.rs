@@ -38,6 +38,20 @@ mod store;
 
 pub(crate) use store::Store;
 
+/// Runs a read of several statements in one REPEATABLE READ, read-only
+/// transaction: one snapshot for all of them, as on SQLite (READ COMMITTED
+/// would give each statement its own).
+pub(crate) fn read_tx<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|c| f(c).map_err(TxError::Storage))
+        .map_err(TxError::into_storage)
+}
+
 /// Runs `f` in a transaction (PostgreSQL's row locks make a plain BEGIN
 /// enough for writers to wait on each other).
 pub(crate) fn write_tx<T>(
@@ -46,6 +60,25 @@ pub(crate) fn write_tx<T>(
 ) -> StorageResult<T> {
     conn.transaction(|c| f(c).map_err(TxError::Storage))
         .map_err(TxError::into_storage)
+}
+
+/// Migrations run under a session advisory lock keyed by the schema, so a
+/// second process waits for the first, then finds nothing pending.
+pub(crate) fn migration_lock<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    const KEY: &str = "hashtextextended('handshake-storage migrations ' || current_schema(), 0)";
+    let lock_err =
+        |e: diesel::result::Error| StorageError::Migration(format!("migration lock: {e}"));
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({KEY})"))
+        .map_err(lock_err)?;
+    let result = f(conn);
+    let unlocked = conn
+        .batch_execute(&format!("SELECT pg_advisory_unlock({KEY})"))
+        .map_err(lock_err);
+    let value = result?;
+    unlocked.map(|()| value)
 }
 
 /// `url` with libpq's `connect_timeout` set from the config unless the URL

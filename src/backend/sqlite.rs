@@ -42,6 +42,16 @@ mod store;
 
 pub(crate) use store::Store;
 
+/// Runs a read of several statements in one (deferred) transaction: in WAL
+/// mode it reads one snapshot.
+pub(crate) fn read_tx<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    conn.transaction(|c| f(c).map_err(TxError::Storage))
+        .map_err(TxError::into_storage)
+}
+
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction.
 pub(crate) fn write_tx<T>(
     conn: &mut Conn,
@@ -49,6 +59,15 @@ pub(crate) fn write_tx<T>(
 ) -> StorageResult<T> {
     conn.immediate_transaction(|c| f(c).map_err(TxError::Storage))
         .map_err(TxError::into_storage)
+}
+
+/// Migrations run inside one `BEGIN IMMEDIATE` transaction: a second
+/// process waits for the first, then finds nothing pending.
+pub(crate) fn migration_lock<T>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    write_tx(conn, f)
 }
 
 #[derive(Debug)]

@@ -31,10 +31,11 @@ use super::schema::{
     workflow_node_executions, workflow_runs, workspaces,
 };
 use super::{
-    write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL, MAX_BIND_PARAMS, MIGRATIONS,
+    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL,
+    MAX_BIND_PARAMS, MIGRATIONS,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
-use crate::backend::{map_err, read_tx, ColumnInfo, Maintenance};
+use crate::backend::{map_err, ColumnInfo, Maintenance};
 use crate::error::{StorageError, StorageResult};
 use crate::guard;
 use crate::storage::Storage;
@@ -129,6 +130,7 @@ impl Store {
         S: RunQueryDsl<Conn> + ExecuteDsl<Conn>,
     {
         guard::validate_write(ctx, id)?;
+        validate::key(entity, id)?;
         let affected = self.run(statement, &format!("{entity} {id}"))?;
         expect_one(affected, entity, id)
     }
@@ -729,13 +731,15 @@ fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> 
 }
 
 /// The jobs `prune_ai_jobs` considers: completed or failed, created before
-/// `cutoff`, pinned or not as asked.
-fn prune_candidates(cutoff: DbTime, pinned: bool) -> ai_jobs::BoxedQuery<'static, DbBackend> {
-    ai_jobs::table
-        .filter(ai_jobs::status.eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()]))
-        .filter(ai_jobs::created_at.lt(cutoff))
-        .filter(ai_jobs::pinned.eq(pinned))
-        .into_boxed()
+/// `cutoff`, pinned or not as asked. A macro, not a function: a DELETE's
+/// filter must be a concrete expression, not a boxed one.
+macro_rules! prune_candidates {
+    ($cutoff:expr, $pinned:expr) => {
+        ai_jobs::status
+            .eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()])
+            .and(ai_jobs::created_at.lt($cutoff))
+            .and(ai_jobs::pinned.eq($pinned))
+    };
 }
 
 fn count(n: i64) -> u32 {
@@ -758,10 +762,13 @@ impl Storage for Store {
     }
 
     fn run_migrations(&self) -> StorageResult<()> {
-        self.conn()?
-            .run_pending_migrations(MIGRATIONS)
-            .map(drop)
-            .map_err(|e| StorageError::Migration(e.to_string()))
+        // Under the backend's migration lock, so that two processes opening
+        // one database at once apply each migration once.
+        migration_lock(&mut *self.conn()?, |conn| {
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(drop)
+                .map_err(|e| StorageError::Migration(e.to_string()))
+        })
     }
 
     fn migration_status(&self) -> StorageResult<MigrationStatus> {
@@ -821,6 +828,7 @@ impl Storage for Store {
     }
 
     fn get_workspace(&self, id: &str) -> StorageResult<Option<Workspace>> {
+        validate::key("workspace id", id)?;
         workspaces::table
             .find(id)
             .select(WorkspaceRow::as_select())
@@ -841,6 +849,7 @@ impl Storage for Store {
     }
 
     fn list_documents(&self, workspace_id: &str) -> StorageResult<Vec<Document>> {
+        validate::key("workspace id", workspace_id)?;
         self.load_all(
             documents::table
                 .filter(documents::workspace_id.eq(workspace_id))
@@ -852,6 +861,7 @@ impl Storage for Store {
     }
 
     fn get_document(&self, id: &str) -> StorageResult<Document> {
+        validate::key("document id", id)?;
         self.load_one(
             documents::table.find(id).select(DocumentRow::as_select()),
             &format!("document {id}"),
@@ -888,6 +898,7 @@ impl Storage for Store {
     }
 
     fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>> {
+        validate::key("document id", document_id)?;
         self.load_all(
             blocks::table
                 .filter(blocks::document_id.eq(document_id))
@@ -899,6 +910,7 @@ impl Storage for Store {
     }
 
     fn get_block(&self, id: &str) -> StorageResult<Block> {
+        validate::key("block id", id)?;
         self.load_one(
             blocks::table.find(id).select(BlockRow::as_select()),
             &format!("block {id}"),
@@ -927,6 +939,7 @@ impl Storage for Store {
         update: BlockUpdate,
     ) -> StorageResult<Block> {
         let meta = guard::validate_write(ctx, id)?;
+        validate::key("block id", id)?;
         let changes = BlockChanges::new(update)?;
         self.load_one(
             diesel::update(blocks::table.find(id))
@@ -948,6 +961,7 @@ impl Storage for Store {
         new_blocks: Vec<NewBlock>,
     ) -> StorageResult<Vec<Block>> {
         let meta = guard::validate_write(ctx, document_id)?;
+        validate::key("document id", document_id)?;
         let mut rows = new_blocks
             .into_iter()
             .map(|b| {
@@ -964,12 +978,14 @@ impl Storage for Store {
         rows.sort_by(|a, b| (a.sequence, &a.id).cmp(&(b.sequence, &b.id)));
         let mut conn = self.conn()?;
         write_tx(&mut conn, |conn| {
-            let exists = documents::table
-                .find(document_id)
-                .count()
-                .get_result::<i64>(conn)
+            // Stamping the document checks that it exists and, on
+            // PostgreSQL, row-locks it so concurrent replaces of one
+            // document run one after the other, as on SQLite.
+            let touched = diesel::update(documents::table.find(document_id))
+                .set(&DocumentStamp::new(&meta))
+                .execute(conn)
                 .map_err(|e| map_err(e, &format!("document {document_id}")))?;
-            expect_one(exists as usize, "document", document_id)?;
+            expect_one(touched, "document", document_id)?;
             diesel::delete(blocks::table.filter(blocks::document_id.eq(document_id)))
                 .execute(conn)
                 .map_err(|e| map_err(e, "blocks"))?;
@@ -1004,6 +1020,7 @@ impl Storage for Store {
     }
 
     fn list_canvases(&self, workspace_id: &str) -> StorageResult<Vec<Canvas>> {
+        validate::key("workspace id", workspace_id)?;
         self.load_all(
             canvases::table
                 .filter(canvases::workspace_id.eq(workspace_id))
@@ -1015,6 +1032,7 @@ impl Storage for Store {
     }
 
     fn get_canvas_with_graph(&self, id: &str) -> StorageResult<CanvasGraph> {
+        validate::key("canvas id", id)?;
         let mut conn = self.conn()?;
         read_tx(&mut conn, |conn| {
             let canvas = canvases::table
@@ -1034,6 +1052,7 @@ impl Storage for Store {
         edges: Vec<NewCanvasEdge>,
     ) -> StorageResult<CanvasGraph> {
         let meta = guard::validate_write(ctx, id)?;
+        validate::key("canvas id", id)?;
         let node_rows = nodes
             .into_iter()
             .map(|n| NodeRow::new(id, n, &meta))
@@ -1435,7 +1454,8 @@ impl Storage for Store {
         let mut conn = self.conn()?;
         write_tx(&mut conn, |conn| {
             let count_of = |conn: &mut Conn, pinned: bool| {
-                prune_candidates(cutoff, pinned)
+                ai_jobs::table
+                    .filter(prune_candidates!(cutoff, pinned))
                     .count()
                     .get_result::<i64>(conn)
                     .map_err(|e| map_err(e, "ai jobs"))
@@ -1445,13 +1465,22 @@ impl Storage for Store {
             let window = unpinned.min(i64::from(min_versions));
             let mut pruned = unpinned - window;
             if !dry_run && pruned > 0 {
-                let victims = prune_candidates(cutoff, false)
+                let victims = ai_jobs::table
+                    .filter(prune_candidates!(cutoff, false))
                     .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
                     .offset(window)
-                    .select(ai_jobs::id);
-                pruned = diesel::delete(ai_jobs::table.filter(ai_jobs::id.eq_any(victims)))
-                    .execute(conn)
-                    .map_err(|e| map_err(e, "ai jobs"))? as i64;
+                    .select(ai_jobs::id)
+                    .into_boxed::<DbBackend>();
+                // The candidate filter is repeated on the DELETE itself, so
+                // a row pinned meanwhile (PostgreSQL rechecks only the outer
+                // condition after a row lock wait) is never deleted.
+                pruned = diesel::delete(
+                    ai_jobs::table
+                        .filter(prune_candidates!(cutoff, false))
+                        .filter(ai_jobs::id.eq_any(victims)),
+                )
+                .execute(conn)
+                .map_err(|e| map_err(e, "ai jobs"))? as i64;
             }
             Ok(PruneReport {
                 timestamp: validate::now(),
