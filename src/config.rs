@@ -57,30 +57,68 @@ impl DatabaseUrl {
                 redact_url(url)
             )));
         }
+        if url.contains('=') && url.contains(char::is_whitespace) {
+            return Err(StorageError::validation(
+                "this looks like a libpq `key=value` connection string; \
+                 give a postgres:// URL instead",
+            ));
+        }
         Ok(DatabaseUrl::SqliteFile(PathBuf::from(url)))
     }
 }
 
-/// `url` with its password (if any) replaced by `***`, for messages.
+/// Query parameters that carry a secret in a libpq URL.
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// `url` with its passwords (in the user part and in `password=` /
+/// `sslpassword=` parameters) replaced by `***`, for messages.
 pub fn redact_url(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
-        if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
-            return parsed.to_string();
+        if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+            return "<url hidden>".into();
         }
-        if parsed.password().is_none() && !url.contains('@') {
-            return url.to_string();
+        if parsed
+            .query_pairs()
+            .any(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
+        {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if SECRET_PARAMS.contains(&k.as_ref()) {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
         }
+        return parsed.to_string();
     }
     // Not a URL the parser understands: cut out anything between the
-    // scheme's `//user:` and the last `@` before the host.
-    match (url.find("://"), url.rfind('@')) {
+    // scheme's `//user:` and the last `@` before the host, and every
+    // secret parameter's value.
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(start), Some(at)) if at > start + 3 => {
             let userinfo = &url[start + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{}{user}:***{}", &url[..start + 3], &url[at..])
         }
         _ => url.to_string(),
+    };
+    for param in SECRET_PARAMS {
+        let key = format!("{param}=");
+        let mut from = 0;
+        while let Some(pos) = out[from..].find(&key).map(|p| p + from + key.len()) {
+            let end = out[pos..]
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .map_or(out.len(), |e| e + pos);
+            out.replace_range(pos..end, "***");
+            from = pos + 3;
+        }
     }
+    out
 }
 
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -89,20 +127,25 @@ pub fn redact_url(url: &str) -> String {
 /// messages span several).
 pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
     let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    let Some(password) = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_string))
-    else {
+    let Ok(parsed) = url::Url::parse(url) else {
         return message;
     };
-    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
-        .next()
+    let mut secrets: Vec<String> = parsed
+        .query_pairs()
+        .filter(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
         .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+        .collect();
+    if let Some(password) = parsed.password() {
+        secrets.push(password.to_string());
+        secrets.extend(
+            url::form_urlencoded::parse(format!("p={password}").as_bytes())
+                .map(|(_, v)| v.into_owned()),
+        );
+    }
     let mut out = message.replace(url, &redact_url(url));
-    for secret in [password.as_str(), decoded.as_str()] {
+    for secret in secrets {
         if secret.len() >= 3 {
-            out = out.replace(secret, "***");
+            out = out.replace(&secret, "***");
         }
     }
     out
@@ -158,13 +201,22 @@ impl StorageConfig {
     }
 
     pub(crate) fn validate(&self) -> StorageResult<()> {
-        if self.pool_size == 0 {
-            return Err(StorageError::validation("pool_size must be at least 1"));
+        const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+        if !(1..=1024).contains(&self.pool_size) {
+            return Err(StorageError::validation(format!(
+                "pool_size must be between 1 and 1024, got {}",
+                self.pool_size
+            )));
         }
-        if self.connection_timeout.is_zero() {
-            return Err(StorageError::validation(
-                "connection_timeout must be greater than zero",
-            ));
+        for (name, value) in [
+            ("connection_timeout", self.connection_timeout),
+            ("sqlite_busy_timeout", self.sqlite_busy_timeout),
+        ] {
+            if value < Duration::from_millis(1) || value > DAY {
+                return Err(StorageError::validation(format!(
+                    "{name} must be between 1 ms and 24 hours, got {value:?}"
+                )));
+            }
         }
         Ok(())
     }
@@ -214,5 +266,17 @@ mod tests {
         let r = redact_url("postgres://alice:s3cr%40t@[bad/app");
         assert!(!r.contains("s3cr"), "{r}");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let r = redact_url("postgres://u@h/db?sslmode=require&password=qs3cret&x=1");
+        assert!(
+            !r.contains("qs3cret") && r.contains("sslmode=require"),
+            "{r}"
+        );
+        let r = redact_url("postgres://u@[bad/db?password=qs3cret&x=1");
+        assert!(!r.contains("qs3cret"), "{r}");
+        let m = scrub_secrets(
+            "failed for qs3cret\n  and more",
+            "postgres://u@h/db?password=qs3cret",
+        );
+        assert_eq!(m, "failed for *** and more");
     }
 }

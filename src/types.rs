@@ -429,7 +429,10 @@ impl Default for NewAiJob {
     }
 }
 
-/// A new state for a job; `None` fields keep their stored value.
+/// A new state for a job. `state`, `status_reason` and `error_message` are
+/// always written (`error_message: None` clears it); `metrics`,
+/// `workflow_run_id`, `trace_id` and `job_outputs` keep their stored value
+/// when `None`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatusUpdate {
     pub job_id: Uuid,

@@ -52,6 +52,7 @@ fn bad_targets_fail_with_one_line_and_no_password() {
         cases.push("postgres://nobody:hunter2secret@127.0.0.1:1/db?connect_timeout=2");
         cases.push("postgres://nobody:hunter2secret@127.0.0.1:5432/no_such_db_hsk");
         cases.push("postgresql://nobody:hunter2secret@[::1/db");
+        cases.push("postgres://nobody@127.0.0.1:1/db?connect_timeout=2&password=hunter2secret");
     } else {
         cases.push("postgres://nobody:hunter2secret@127.0.0.1:5432/db");
     }

@@ -2922,6 +2922,79 @@ fn assert_all_fail(results: Vec<(&str, StorageResult<()>)>, kind: &str) {
     }
 }
 
+/// A NUL byte in an id argument is `Validation` on every backend (not
+/// `NotFound` on one and a driver error on the other), and writes nothing.
+pub fn error_nul_byte_in_id_arguments_is_validation(h: &Harness) {
+    let fx = fixture(h);
+    let ws = h.store().get_document(&fx.doc).expect("doc").workspace_id;
+    let before = content_view(h, &ws);
+    let s = h.store();
+    let ctx = human();
+    let results: Vec<(&str, StorageResult<()>)> = vec![
+        ("get_workspace", s.get_workspace(NUL).map(drop)),
+        ("list_documents", s.list_documents(NUL).map(drop)),
+        ("get_document", s.get_document(NUL).map(drop)),
+        ("get_blocks", s.get_blocks(NUL).map(drop)),
+        ("get_block", s.get_block(NUL).map(drop)),
+        ("list_canvases", s.list_canvases(NUL).map(drop)),
+        (
+            "get_canvas_with_graph",
+            s.get_canvas_with_graph(NUL).map(drop),
+        ),
+        (
+            "update_block",
+            s.update_block(&ctx, NUL, raw_update("x")).map(drop),
+        ),
+        (
+            "replace_blocks",
+            s.replace_blocks(&ctx, NUL, Vec::new()).map(drop),
+        ),
+        (
+            "update_canvas_graph",
+            s.update_canvas_graph(&ctx, NUL, Vec::new(), Vec::new())
+                .map(drop),
+        ),
+        ("delete_workspace", s.delete_workspace(&ctx, NUL)),
+        ("delete_document", s.delete_document(&ctx, NUL)),
+        ("delete_block", s.delete_block(&ctx, NUL)),
+        ("delete_canvas", s.delete_canvas(&ctx, NUL)),
+    ];
+    assert_all_fail(results, "Validation");
+    assert_eq!(content_view(h, &ws), before, "nothing changed");
+}
+
+/// Two `replace_blocks` of one document racing: the document ends with
+/// exactly one of the two sets, never a mix or a union.
+pub fn concurrent_replace_blocks_last_writer_wins_whole(h: &Harness) {
+    let doc = seed_document(h);
+    let store = h.shared_store();
+    let set = |tag: &str| -> Vec<NewBlock> {
+        (0..50)
+            .map(|i| new_block(&doc.id, i, Some(&format!("{tag}-{i:02}"))))
+            .collect()
+    };
+    for round in 0..5 {
+        let tags = [format!("a{round}"), format!("b{round}")];
+        std::thread::scope(|scope| {
+            for tag in &tags {
+                let (store, doc, items) = (&store, &doc.id, set(tag));
+                scope.spawn(move || {
+                    store
+                        .replace_blocks(&human(), doc, items)
+                        .expect("concurrent replace")
+                });
+            }
+        });
+        let ids: Vec<String> = blocks_of(h, &doc.id).into_iter().map(|b| b.id).collect();
+        let whole =
+            |tag: &str| -> Vec<String> { (0..50).map(|i| format!("{tag}-{i:02}")).collect() };
+        assert!(
+            ids == whole(&tags[0]) || ids == whole(&tags[1]),
+            "round {round}: a mix of both replaces: {ids:?}"
+        );
+    }
+}
+
 pub fn error_nul_byte_in_text_is_validation(h: &Harness) {
     let fx = fixture(h);
     let ws = h.store().get_document(&fx.doc).expect("doc").workspace_id;
@@ -3405,6 +3478,7 @@ macro_rules! __hsk_cases {
             roundtrip_large_unicode_text,
             roundtrip_timestamps_microseconds,
             error_nul_byte_in_text_is_validation,
+            error_nul_byte_in_id_arguments_is_validation,
             error_nul_byte_in_json_is_validation,
             error_json_too_deep_is_validation,
             error_non_finite_position_is_validation,
@@ -3412,6 +3486,7 @@ macro_rules! __hsk_cases {
             error_corrupt_enum_in_row_is_serialization,
             ordering_text_ids_are_bytewise,
             concurrent_writers_lose_nothing,
+            concurrent_replace_blocks_last_writer_wins_whole,
         }
     };
 }

@@ -18,8 +18,9 @@ start one with `docker compose -f docker-compose.test.yml up -d --wait` and set 
 POSTGRES_TEST_URL=postgres://postgres:postgres@127.0.0.1:5432/handshake_test \
 (or DATABASE_URL to a postgres:// URL). These tests fail rather than skip without it.";
 
-/// A place to create fresh databases for cases.
-#[derive(Clone, Debug)]
+/// A place to create fresh databases for cases. Its `Debug` output hides
+/// passwords.
+#[derive(Clone)]
 pub enum TestTarget {
     /// A new SQLite file per case, in a temporary directory created under
     /// `parent` (the system temp directory when `None`).
@@ -125,6 +126,12 @@ impl TestTarget {
         };
         harness.store = Some(backend::open_maintained(&harness.url, &harness.config)?);
         Ok(harness)
+    }
+}
+
+impl std::fmt::Debug for TestTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
