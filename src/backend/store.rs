@@ -695,13 +695,21 @@ fn load_jobs(conn: &mut Conn, rows: Vec<AiJobRow>) -> StorageResult<Vec<AiJob>> 
         .collect()
 }
 
+/// One job row with its entity refs.
+fn with_refs(conn: &mut Conn, row: AiJobRow) -> StorageResult<AiJob> {
+    let refs = load_entity_refs(conn, &[row.id])?
+        .remove(&row.id.0)
+        .unwrap_or_default();
+    row.into_domain(refs)
+}
+
 fn load_job(conn: &mut Conn, job_id: Uuid) -> StorageResult<AiJob> {
     let row = ai_jobs::table
         .find(DbUuid(job_id))
         .select(AiJobRow::as_select())
         .first(conn)
         .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-    Ok(load_jobs(conn, vec![row])?.remove(0))
+    with_refs(conn, row)
 }
 
 fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> {
@@ -1257,7 +1265,7 @@ impl Storage for Store {
                 .returning(AiJobRow::as_returning())
                 .get_result(conn)
                 .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-            Ok(load_jobs(conn, vec![row])?.remove(0))
+            with_refs(conn, row)
         })
     }
 
