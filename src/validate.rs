@@ -48,11 +48,28 @@ pub(crate) fn non_blank(field: &str, value: &str) -> StorageResult<()> {
     text(field, value)
 }
 
-/// An id given by the caller.
+/// Longest id or reference accepted, in bytes. Ids are indexed, and a
+/// PostgreSQL btree entry holds at most 2,704 bytes (SQLite has no such
+/// limit): two ids and a number must fit in one entry.
+pub(crate) const MAX_ID_BYTES: usize = 1024;
+
+/// An id given by the caller: not empty, at most [`MAX_ID_BYTES`].
 pub(crate) fn id(field: &str, value: &str) -> StorageResult<()> {
     if value.is_empty() {
         return Err(StorageError::validation(format!(
             "{field} must not be empty"
+        )));
+    }
+    indexed_text(field, value)
+}
+
+/// Text stored in an indexed column (an entity ref): at most
+/// [`MAX_ID_BYTES`], no NUL byte; may be empty.
+pub(crate) fn indexed_text(field: &str, value: &str) -> StorageResult<()> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(StorageError::validation(format!(
+            "{field} is {} bytes long, more than the {MAX_ID_BYTES} an id may have",
+            value.len()
         )));
     }
     text(field, value)
@@ -109,6 +126,60 @@ pub(crate) fn json(field: &str, value: &Value) -> StorageResult<()> {
     Ok(())
 }
 
+/// Refuses any of `values` nested deeper than [`MAX_JSON_DEPTH`], before
+/// anything else looks at the input, and then takes every one of them
+/// apart iteratively: serde_json's recursive `Drop` overflows a thread's
+/// stack on a few thousand levels, so a refused input must never be
+/// dropped whole.
+pub(crate) fn shallow_json<'a>(
+    field: &str,
+    values: impl IntoIterator<Item = &'a mut Option<Value>>,
+) -> StorageResult<()> {
+    let mut values: Vec<&mut Option<Value>> = values.into_iter().collect();
+    let too_deep = values
+        .iter()
+        .filter_map(|v| v.as_ref())
+        .any(|v| depth_exceeds(v, MAX_JSON_DEPTH));
+    if !too_deep {
+        return Ok(());
+    }
+    for value in values.iter_mut().filter_map(|v| v.take()) {
+        dismantle(value);
+    }
+    Err(StorageError::validation(format!(
+        "{field} is nested deeper than {MAX_JSON_DEPTH} levels"
+    )))
+}
+
+/// Whether `value` nests arrays and objects more than `limit` deep.
+fn depth_exceeds(value: &Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let is_container = matches!(v, Value::Array(_) | Value::Object(_));
+        if is_container && depth > limit {
+            return true;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Drops `value` without recursion, however deep it is.
+pub(crate) fn dismantle(value: Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
 fn check_depth(field: &str, depth: usize) -> StorageResult<()> {
     if depth > MAX_JSON_DEPTH {
         return Err(StorageError::validation(format!(
@@ -133,10 +204,27 @@ mod tests {
             deep = Value::Array(vec![deep]);
         }
         assert!(json("d", &deep).is_err());
-        // Drop iteratively: a recursive drop of 10k levels is fine, but be safe.
-        let mut v = deep;
-        while let Value::Array(mut items) = v {
-            v = items.pop().unwrap_or(Value::Null);
-        }
+        dismantle(deep);
+    }
+
+    #[test]
+    fn shallow_json_takes_deep_values_apart() {
+        // 10,000 nested objects overflow a test thread's stack when dropped
+        // recursively; refusing them must not.
+        let deep = (0..10_000).fold(json!(1), |inner, _| json!({ "k": inner }));
+        let mut values = [Some(json!({"fine": [1]})), Some(deep), None];
+        assert!(shallow_json("d", values.iter_mut()).is_err());
+        assert!(values.iter().all(Option::is_none));
+        let mut fine = [Some((0..MAX_JSON_DEPTH).fold(json!(1), |i, _| json!([i])))];
+        assert!(shallow_json("d", fine.iter_mut()).is_ok());
+        assert!(fine[0].is_some());
+    }
+
+    #[test]
+    fn ids_are_bounded() {
+        assert!(id("id", &"x".repeat(MAX_ID_BYTES)).is_ok());
+        assert!(id("id", &"x".repeat(MAX_ID_BYTES + 1)).is_err());
+        assert!(indexed_text("ref", "").is_ok());
+        assert!(indexed_text("ref", &"é".repeat(MAX_ID_BYTES / 2 + 1)).is_err());
     }
 }

@@ -926,7 +926,8 @@ impl Storage for Store {
         )
     }
 
-    fn create_block(&self, ctx: &WriteContext, block: NewBlock) -> StorageResult<Block> {
+    fn create_block(&self, ctx: &WriteContext, mut block: NewBlock) -> StorageResult<Block> {
+        validate::shallow_json("derived_content", [&mut block.derived_content])?;
         let resource = block
             .id
             .clone()
@@ -944,8 +945,9 @@ impl Storage for Store {
         &self,
         ctx: &WriteContext,
         id: &str,
-        update: BlockUpdate,
+        mut update: BlockUpdate,
     ) -> StorageResult<Block> {
+        validate::shallow_json("derived_content", [&mut update.derived_content])?;
         let meta = guard::validate_write(ctx, id)?;
         validate::key("block id", id)?;
         let changes = BlockChanges::new(update)?;
@@ -966,8 +968,12 @@ impl Storage for Store {
         &self,
         ctx: &WriteContext,
         document_id: &str,
-        new_blocks: Vec<NewBlock>,
+        mut new_blocks: Vec<NewBlock>,
     ) -> StorageResult<Vec<Block>> {
+        validate::shallow_json(
+            "derived_content",
+            new_blocks.iter_mut().map(|b| &mut b.derived_content),
+        )?;
         let meta = guard::validate_write(ctx, document_id)?;
         validate::key("document id", document_id)?;
         let mut rows = new_blocks
@@ -1056,9 +1062,10 @@ impl Storage for Store {
         &self,
         ctx: &WriteContext,
         id: &str,
-        nodes: Vec<NewCanvasNode>,
+        mut nodes: Vec<NewCanvasNode>,
         edges: Vec<NewCanvasEdge>,
     ) -> StorageResult<CanvasGraph> {
+        validate::shallow_json("node data", nodes.iter_mut().map(|n| &mut n.data))?;
         let meta = guard::validate_write(ctx, id)?;
         validate::key("canvas id", id)?;
         let node_rows = nodes
@@ -1126,7 +1133,8 @@ impl Storage for Store {
         self.delete_one(ctx, "canvas", id, diesel::delete(canvases::table.find(id)))
     }
 
-    fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob> {
+    fn create_ai_job(&self, mut job: NewAiJob) -> StorageResult<AiJob> {
+        validate::shallow_json("job_inputs", [&mut job.job_inputs])?;
         for (field, value) in [
             ("protocol_id", &job.protocol_id),
             ("profile_id", &job.profile_id),
@@ -1142,8 +1150,8 @@ impl Storage for Store {
             .iter()
             .enumerate()
             .map(|(position, r)| {
-                validate::text("entity_id", &r.entity_id)?;
-                validate::text("entity_kind", &r.entity_kind)?;
+                validate::indexed_text("entity_id", &r.entity_id)?;
+                validate::indexed_text("entity_kind", &r.entity_kind)?;
                 Ok(EntityRefRow {
                     job_id: id,
                     position: position as i64,
@@ -1244,7 +1252,8 @@ impl Storage for Store {
         })
     }
 
-    fn update_ai_job_status(&self, update: JobStatusUpdate) -> StorageResult<AiJob> {
+    fn update_ai_job_status(&self, mut update: JobStatusUpdate) -> StorageResult<AiJob> {
+        validate::shallow_json("job_outputs", [&mut update.job_outputs])?;
         validate::text("status_reason", &update.status_reason)?;
         optional_text("error_message", &update.error_message)?;
         let changes = JobStatusChanges {
@@ -1269,7 +1278,8 @@ impl Storage for Store {
         })
     }
 
-    fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()> {
+    fn set_job_outputs(&self, job_id: Uuid, mut outputs: Option<Value>) -> StorageResult<()> {
+        validate::shallow_json("job_outputs", [&mut outputs])?;
         let outputs = optional_json("job_outputs", outputs)?;
         let affected = self.run(
             diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
@@ -1353,8 +1363,9 @@ impl Storage for Store {
 
     fn create_workflow_node_execution(
         &self,
-        exec: NewNodeExecution,
+        mut exec: NewNodeExecution,
     ) -> StorageResult<WorkflowNodeExecution> {
+        validate::shallow_json("input_payload", [&mut exec.input_payload])?;
         validate::text("node_id", &exec.node_id)?;
         validate::text("node_type", &exec.node_type)?;
         let now = validate::now();
@@ -1385,9 +1396,10 @@ impl Storage for Store {
         &self,
         exec_id: Uuid,
         status: JobState,
-        output: Option<Value>,
+        mut output: Option<Value>,
         error_message: Option<String>,
     ) -> StorageResult<WorkflowNodeExecution> {
+        validate::shallow_json("output_payload", [&mut output])?;
         optional_text("error_message", &error_message)?;
         let now = validate::now();
         let changes = ExecutionStatusChanges {
