@@ -209,9 +209,9 @@ mod tests {
 
     #[test]
     fn shallow_json_takes_deep_values_apart() {
-        // 10,000 nested objects overflow a test thread's stack when dropped
+        // 20,000 nested arrays overflow a test thread's stack when dropped
         // recursively; refusing them must not.
-        let deep = (0..10_000).fold(json!(1), |inner, _| json!({ "k": inner }));
+        let deep = (0..20_000).fold(json!(1), |inner, _| Value::Array(vec![inner]));
         let mut values = [Some(json!({"fine": [1]})), Some(deep), None];
         assert!(shallow_json("d", values.iter_mut()).is_err());
         assert!(values.iter().all(Option::is_none));
