@@ -84,11 +84,9 @@ pub(crate) fn migration_lock<T>(
 /// `url` with libpq's `connect_timeout` set from the config unless the URL
 /// sets its own.
 fn with_connect_timeout(url: &str, config: &StorageConfig) -> StorageResult<String> {
-    let mut parsed = url::Url::parse(url).map_err(|e| {
-        StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
-    })?;
+    let mut parsed = parse_url(url)?;
     if parsed.query_pairs().any(|(k, _)| k == "connect_timeout") {
-        return Ok(url.to_string());
+        return Ok(parsed.to_string());
     }
     let secs = config.connection_timeout.as_secs().max(1);
     parsed
@@ -97,12 +95,23 @@ fn with_connect_timeout(url: &str, config: &StorageConfig) -> StorageResult<Stri
     Ok(parsed.to_string())
 }
 
+/// `url` read as a URL, the way [`connect`] hands it to libpq.
+fn parse_url(url: &str) -> StorageResult<url::Url> {
+    url::Url::parse(url).map_err(|e| {
+        StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+    })
+}
+
 fn connect(url: &str) -> StorageResult<PgConnection> {
-    PgConnection::establish(url).map_err(|e| {
+    // libpq gets the URL as we read it: it ends the user info at the first
+    // `@`, we at the last, so an unescaped `@` in a password would make
+    // libpq name the rest of the password as the host in its error.
+    let url = parse_url(url)?.to_string();
+    PgConnection::establish(&url).map_err(|e| {
         StorageError::Database(format!(
             "cannot connect to PostgreSQL at {}: {}",
-            redact_url(url),
-            scrub_secrets(&e.to_string(), url)
+            redact_url(&url),
+            scrub_secrets(&e.to_string(), &url)
         ))
     })
 }

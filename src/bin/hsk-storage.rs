@@ -42,7 +42,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return clap_message(&err),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -55,6 +58,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints clap's own message (help, version, a usage error) with every
+/// password cut out: clap quotes an argument it did not expect, and that
+/// argument may be a database URL.
+fn clap_message(err: &clap::Error) -> ExitCode {
+    let mut text = err.render().to_string();
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let redacted = redact_url(&arg);
+        if redacted != arg {
+            text = text.replace(arg.as_ref(), &redacted);
+        }
+    }
+    if err.use_stderr() {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
 fn url_or_env(cli_url: Option<String>) -> String {

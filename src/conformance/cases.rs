@@ -3557,6 +3557,9 @@ pub fn hostile_ids_over_1_kib_are_validation(h: &Harness) {
     assert_eq!(job_by(h, job.job_id), job);
 }
 
+/// Builds one hostile JSON value afresh (such values are never cloned).
+type DeepBuilder = fn() -> Value;
+
 /// JSON nested 10,000 and 100,000 levels (a recursive drop of the latter
 /// overflows a thread's stack) is refused with `Validation` through every
 /// JSON channel, with nothing written and no stack overflow: the store
@@ -3565,7 +3568,7 @@ pub fn hostile_ids_over_1_kib_are_validation(h: &Harness) {
 pub fn hostile_json_nested_100000_levels_is_validation(h: &Harness) {
     let fx = fixture(h);
     let before = json_view(h, &fx);
-    let builders: [(&str, fn() -> Value); 4] = [
+    let builders: [(&str, DeepBuilder); 4] = [
         ("10,000 nested arrays", || deep_json(10_000)),
         ("10,000 nested objects", || deep_object(10_000)),
         ("100,000 nested arrays", || deep_json(100_000)),
