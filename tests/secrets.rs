@@ -118,11 +118,15 @@ fn secret_urls() -> Vec<SecretUrl> {
     }
     urls.extend(
         [
-            // A role that does not exist; a password with an escaped `@`;
-            // a password libpq cannot decode.
+            // A role that does not exist; a host that does not resolve; a
+            // password with an unescaped `@`; one libpq cannot decode.
             SecretUrl::new(
                 "postgres://hsk_no_such_role:Role-Secret-7@127.0.0.1:5432/handshake_test",
                 &["Role-Secret-7"],
+            ),
+            SecretUrl::new(
+                "postgres://u:Host-Secret-20@hsk-no-such-host.invalid:5432/db?connect_timeout=2",
+                &["Host-Secret-20"],
             ),
             SecretUrl::new(
                 "postgres://u:At@Secret-13@127.0.0.1:1/db",
@@ -262,10 +266,11 @@ fn conformance_targets_never_show_a_password() {
 #[cfg(feature = "postgres")]
 #[test]
 fn working_store_with_a_password_never_shows_it() {
-    let base = std::env::var("POSTGRES_TEST_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .expect(handshake_storage::conformance::POSTGRES_URL_HELP);
-    let mut url = url::Url::parse(&base).expect("POSTGRES_TEST_URL is a URL");
+    use handshake_storage::conformance::TestTarget;
+    let TestTarget::Postgres { admin_url } = TestTarget::standard("postgres") else {
+        unreachable!("the standard postgres target is a PostgreSQL server");
+    };
+    let mut url = url::Url::parse(&admin_url).expect("POSTGRES_TEST_URL is a URL");
     url.set_password(Some("Working-Secret-18"))
         .expect("a URL with a host takes a password");
     let secret = SecretUrl::new(url.to_string(), &["Working-Secret-18"]);
@@ -273,8 +278,14 @@ fn working_store_with_a_password_never_shows_it() {
     let store = open_with_config(&secret.url, &config).expect("trust auth accepts any password");
     let err = store.get_document("no such document").expect_err("missing");
     secret.assert_hidden_in_error("get_document", &err);
-    let target = handshake_storage::conformance::TestTarget::from_url(&secret.url).expect("target");
+    let target = TestTarget::from_url(&secret.url).expect("target");
     secret.assert_hidden_in("TestTarget Debug", &format!("{target:?}"));
+    #[cfg(feature = "cli")]
+    {
+        let out = cli::hsk(&["status", "--database-url", &secret.url], None);
+        assert!(out.status.success(), "{}", cli::printed(&out));
+        secret.assert_hidden_in("hsk-storage status", &cli::printed(&out));
+    }
     // An unescaped `@` in the password: libpq and we must read the URL the
     // same way on every connection, the pool's included.
     let raw = secret
@@ -297,7 +308,7 @@ mod cli {
     use super::*;
     use std::process::{Command, Output};
 
-    fn hsk(args: &[&str], env_url: Option<&str>) -> Output {
+    pub(crate) fn hsk(args: &[&str], env_url: Option<&str>) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hsk-storage"));
         command.args(args).env_remove("DATABASE_URL");
         if let Some(url) = env_url {
@@ -306,7 +317,7 @@ mod cli {
         command.output().expect("run hsk-storage")
     }
 
-    fn printed(out: &Output) -> String {
+    pub(crate) fn printed(out: &Output) -> String {
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
