@@ -3879,6 +3879,41 @@ pub fn hostile_empty_and_blank_ids(h: &Harness) {
         .expect("blank node ids");
     assert_eq!(written.nodes.len(), blanks.len());
     assert_eq!(graph_of(h, &canvas.id), written);
+    // Empty text that is not an id (entity refs, actor ids, execution node
+    // ids) is stored and matched exactly.
+    let empty_ref = EntityRef {
+        entity_id: String::new(),
+        entity_kind: String::new(),
+    };
+    let jobs = [
+        s.create_ai_job(new_job(JobKind::DocEdit, vec![ws_ref("")]))
+            .expect("empty workspace ref"),
+        s.create_ai_job(new_job(JobKind::DocEdit, vec![empty_ref]))
+            .expect("empty entity ref"),
+        s.create_ai_job(new_job(JobKind::DocEdit, vec![ws_ref(" ")]))
+            .expect("blank workspace ref"),
+    ];
+    for job in &jobs {
+        assert_eq!(&job_by(h, job.job_id), job);
+    }
+    let by_wsid = |wsid: &str| {
+        let filter = AiJobListFilter {
+            wsid: Some(wsid.into()),
+            ..AiJobListFilter::default()
+        };
+        job_ids(&s.list_ai_jobs(filter).expect("list by wsid"))
+    };
+    assert_eq!(by_wsid(""), vec![jobs[0].job_id]);
+    assert_eq!(by_wsid(" "), vec![jobs[2].job_id]);
+    let empty_actor = WriteContext::human(Some(String::new()));
+    let ws = s
+        .create_workspace(&empty_actor, NewWorkspace { name: "w".into() })
+        .expect("empty actor id");
+    let read = s.get_workspace(&ws.id).expect("get").expect("some");
+    assert_eq!(read.provenance.actor_id.as_deref(), Some(""));
+    let run = add_run(h, jobs[0].job_id, JobState::Running);
+    let exec = add_exec(h, run.id, "", 0);
+    assert_eq!(execs(h, run.id), vec![exec]);
 }
 
 /// Corrupt enum strings in the columns the first corruption case leaves
