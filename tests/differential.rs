@@ -8,7 +8,7 @@
 //!
 //! The operations: create/delete/get of workspaces, documents, blocks and
 //! canvases, `update_block`, `replace_blocks`, `update_canvas_graph`, AI jobs
-//! (create, status changes, outputs, pin, list with filters), workflow runs
+//! (create, status changes, outputs, pin, list with filters and cursor), workflow runs
 //! and node executions (create, status, heartbeat, stalled), the guard, and
 //! `prune_ai_jobs` (dry run or not). Hostile values are mixed in: NUL bytes,
 //! blank and empty strings and ids, duplicate ids, missing parents, SQL and
@@ -280,6 +280,8 @@ struct FilterSpec {
     from: Option<Time>,
     to: Option<Time>,
     limit: Option<u32>,
+    /// Continue after this job (a missing one: after it at a fixed time).
+    after: Option<UuidRef>,
 }
 
 /// A node execution sequence, made unique per step (see the module doc).
@@ -611,14 +613,16 @@ fn filter_spec() -> BoxedStrategy<FilterSpec> {
         prop::option::of(time()),
         prop::option::of(time()),
         prop::option::of(select(&[0u32, 1, 2, 1000][..])),
+        prop::option::of(uuid_ref()),
     )
-        .prop_map(|(status, kind, wsid, from, to, limit)| FilterSpec {
+        .prop_map(|(status, kind, wsid, from, to, limit, after)| FilterSpec {
             status,
             kind,
             wsid,
             from,
             to,
             limit,
+            after,
         })
         .boxed()
 }
@@ -1089,7 +1093,16 @@ impl Runner<'_> {
                     from: f.from.as_ref().map(|t| Self::time(marks, t)),
                     to: f.to.as_ref().map(|t| Self::time(marks, t)),
                     limit: f.limit,
-                    cursor: None,
+                    cursor: f.after.as_ref().map(|j| {
+                        let job_id = Self::uuid(&k.jobs, j);
+                        match store.get_ai_job(job_id) {
+                            Ok(job) => AiJobCursor::after(&job),
+                            Err(_) => AiJobCursor {
+                                created_at: fixed_time(2),
+                                job_id,
+                            },
+                        }
+                    }),
                 };
                 outcome(store.list_ai_jobs(filter))
             }
