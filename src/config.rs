@@ -127,21 +127,9 @@ pub fn redact_url(url: &str) -> String {
 /// messages span several).
 pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
     let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    let Ok(parsed) = url::Url::parse(url) else {
-        return message;
-    };
-    let mut secrets: Vec<String> = parsed
-        .query_pairs()
-        .filter(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
-        .map(|(_, v)| v.into_owned())
-        .collect();
-    if let Some(password) = parsed.password() {
-        secrets.push(password.to_string());
-        secrets.extend(
-            url::form_urlencoded::parse(format!("p={password}").as_bytes())
-                .map(|(_, v)| v.into_owned()),
-        );
-    }
+    let mut secrets = url_secrets(url);
+    // Longest first, so no secret is cut while a longer one holds it.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = message.replace(url, &redact_url(url));
     for secret in secrets {
         if secret.len() >= 3 {
@@ -149,6 +137,61 @@ pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
         }
     }
     out
+}
+
+/// The secrets `url` carries (the user-part password and every secret
+/// parameter), as the URL spells them and percent-decoded. Read both by the
+/// URL parser and as text, so a URL the parser refuses gives them up too.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut raw: Vec<String> = Vec::new();
+    if let Ok(parsed) = url::Url::parse(url) {
+        raw.extend(parsed.password().map(String::from));
+        raw.extend(
+            parsed
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(k, _)| SECRET_PARAMS.contains(k))
+                .map(|(_, v)| v.to_string()),
+        );
+    }
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        // An unescaped `@` may sit in the password or after the host.
+        for at in [url[start..].find('@'), url[start..].rfind('@')]
+            .into_iter()
+            .flatten()
+        {
+            raw.extend(
+                url[start..start + at]
+                    .split_once(':')
+                    .map(|(_, p)| p.to_string()),
+            );
+        }
+    }
+    for param in SECRET_PARAMS {
+        let key = format!("{param}=");
+        for (pos, _) in url.match_indices(&key) {
+            if pos > 0 && matches!(url.as_bytes()[pos - 1], b'?' | b'&') {
+                let value = &url[pos + key.len()..];
+                let end = value
+                    .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+                    .unwrap_or(value.len());
+                raw.push(value[..end].to_string());
+            }
+        }
+    }
+    let decoded: Vec<String> = raw
+        .iter()
+        .flat_map(|r| {
+            url::form_urlencoded::parse(format!("p={r}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    raw.extend(decoded);
+    raw
 }
 
 /// Settings for `open_with_config`. The defaults suit a desktop app: a small
@@ -278,5 +321,14 @@ mod tests {
             "postgres://u@h/db?password=qs3cret",
         );
         assert_eq!(m, "failed for *** and more");
+        let m = scrub_secrets(
+            "bad password q%3As3cret (q:s3cret)",
+            "postgres://u@h/db?password=q%3As3cret",
+        );
+        assert_eq!(m, "bad password *** (***)");
+        // A URL the parser refuses still gives up its password.
+        let url = "postgresql://alice:s3cr%3At@[db.example/app";
+        let m = scrub_secrets(&format!("no {url}: s3cr:t or s3cr%3At"), url);
+        assert!(!m.contains("s3cr"), "{m}");
     }
 }

@@ -39,6 +39,10 @@ mod validate;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::path::Path;
 use std::sync::Arc;
 

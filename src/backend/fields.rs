@@ -11,7 +11,8 @@
 //! JSON is written by [`write_json`] on both backends: whole floats of
 //! 1e16 and above (which serde_json writes as `1e16`) get a `.0`, because
 //! PostgreSQL's `jsonb` would turn `1e16` into the integer
-//! `10000000000000000` and hand back a different `Value`.
+//! `10000000000000000` and hand back a different `Value`; and `-0.0` is
+//! written as `0.0`, which is what `jsonb` hands back for it.
 //!
 //! The SQLite time text is fixed width, so comparing it as text orders it
 //! in time (years 1..=9999, which `validate::timestamp` enforces), and it
@@ -41,7 +42,8 @@ pub(crate) struct DbJson(pub Value);
 
 /// serde_json's compact output, except that a whole float too large for
 /// plain decimal notation keeps a fraction, so it reads back as a float on
-/// every backend.
+/// every backend, and `-0.0` is written `0.0` (`jsonb` has no negative
+/// zero; SQLite text would keep it).
 struct FloatsStayFloats;
 
 impl serde_json::ser::Formatter for FloatsStayFloats {
@@ -50,6 +52,7 @@ impl serde_json::ser::Formatter for FloatsStayFloats {
         writer: &mut W,
         value: f64,
     ) -> std::io::Result<()> {
+        let value = if value == 0.0 { 0.0 } else { value };
         if value.is_finite() && value.fract() == 0.0 && value.abs() >= 1e16 {
             write!(writer, "{value:.1}")
         } else {
@@ -59,12 +62,30 @@ impl serde_json::ser::Formatter for FloatsStayFloats {
 }
 
 /// Writes `value` as JSON text the way every backend stores it.
-fn write_json<W: std::io::Write>(value: &Value, writer: W) -> serde_json::Result<()> {
+pub(crate) fn write_json<W: std::io::Write>(value: &Value, writer: W) -> serde_json::Result<()> {
     use serde::Serialize;
     value.serialize(&mut serde_json::Serializer::with_formatter(
         writer,
         FloatsStayFloats,
     ))
+}
+
+/// How SQLite stores a timestamp: fixed-width UTC text.
+#[cfg(feature = "sqlite")]
+const SQLITE_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f+00:00";
+
+/// A timestamp as SQLite stores it.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_time_text(at: &DateTime<Utc>) -> String {
+    at.format(SQLITE_TIME_FORMAT).to_string()
+}
+
+/// Reads a timestamp stored as SQLite text (any offset, any fraction).
+#[cfg(feature = "sqlite")]
+pub(crate) fn parse_sqlite_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))
 }
 
 #[cfg(feature = "sqlite")]
@@ -73,8 +94,6 @@ mod sqlite {
     use diesel::serialize::IsNull;
     use diesel::sql_types::Text;
     use diesel::sqlite::{Sqlite, SqliteValue};
-
-    const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f+00:00";
 
     fn text(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<String> {
         <String as FromSql<Text, Sqlite>>::from_sql(value)
@@ -95,17 +114,14 @@ mod sqlite {
 
     impl ToSql<Text, Sqlite> for DbTime {
         fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-            out.set_value(self.0.format(TIME_FORMAT).to_string());
+            out.set_value(sqlite_time_text(&self.0));
             Ok(IsNull::No)
         }
     }
 
     impl FromSql<Text, Sqlite> for DbTime {
         fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-            let raw = text(value)?;
-            let parsed = DateTime::parse_from_str(&raw, "%Y-%m-%d %H:%M:%S%.f%:z")
-                .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))?;
-            Ok(DbTime(parsed.with_timezone(&Utc)))
+            Ok(DbTime(parse_sqlite_time(&text(value)?)?))
         }
     }
 
@@ -168,5 +184,30 @@ mod postgres {
             write_json(&self.0, out)?;
             Ok(IsNull::No)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(value: &Value) -> String {
+        let mut out = Vec::new();
+        write_json(value, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_are_written_as_every_backend_reads_them_back() {
+        assert_eq!(text(&json!([-0.0, 0.0])), "[0.0,0.0]");
+        assert_eq!(
+            text(&json!({"a": [1e16, -2e20]})),
+            r#"{"a":[10000000000000000.0,-200000000000000000000.0]}"#
+        );
+        assert_eq!(
+            text(&json!([0.5, -1.5, u64::MAX, i64::MIN])),
+            "[0.5,-1.5,18446744073709551615,-9223372036854775808]"
+        );
     }
 }
