@@ -39,6 +39,9 @@ mod validate;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(feature = "bench")]
+pub mod bench;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -502,6 +502,8 @@ impl AiJobRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ai_job_entity_refs, check_for_backend(DbBackend))]
+// Without this, SQLite inserts a Vec one row at a time inside a savepoint.
+#[diesel(treat_none_as_default_value = false)]
 struct EntityRefRow {
     job_id: DbUuid,
     position: i64,
@@ -703,13 +705,37 @@ fn with_refs(conn: &mut Conn, row: AiJobRow) -> StorageResult<AiJob> {
     row.into_domain(refs)
 }
 
+/// One job with its refs in one statement: a LEFT JOIN gives a row per ref
+/// (in position order), or one row with no ref. One statement reads one
+/// snapshot, so no transaction is needed.
 fn load_job(conn: &mut Conn, job_id: Uuid) -> StorageResult<AiJob> {
-    let row = ai_jobs::table
-        .find(DbUuid(job_id))
-        .select(AiJobRow::as_select())
-        .first(conn)
+    let rows: Vec<(AiJobRow, Option<(String, String)>)> = ai_jobs::table
+        .left_join(ai_job_entity_refs::table)
+        .filter(ai_jobs::id.eq(DbUuid(job_id)))
+        .order(ai_job_entity_refs::position)
+        .select((
+            AiJobRow::as_select(),
+            (
+                ai_job_entity_refs::entity_id,
+                ai_job_entity_refs::entity_kind,
+            )
+                .nullable(),
+        ))
+        .load(conn)
         .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-    with_refs(conn, row)
+    let mut rows = rows.into_iter();
+    let Some((job, first_ref)) = rows.next() else {
+        return Err(StorageError::not_found("ai job", job_id));
+    };
+    let refs = first_ref
+        .into_iter()
+        .chain(rows.filter_map(|(_, r)| r))
+        .map(|(entity_id, entity_kind)| EntityRef {
+            entity_id,
+            entity_kind,
+        })
+        .collect();
+    job.into_domain(refs)
 }
 
 fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> {
@@ -1173,12 +1199,21 @@ impl Storage for Store {
             created_at: DbTime(now),
             updated_at: DbTime(now),
         };
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |conn| {
+        let insert_job = |conn: &mut Conn| {
             diesel::insert_into(ai_jobs::table)
                 .values(&row)
                 .execute(conn)
-                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+                .map(drop)
+                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))
+        };
+        let mut conn = self.conn()?;
+        // Without refs the job is one INSERT: no transaction round trips.
+        if refs.is_empty() {
+            insert_job(&mut conn)?;
+            return row.into_domain(job.entity_refs);
+        }
+        write_tx(&mut conn, |conn| {
+            insert_job(conn)?;
             // Four columns: job_id, position, entity_id, entity_kind.
             for chunk in refs.chunks(chunk_rows(4)) {
                 diesel::insert_into(ai_job_entity_refs::table)
@@ -1192,8 +1227,7 @@ impl Storage for Store {
     }
 
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
-        let mut conn = self.conn()?;
-        read_tx(&mut conn, |conn| load_job(conn, job_id))
+        load_job(&mut *self.conn()?, job_id)
     }
 
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
