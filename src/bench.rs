@@ -548,7 +548,8 @@ fn seed_time(i: i64) -> DateTime<Utc> {
 /// Set-based SQL that seeds `jobs` jobs (each with one workspace ref,
 /// about 100 per workspace; every tenth pinned; states and kinds in
 /// rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
-/// with a stale heartbeat. Then `ANALYZE`, so the planner knows the sizes.
+/// with a stale heartbeat; then `ANALYZE` of those tables, so the planner
+/// knows their sizes.
 fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
     let n = jobs.max(1);
     let workspaces = (n / 100).max(1);
@@ -621,7 +622,9 @@ fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
             running = JobState::Running.as_str(),
             done = JobState::Completed.as_str(),
         ),
-        "ANALYZE".to_string(),
+        "ANALYZE ai_jobs".to_string(),
+        "ANALYZE ai_job_entity_refs".to_string(),
+        "ANALYZE workflow_runs".to_string(),
     ]
 }
 

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
@@ -83,7 +84,8 @@ impl Store {
             .map_err(|e| map_err(e, what))
     }
 
-    /// Loads every row of `query` and converts each.
+    /// Loads every row of `query` and converts each as it is read: no
+    /// intermediate Vec of rows, so peak memory stays near the result's.
     fn load_all<'q, Q, R, D>(
         &self,
         query: Q,
@@ -91,14 +93,18 @@ impl Store {
         into: fn(R) -> StorageResult<D>,
     ) -> StorageResult<Vec<D>>
     where
-        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R>,
+        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R> + 'q,
+        R: 'q,
     {
-        query
-            .load(&mut *self.conn()?)
-            .map_err(|e| map_err(e, what))?
-            .into_iter()
-            .map(into)
-            .collect()
+        let mut conn = self.conn()?;
+        let rows = query
+            .load_iter::<R, DefaultLoadingMode>(&mut *conn)
+            .map_err(|e| map_err(e, what))?;
+        let mut out = Vec::with_capacity(rows.size_hint().0);
+        for row in rows {
+            out.push(into(row.map_err(|e| map_err(e, what))?)?);
+        }
+        Ok(out)
     }
 
     /// Loads the one row of `query` (`NotFound` when there is none).
@@ -765,15 +771,40 @@ fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> 
 }
 
 /// The jobs `prune_ai_jobs` considers: completed or failed, created before
-/// `cutoff`, pinned or not as asked. A macro, not a function: a DELETE's
-/// filter must be a concrete expression, not a boxed one.
-macro_rules! prune_candidates {
-    ($cutoff:expr, $pinned:expr) => {
+/// `cutoff`. Macros, not functions: a DELETE's filter must be a concrete
+/// expression, not a boxed one.
+macro_rules! prune_window {
+    ($cutoff:expr) => {
         ai_jobs::status
             .eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()])
             .and(ai_jobs::created_at.lt($cutoff))
-            .and(ai_jobs::pinned.eq($pinned))
     };
+}
+
+/// The jobs of [`prune_window!`] that are pinned, or not, as asked.
+macro_rules! prune_candidates {
+    ($cutoff:expr, $pinned:expr) => {
+        prune_window!($cutoff).and(ai_jobs::pinned.eq($pinned))
+    };
+}
+
+/// Pinned and unpinned jobs in the prune window, in one statement.
+fn prune_counts(conn: &mut Conn, cutoff: DbTime) -> StorageResult<(i64, i64)> {
+    let rows: Vec<(bool, i64)> = ai_jobs::table
+        .filter(prune_window!(cutoff))
+        .group_by(ai_jobs::pinned)
+        .select((ai_jobs::pinned, diesel::dsl::count_star()))
+        .load(conn)
+        .map_err(|e| map_err(e, "ai jobs"))?;
+    Ok(rows
+        .into_iter()
+        .fold((0, 0), |(pinned, unpinned), (is_pinned, n)| {
+            if is_pinned {
+                (pinned + n, unpinned)
+            } else {
+                (pinned, unpinned + n)
+            }
+        }))
 }
 
 fn count(n: i64) -> u32 {
@@ -1493,20 +1524,30 @@ impl Storage for Store {
         dry_run: bool,
     ) -> StorageResult<PruneReport> {
         let cutoff = DbTime(validate::timestamp("cutoff", cutoff)?);
+        let window_of = |unpinned: i64| unpinned.min(i64::from(min_versions));
+        let report = |pinned: i64, unpinned: i64, pruned: i64| {
+            let window = window_of(unpinned);
+            PruneReport {
+                timestamp: validate::now(),
+                items_scanned: count(pinned + unpinned),
+                items_pruned: count(pruned),
+                items_spared_pinned: count(pinned),
+                items_spared_window: count(window),
+                total_bytes_freed: 0,
+                dry_run,
+            }
+        };
         let mut conn = self.conn()?;
+        if dry_run {
+            // One statement reads one snapshot: no transaction needed.
+            let (pinned, unpinned) = prune_counts(&mut conn, cutoff)?;
+            return Ok(report(pinned, unpinned, unpinned - window_of(unpinned)));
+        }
         write_tx(&mut conn, |conn| {
-            let count_of = |conn: &mut Conn, pinned: bool| {
-                ai_jobs::table
-                    .filter(prune_candidates!(cutoff, pinned))
-                    .count()
-                    .get_result::<i64>(conn)
-                    .map_err(|e| map_err(e, "ai jobs"))
-            };
-            let pinned = count_of(conn, true)?;
-            let unpinned = count_of(conn, false)?;
-            let window = unpinned.min(i64::from(min_versions));
+            let (pinned, unpinned) = prune_counts(conn, cutoff)?;
+            let window = window_of(unpinned);
             let mut pruned = unpinned - window;
-            if !dry_run && pruned > 0 {
+            if pruned > 0 {
                 let victims = ai_jobs::table
                     .filter(prune_candidates!(cutoff, false))
                     .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
@@ -1524,15 +1565,7 @@ impl Storage for Store {
                 .execute(conn)
                 .map_err(|e| map_err(e, "ai jobs"))? as i64;
             }
-            Ok(PruneReport {
-                timestamp: validate::now(),
-                items_scanned: count(pinned + unpinned),
-                items_pruned: count(pruned),
-                items_spared_pinned: count(pinned),
-                items_spared_window: count(window),
-                total_bytes_freed: 0,
-                dry_run,
-            })
+            Ok(report(pinned, unpinned, pruned))
         })
     }
 }
