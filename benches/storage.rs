@@ -44,12 +44,15 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn targets() -> Vec<TestTarget> {
-    let mut targets = Vec::new();
-    #[cfg(feature = "sqlite")]
-    targets.push(TestTarget::standard("sqlite"));
-    #[cfg(feature = "postgres")]
-    targets.push(TestTarget::standard("postgres"));
-    targets
+    [
+        #[cfg(feature = "sqlite")]
+        "sqlite",
+        #[cfg(feature = "postgres")]
+        "postgres",
+    ]
+    .into_iter()
+    .map(TestTarget::standard)
+    .collect()
 }
 
 fn wanted(group: &str) -> bool {

@@ -653,16 +653,20 @@ impl Figure {
     }
 }
 
-/// Runs each side `samples` times, alternating, after one warm-up call
-/// each, and keeps the medians.
+/// Runs each side `samples` times, alternating, and keeps the medians per
+/// call. A sample is as many calls as fill about 5 ms (judged from one
+/// warm-up call of the store), so that fast point ops are not lost in the
+/// clock's noise; both sides make the same number of calls.
 pub fn measure(workload: &mut Workload<'_>, samples: usize) -> StorageResult<Figure> {
-    (workload.store)()?;
-    (workload.baseline)()?;
+    const SAMPLE: Duration = Duration::from_millis(5);
+    let warm_up = time(&mut workload.store, 1)?;
+    time(&mut workload.baseline, 1)?;
+    let calls = (SAMPLE.as_nanos() / warm_up.as_nanos().max(1)).clamp(1, 1000) as u32;
     let mut store = Vec::with_capacity(samples);
     let mut baseline = Vec::with_capacity(samples);
     for _ in 0..samples.max(1) {
-        store.push(time(&mut workload.store)?);
-        baseline.push(time(&mut workload.baseline)?);
+        store.push(time(&mut workload.store, calls)? / calls);
+        baseline.push(time(&mut workload.baseline, calls)? / calls);
     }
     Ok(Figure {
         group: workload.group,
@@ -673,9 +677,11 @@ pub fn measure(workload: &mut Workload<'_>, samples: usize) -> StorageResult<Fig
     })
 }
 
-fn time(work: &mut Work<'_>) -> StorageResult<Duration> {
+fn time(work: &mut Work<'_>, calls: u32) -> StorageResult<Duration> {
     let start = Instant::now();
-    work()?;
+    for _ in 0..calls {
+        work()?;
+    }
     Ok(start.elapsed())
 }
 

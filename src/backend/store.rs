@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
@@ -51,6 +52,43 @@ pub(crate) struct Store {
 }
 
 type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+
+/// A statement made cacheable by its SQL text. Diesel never caches an
+/// UPDATE's prepared statement (its shape varies with the changeset, and
+/// Diesel keys the cache by Rust type), so SQLite would re-prepare every
+/// update and PostgreSQL re-plan it. Keyed by the text, each shape gets its
+/// own statement, which is safe; used only on single-row UPDATEs, whose
+/// shapes are few.
+struct Cached<Q>(Q);
+
+trait CacheByText: Sized {
+    fn cached(self) -> Cached<Self> {
+        Cached(self)
+    }
+}
+
+impl<Q> CacheByText for Q {}
+
+impl<Q: QueryFragment<DbBackend>> QueryFragment<DbBackend> for Cached<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DbBackend>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DbBackend) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> RunQueryDsl<Conn> for Cached<Q> {}
 
 impl Store {
     pub(super) fn new(
@@ -1009,7 +1047,8 @@ impl Storage for Store {
         self.load_one(
             diesel::update(blocks::table.find(id))
                 .set((&changes, &BlockStamp::new(&meta)))
-                .returning(BlockRow::as_returning()),
+                .returning(BlockRow::as_returning())
+                .cached(),
             &format!("block {id}"),
             BlockRow::into_domain,
         )
@@ -1048,6 +1087,7 @@ impl Storage for Store {
             // document run one after the other, as on SQLite.
             let touched = diesel::update(documents::table.find(document_id))
                 .set(&DocumentStamp::new(&meta))
+                .cached()
                 .execute(conn)
                 .map_err(|e| map_err(e, &format!("document {document_id}")))?;
             expect_one(touched, "document", document_id)?;
@@ -1141,6 +1181,7 @@ impl Storage for Store {
             let canvas = diesel::update(canvases::table.find(id))
                 .set(&CanvasStamp::new(&meta))
                 .returning(CanvasRow::as_returning())
+                .cached()
                 .get_result(conn)
                 .map_err(|e| map_err(e, &format!("canvas {id}")))?;
             diesel::delete(canvas_edges::table.filter(canvas_edges::canvas_id.eq(id)))
@@ -1328,6 +1369,7 @@ impl Storage for Store {
             let row = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
                 .set(&changes)
                 .returning(AiJobRow::as_returning())
+                .cached()
                 .get_result(conn)
                 .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
             with_refs(conn, row)
@@ -1337,10 +1379,12 @@ impl Storage for Store {
     fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()> {
         let outputs = optional_json("job_outputs", outputs)?;
         let affected = self.run(
-            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
-                ai_jobs::job_outputs.eq(outputs),
-                ai_jobs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+                .set((
+                    ai_jobs::job_outputs.eq(outputs),
+                    ai_jobs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1348,10 +1392,12 @@ impl Storage for Store {
 
     fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()> {
         let affected = self.run(
-            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
-                ai_jobs::pinned.eq(pinned),
-                ai_jobs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+                .set((
+                    ai_jobs::pinned.eq(pinned),
+                    ai_jobs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1398,7 +1444,8 @@ impl Storage for Store {
                     workflow_runs::error_message.eq(error_message),
                     workflow_runs::updated_at.eq(DbTime(validate::now())),
                 ))
-                .returning(RunRow::as_returning()),
+                .returning(RunRow::as_returning())
+                .cached(),
             &format!("workflow run {run_id}"),
             RunRow::into_domain,
         )
@@ -1407,10 +1454,12 @@ impl Storage for Store {
     fn heartbeat_workflow(&self, run_id: Uuid, at: DateTime<Utc>) -> StorageResult<()> {
         let at = validate::timestamp("heartbeat", at)?;
         let affected = self.run(
-            diesel::update(workflow_runs::table.find(DbUuid(run_id))).set((
-                workflow_runs::last_heartbeat.eq(DbTime(at)),
-                workflow_runs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(workflow_runs::table.find(DbUuid(run_id)))
+                .set((
+                    workflow_runs::last_heartbeat.eq(DbTime(at)),
+                    workflow_runs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("workflow run {run_id}"),
         )?;
         expect_one(affected, "workflow run", run_id)
@@ -1465,7 +1514,8 @@ impl Storage for Store {
         self.load_one(
             diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
                 .set(&changes)
-                .returning(ExecutionRow::as_returning()),
+                .returning(ExecutionRow::as_returning())
+                .cached(),
             &format!("node execution {exec_id}"),
             ExecutionRow::into_domain,
         )
