@@ -654,11 +654,11 @@ impl Figure {
 }
 
 /// Runs each side `samples` times, alternating, and keeps the medians per
-/// call. A sample is as many calls as fill about 5 ms (judged from one
+/// call. A sample is as many calls as fill about 10 ms (judged from one
 /// warm-up call of the store), so that fast point ops are not lost in the
 /// clock's noise; both sides make the same number of calls.
 pub fn measure(workload: &mut Workload<'_>, samples: usize) -> StorageResult<Figure> {
-    const SAMPLE: Duration = Duration::from_millis(5);
+    const SAMPLE: Duration = Duration::from_millis(10);
     let warm_up = time(&mut workload.store, 1)?;
     time(&mut workload.baseline, 1)?;
     let calls = (SAMPLE.as_nanos() / warm_up.as_nanos().max(1)).clamp(1, 1000) as u32;

@@ -45,7 +45,7 @@ enum Command {
     /// afterwards; print ops/s and store/baseline ratios.
     Bench {
         /// Timed calls per workload and side (the median is reported).
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = 15)]
         samples: usize,
     },
 }
