@@ -1,6 +1,6 @@
 //! The benchmark workloads (feature `bench`), each paired with a baseline:
-//! the same work as hand-written raw SQL through the same driver, on the
-//! same database, measured in the same run. Written once here and used by
+//! the same work as hand-written raw SQL through the same driver, on a
+//! twin database of the same backend, measured in the same run. Written once here and used by
 //! `benches/storage.rs` (criterion) and `hsk-storage bench` (a short run).
 //!
 //! Groups: `point` (one row), `bulk` (whole documents and canvases),
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::conformance::{Harness, TestTarget};
@@ -92,14 +92,34 @@ impl Sizes {
     }
 }
 
-/// A fresh database with a store and a baseline open on it, and the rows
-/// the workloads start from: each side writes to its own document and
-/// canvas, so neither sees the other's rows.
+/// Two fresh databases of the same backend, one for the store and one for
+/// the baseline, so that neither side's writes (a growing table, a longer
+/// WAL) slow the other down, whichever runs first.
 pub struct Fixture {
-    harness: Harness,
+    store_db: Db,
+    baseline_db: Db,
     baseline: Box<dyn Baseline>,
     ctx: WriteContext,
+}
+
+/// A fresh database and the workspace the workloads write into.
+struct Db {
+    harness: Harness,
     workspace_id: String,
+}
+
+impl Db {
+    fn new(target: &TestTarget, ctx: &WriteContext) -> StorageResult<Self> {
+        let harness = target.harness()?;
+        let workspace = NewWorkspace {
+            name: "bench".into(),
+        };
+        let workspace_id = harness.store().create_workspace(ctx, workspace)?.id;
+        Ok(Db {
+            harness,
+            workspace_id,
+        })
+    }
 }
 
 /// Per-side ids a workload works on.
@@ -111,41 +131,45 @@ struct Side {
 
 impl Fixture {
     pub fn new(target: &TestTarget) -> StorageResult<Self> {
-        let harness = target.harness()?;
-        let baseline = harness.baseline()?;
         let ctx = WriteContext::human(Some("bench".into()));
-        let workspace_id = harness
-            .store()
-            .create_workspace(
-                &ctx,
-                NewWorkspace {
-                    name: "bench".into(),
-                },
-            )?
-            .id;
+        let store_db = Db::new(target, &ctx)?;
+        let baseline_db = Db::new(target, &ctx)?;
+        let baseline = baseline_db.harness.baseline()?;
         Ok(Fixture {
-            harness,
+            store_db,
+            baseline_db,
             baseline,
             ctx,
-            workspace_id,
         })
     }
 
+    /// The store under measurement.
     pub fn store(&self) -> &dyn Storage {
-        self.harness.store()
+        self.store_db.harness.store()
     }
 
     pub fn backend(&self) -> Backend {
-        self.harness.backend()
+        self.store_db.harness.backend()
     }
 
-    fn side(&self, prefix: &'static str) -> StorageResult<Side> {
-        let store = self.store();
+    /// The store side's document and canvas.
+    fn store_side(&self) -> StorageResult<Side> {
+        self.side(&self.store_db, "store")
+    }
+
+    /// The baseline side's document and canvas (made through a store on
+    /// the baseline's database).
+    fn baseline_side(&self) -> StorageResult<Side> {
+        self.side(&self.baseline_db, "baseline")
+    }
+
+    fn side(&self, db: &Db, prefix: &'static str) -> StorageResult<Side> {
+        let store = db.harness.store();
         let document_id = store
             .create_document(
                 &self.ctx,
                 NewDocument {
-                    workspace_id: self.workspace_id.clone(),
+                    workspace_id: db.workspace_id.clone(),
                     title: format!("{prefix} document"),
                 },
             )?
@@ -154,7 +178,7 @@ impl Fixture {
             .create_canvas(
                 &self.ctx,
                 NewCanvas {
-                    workspace_id: self.workspace_id.clone(),
+                    workspace_id: db.workspace_id.clone(),
                     title: format!("{prefix} canvas"),
                 },
             )?
@@ -169,18 +193,23 @@ impl Fixture {
     /// `create_block`, `get_block`, `update_block`, `create_ai_job`,
     /// `get_ai_job`: one row each.
     pub fn point(&self) -> StorageResult<Vec<Workload<'_>>> {
-        let (s, b) = (self.side("store")?, self.side("baseline")?);
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
         let store = self.store();
         let base = &*self.baseline;
         let ctx = &self.ctx;
         let block_s = store.create_block(ctx, block(&s.document_id, 0))?.id;
-        let block_b = store.create_block(ctx, block(&b.document_id, 0))?.id;
-        let job = workspace_job(&self.workspace_id);
-        let job_s = store.create_ai_job(job.clone())?.job_id;
-        let job_b = base.create_ai_job(&job)?;
+        let block_b = self
+            .baseline_db
+            .harness
+            .store()
+            .create_block(ctx, block(&b.document_id, 0))?
+            .id;
+        let job_in_s = workspace_job(&self.store_db.workspace_id);
+        let job_in_b = workspace_job(&self.baseline_db.workspace_id);
+        let job_s = store.create_ai_job(job_in_s.clone())?.job_id;
+        let job_b = base.create_ai_job(&job_in_b)?;
         let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
         let (get_s, get_b) = (block_s.clone(), block_b.clone());
-        let (job_in_s, job_in_b) = (job.clone(), job);
         let mut seq_s = 0;
         let mut seq_b = 0;
         Ok(vec![
@@ -242,7 +271,7 @@ impl Fixture {
     /// `replace_blocks` of `sizes.blocks` blocks, `update_canvas_graph` of
     /// `sizes.nodes` nodes and `sizes.edges` edges, and reading both back.
     pub fn bulk(&self, sizes: &Sizes) -> StorageResult<Vec<Workload<'_>>> {
-        let (s, b) = (self.side("store")?, self.side("baseline")?);
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
         let store = self.store();
         let base = &*self.baseline;
         let ctx = &self.ctx;
@@ -316,8 +345,10 @@ impl Fixture {
     /// workspace has about 100 jobs and 50 runs are stalled whatever the
     /// size, so an indexed query costs the same at every size.
     pub fn scale(&self, jobs: usize) -> StorageResult<Vec<Workload<'_>>> {
-        for sql in seed_sql(self.backend(), jobs) {
-            self.harness.execute_sql(&sql)?;
+        for db in [&self.store_db, &self.baseline_db] {
+            for sql in seed_sql(self.backend(), jobs) {
+                db.harness.execute_sql(&sql)?;
+            }
         }
         let store = self.store();
         let base = &*self.baseline;
@@ -391,14 +422,15 @@ impl Fixture {
     /// create, read, update of a block and a read of a job, through one
     /// store (and one baseline pool).
     pub fn concurrency(&self, sizes: &Sizes) -> StorageResult<Vec<Workload<'_>>> {
-        let (s, b) = (self.side("store")?, self.side("baseline")?);
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
         let store = self.store();
         let base = &*self.baseline;
         let ctx = &self.ctx;
         let rounds = sizes.ops_per_thread;
-        let job = store
-            .create_ai_job(workspace_job(&self.workspace_id))?
+        let job_s = store
+            .create_ai_job(workspace_job(&self.store_db.workspace_id))?
             .job_id;
+        let job_b = base.create_ai_job(&workspace_job(&self.baseline_db.workspace_id))?;
         let mut workloads = Vec::new();
         for &threads in &sizes.threads {
             let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
@@ -416,7 +448,7 @@ impl Fixture {
                                 ..BlockUpdate::default()
                             };
                             store.update_block(ctx, &id, update)?;
-                            store.get_ai_job(job)?;
+                            store.get_ai_job(job_s)?;
                         }
                         Ok(())
                     })
@@ -431,7 +463,7 @@ impl Fixture {
                             })?;
                             base.get_block(&id)?;
                             base.update_block(&id, CONTENT)?;
-                            base.get_ai_job(job)?;
+                            base.get_ai_job(job_b)?;
                         }
                         Ok(())
                     })
@@ -542,7 +574,8 @@ fn graph(prefix: &str, nodes: usize, edges: usize) -> (Vec<NewCanvasNode>, Vec<N
 
 /// When seeded job `i` was created: one second apart, newest first.
 fn seed_time(i: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() - chrono::Duration::seconds(i)
+    // 2026-01-01 00:00:00 UTC, the time `seed_sql` counts back from.
+    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_767_225_600 - i)
 }
 
 /// Set-based SQL that seeds `jobs` jobs (each with one workspace ref,
