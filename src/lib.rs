@@ -42,6 +42,8 @@ pub mod conformance;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "bench")]
+pub mod bench;
 
 use std::path::Path;
 use std::sync::Arc;

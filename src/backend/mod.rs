@@ -53,6 +53,24 @@ pub(crate) fn open_maintained(
     }
 }
 
+/// The benchmarks' raw-SQL baseline on the database a URL names.
+#[cfg(feature = "bench")]
+pub(crate) fn open_baseline(
+    url: &str,
+    config: &StorageConfig,
+) -> StorageResult<Box<dyn crate::bench::Baseline>> {
+    match DatabaseUrl::parse(url)? {
+        #[cfg(feature = "sqlite")]
+        target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
+            Ok(Box::new(sqlite::open_baseline(&target, config)?))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::open_baseline(&url, config)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(missing_feature(&other)),
+    }
+}
+
 #[allow(dead_code)]
 fn missing_feature(url: &DatabaseUrl) -> StorageError {
     let feature = match url {

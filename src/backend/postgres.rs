@@ -38,6 +38,17 @@ mod store;
 
 pub(crate) use store::Store;
 
+#[cfg(feature = "bench")]
+#[allow(clippy::duplicate_mod)]
+#[path = "baseline.rs"]
+mod baseline;
+
+/// The benchmarks' raw-SQL baseline, on a pool built like the store's.
+#[cfg(feature = "bench")]
+pub(crate) fn open_baseline(url: &str, config: &StorageConfig) -> StorageResult<baseline::RawSql> {
+    Ok(baseline::RawSql::new(build_pool(url, config)?))
+}
+
 /// Runs a read of several statements in one REPEATABLE READ, read-only
 /// transaction: one snapshot for all of them, as on SQLite (READ COMMITTED
 /// would give each statement its own).
@@ -117,11 +128,18 @@ fn connect(url: &str) -> StorageResult<PgConnection> {
 }
 
 pub(crate) fn open(url: &str, config: &StorageConfig) -> StorageResult<Store> {
+    Store::new(build_pool(url, config)?, (), config.run_migrations)
+}
+
+fn build_pool(
+    url: &str,
+    config: &StorageConfig,
+) -> StorageResult<Pool<ConnectionManager<PgConnection>>> {
     let url = with_connect_timeout(url, config)?;
     // One connection first, outside the pool: an unreachable server or a
     // wrong password fails at once with libpq's reason.
     drop(connect(&url)?);
-    let pool = Pool::builder()
+    Pool::builder()
         .max_size(config.pool_size)
         .min_idle(Some(1))
         .connection_timeout(config.connection_timeout)
@@ -133,8 +151,7 @@ pub(crate) fn open(url: &str, config: &StorageConfig) -> StorageResult<Store> {
                 redact_url(&url),
                 scrub_secrets(&e.to_string(), &url)
             ))
-        })?;
-    Store::new(pool, (), config.run_migrations)
+        })
 }
 
 /// Creates `schema` (a name we generated: letters, digits, `_`) and returns

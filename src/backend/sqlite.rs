@@ -42,6 +42,21 @@ mod store;
 
 pub(crate) use store::Store;
 
+#[cfg(feature = "bench")]
+#[allow(clippy::duplicate_mod)]
+#[path = "baseline.rs"]
+mod baseline;
+
+/// The benchmarks' raw-SQL baseline, on a pool built like the store's.
+#[cfg(feature = "bench")]
+pub(crate) fn open_baseline(
+    target: &DatabaseUrl,
+    config: &StorageConfig,
+) -> StorageResult<baseline::RawSql> {
+    let (pool, _keep_alive) = build_pool(target, config)?;
+    Ok(baseline::RawSql::new(pool))
+}
+
 /// Runs a read of several statements in one (deferred) transaction: in WAL
 /// mode it reads one snapshot.
 pub(crate) fn read_tx<T>(
@@ -95,6 +110,14 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSe
 }
 
 pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResult<Store> {
+    let (pool, keep_alive) = build_pool(target, config)?;
+    Store::new(pool, keep_alive, config.run_migrations)
+}
+
+fn build_pool(
+    target: &DatabaseUrl,
+    config: &StorageConfig,
+) -> StorageResult<(Pool<ConnectionManager<SqliteConnection>>, KeepAlive)> {
     let (conn_url, on_disk, pool_size) = match target {
         DatabaseUrl::SqliteMemory => (
             format!(
@@ -139,5 +162,5 @@ pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResul
         .map_err(|e| {
             StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
         })?;
-    Store::new(pool, keep_alive, config.run_migrations)
+    Ok((pool, keep_alive))
 }

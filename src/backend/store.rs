@@ -18,7 +18,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
@@ -50,6 +52,43 @@ pub(crate) struct Store {
 }
 
 type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+
+/// A statement made cacheable by its SQL text. Diesel never caches an
+/// UPDATE's prepared statement (its shape varies with the changeset, and
+/// Diesel keys the cache by Rust type), so SQLite would re-prepare every
+/// update and PostgreSQL re-plan it. Keyed by the text, each shape gets its
+/// own statement, which is safe; used only on single-row UPDATEs, whose
+/// shapes are few.
+struct Cached<Q>(Q);
+
+trait CacheByText: Sized {
+    fn cached(self) -> Cached<Self> {
+        Cached(self)
+    }
+}
+
+impl<Q> CacheByText for Q {}
+
+impl<Q: QueryFragment<DbBackend>> QueryFragment<DbBackend> for Cached<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DbBackend>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DbBackend) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> RunQueryDsl<Conn> for Cached<Q> {}
 
 impl Store {
     pub(super) fn new(
@@ -83,7 +122,8 @@ impl Store {
             .map_err(|e| map_err(e, what))
     }
 
-    /// Loads every row of `query` and converts each.
+    /// Loads every row of `query` and converts each as it is read: no
+    /// intermediate Vec of rows, so peak memory stays near the result's.
     fn load_all<'q, Q, R, D>(
         &self,
         query: Q,
@@ -91,14 +131,18 @@ impl Store {
         into: fn(R) -> StorageResult<D>,
     ) -> StorageResult<Vec<D>>
     where
-        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R>,
+        Q: RunQueryDsl<Conn> + LoadQuery<'q, Conn, R> + 'q,
+        R: 'q,
     {
-        query
-            .load(&mut *self.conn()?)
-            .map_err(|e| map_err(e, what))?
-            .into_iter()
-            .map(into)
-            .collect()
+        let mut conn = self.conn()?;
+        let rows = query
+            .load_iter::<R, DefaultLoadingMode>(&mut *conn)
+            .map_err(|e| map_err(e, what))?;
+        let mut out = Vec::with_capacity(rows.size_hint().0);
+        for row in rows {
+            out.push(into(row.map_err(|e| map_err(e, what))?)?);
+        }
+        Ok(out)
     }
 
     /// Loads the one row of `query` (`NotFound` when there is none).
@@ -502,6 +546,8 @@ impl AiJobRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ai_job_entity_refs, check_for_backend(DbBackend))]
+// Without this, SQLite inserts a Vec one row at a time inside a savepoint.
+#[diesel(treat_none_as_default_value = false)]
 struct EntityRefRow {
     job_id: DbUuid,
     position: i64,
@@ -703,13 +749,37 @@ fn with_refs(conn: &mut Conn, row: AiJobRow) -> StorageResult<AiJob> {
     row.into_domain(refs)
 }
 
+/// One job with its refs in one statement: a LEFT JOIN gives a row per ref
+/// (in position order), or one row with no ref. One statement reads one
+/// snapshot, so no transaction is needed.
 fn load_job(conn: &mut Conn, job_id: Uuid) -> StorageResult<AiJob> {
-    let row = ai_jobs::table
-        .find(DbUuid(job_id))
-        .select(AiJobRow::as_select())
-        .first(conn)
+    let rows: Vec<(AiJobRow, Option<(String, String)>)> = ai_jobs::table
+        .left_join(ai_job_entity_refs::table)
+        .filter(ai_jobs::id.eq(DbUuid(job_id)))
+        .order(ai_job_entity_refs::position)
+        .select((
+            AiJobRow::as_select(),
+            (
+                ai_job_entity_refs::entity_id,
+                ai_job_entity_refs::entity_kind,
+            )
+                .nullable(),
+        ))
+        .load(conn)
         .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-    with_refs(conn, row)
+    let mut rows = rows.into_iter();
+    let Some((job, first_ref)) = rows.next() else {
+        return Err(StorageError::not_found("ai job", job_id));
+    };
+    let refs = first_ref
+        .into_iter()
+        .chain(rows.filter_map(|(_, r)| r))
+        .map(|(entity_id, entity_kind)| EntityRef {
+            entity_id,
+            entity_kind,
+        })
+        .collect();
+    job.into_domain(refs)
 }
 
 fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> {
@@ -739,15 +809,40 @@ fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> 
 }
 
 /// The jobs `prune_ai_jobs` considers: completed or failed, created before
-/// `cutoff`, pinned or not as asked. A macro, not a function: a DELETE's
-/// filter must be a concrete expression, not a boxed one.
-macro_rules! prune_candidates {
-    ($cutoff:expr, $pinned:expr) => {
+/// `cutoff`. Macros, not functions: a DELETE's filter must be a concrete
+/// expression, not a boxed one.
+macro_rules! prune_window {
+    ($cutoff:expr) => {
         ai_jobs::status
             .eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()])
             .and(ai_jobs::created_at.lt($cutoff))
-            .and(ai_jobs::pinned.eq($pinned))
     };
+}
+
+/// The jobs of [`prune_window!`] that are pinned, or not, as asked.
+macro_rules! prune_candidates {
+    ($cutoff:expr, $pinned:expr) => {
+        prune_window!($cutoff).and(ai_jobs::pinned.eq($pinned))
+    };
+}
+
+/// Pinned and unpinned jobs in the prune window, in one statement.
+fn prune_counts(conn: &mut Conn, cutoff: DbTime) -> StorageResult<(i64, i64)> {
+    let rows: Vec<(bool, i64)> = ai_jobs::table
+        .filter(prune_window!(cutoff))
+        .group_by(ai_jobs::pinned)
+        .select((ai_jobs::pinned, diesel::dsl::count_star()))
+        .load(conn)
+        .map_err(|e| map_err(e, "ai jobs"))?;
+    Ok(rows
+        .into_iter()
+        .fold((0, 0), |(pinned, unpinned), (is_pinned, n)| {
+            if is_pinned {
+                (pinned + n, unpinned)
+            } else {
+                (pinned, unpinned + n)
+            }
+        }))
 }
 
 fn count(n: i64) -> u32 {
@@ -954,7 +1049,8 @@ impl Storage for Store {
         self.load_one(
             diesel::update(blocks::table.find(id))
                 .set((&changes, &BlockStamp::new(&meta)))
-                .returning(BlockRow::as_returning()),
+                .returning(BlockRow::as_returning())
+                .cached(),
             &format!("block {id}"),
             BlockRow::into_domain,
         )
@@ -997,6 +1093,7 @@ impl Storage for Store {
             // document run one after the other, as on SQLite.
             let touched = diesel::update(documents::table.find(document_id))
                 .set(&DocumentStamp::new(&meta))
+                .cached()
                 .execute(conn)
                 .map_err(|e| map_err(e, &format!("document {document_id}")))?;
             expect_one(touched, "document", document_id)?;
@@ -1091,6 +1188,7 @@ impl Storage for Store {
             let canvas = diesel::update(canvases::table.find(id))
                 .set(&CanvasStamp::new(&meta))
                 .returning(CanvasRow::as_returning())
+                .cached()
                 .get_result(conn)
                 .map_err(|e| map_err(e, &format!("canvas {id}")))?;
             diesel::delete(canvas_edges::table.filter(canvas_edges::canvas_id.eq(id)))
@@ -1181,12 +1279,21 @@ impl Storage for Store {
             created_at: DbTime(now),
             updated_at: DbTime(now),
         };
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |conn| {
+        let insert_job = |conn: &mut Conn| {
             diesel::insert_into(ai_jobs::table)
                 .values(&row)
                 .execute(conn)
-                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+                .map(drop)
+                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))
+        };
+        let mut conn = self.conn()?;
+        // Without refs the job is one INSERT: no transaction round trips.
+        if refs.is_empty() {
+            insert_job(&mut conn)?;
+            return row.into_domain(job.entity_refs);
+        }
+        write_tx(&mut conn, |conn| {
+            insert_job(conn)?;
             // Four columns: job_id, position, entity_id, entity_kind.
             for chunk in refs.chunks(chunk_rows(4)) {
                 diesel::insert_into(ai_job_entity_refs::table)
@@ -1200,8 +1307,7 @@ impl Storage for Store {
     }
 
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
-        let mut conn = self.conn()?;
-        read_tx(&mut conn, |conn| load_job(conn, job_id))
+        load_job(&mut *self.conn()?, job_id)
     }
 
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
@@ -1272,6 +1378,7 @@ impl Storage for Store {
             let row = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
                 .set(&changes)
                 .returning(AiJobRow::as_returning())
+                .cached()
                 .get_result(conn)
                 .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
             with_refs(conn, row)
@@ -1282,10 +1389,12 @@ impl Storage for Store {
         validate::shallow_json("job_outputs", [&mut outputs])?;
         let outputs = optional_json("job_outputs", outputs)?;
         let affected = self.run(
-            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
-                ai_jobs::job_outputs.eq(outputs),
-                ai_jobs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+                .set((
+                    ai_jobs::job_outputs.eq(outputs),
+                    ai_jobs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1293,10 +1402,12 @@ impl Storage for Store {
 
     fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()> {
         let affected = self.run(
-            diesel::update(ai_jobs::table.find(DbUuid(job_id))).set((
-                ai_jobs::pinned.eq(pinned),
-                ai_jobs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+                .set((
+                    ai_jobs::pinned.eq(pinned),
+                    ai_jobs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1343,7 +1454,8 @@ impl Storage for Store {
                     workflow_runs::error_message.eq(error_message),
                     workflow_runs::updated_at.eq(DbTime(validate::now())),
                 ))
-                .returning(RunRow::as_returning()),
+                .returning(RunRow::as_returning())
+                .cached(),
             &format!("workflow run {run_id}"),
             RunRow::into_domain,
         )
@@ -1352,10 +1464,12 @@ impl Storage for Store {
     fn heartbeat_workflow(&self, run_id: Uuid, at: DateTime<Utc>) -> StorageResult<()> {
         let at = validate::timestamp("heartbeat", at)?;
         let affected = self.run(
-            diesel::update(workflow_runs::table.find(DbUuid(run_id))).set((
-                workflow_runs::last_heartbeat.eq(DbTime(at)),
-                workflow_runs::updated_at.eq(DbTime(validate::now())),
-            )),
+            diesel::update(workflow_runs::table.find(DbUuid(run_id)))
+                .set((
+                    workflow_runs::last_heartbeat.eq(DbTime(at)),
+                    workflow_runs::updated_at.eq(DbTime(validate::now())),
+                ))
+                .cached(),
             &format!("workflow run {run_id}"),
         )?;
         expect_one(affected, "workflow run", run_id)
@@ -1412,7 +1526,8 @@ impl Storage for Store {
         self.load_one(
             diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
                 .set(&changes)
-                .returning(ExecutionRow::as_returning()),
+                .returning(ExecutionRow::as_returning())
+                .cached(),
             &format!("node execution {exec_id}"),
             ExecutionRow::into_domain,
         )
@@ -1471,20 +1586,30 @@ impl Storage for Store {
         dry_run: bool,
     ) -> StorageResult<PruneReport> {
         let cutoff = DbTime(validate::timestamp("cutoff", cutoff)?);
+        let window_of = |unpinned: i64| unpinned.min(i64::from(min_versions));
+        let report = |pinned: i64, unpinned: i64, pruned: i64| {
+            let window = window_of(unpinned);
+            PruneReport {
+                timestamp: validate::now(),
+                items_scanned: count(pinned + unpinned),
+                items_pruned: count(pruned),
+                items_spared_pinned: count(pinned),
+                items_spared_window: count(window),
+                total_bytes_freed: 0,
+                dry_run,
+            }
+        };
         let mut conn = self.conn()?;
+        if dry_run {
+            // One statement reads one snapshot: no transaction needed.
+            let (pinned, unpinned) = prune_counts(&mut conn, cutoff)?;
+            return Ok(report(pinned, unpinned, unpinned - window_of(unpinned)));
+        }
         write_tx(&mut conn, |conn| {
-            let count_of = |conn: &mut Conn, pinned: bool| {
-                ai_jobs::table
-                    .filter(prune_candidates!(cutoff, pinned))
-                    .count()
-                    .get_result::<i64>(conn)
-                    .map_err(|e| map_err(e, "ai jobs"))
-            };
-            let pinned = count_of(conn, true)?;
-            let unpinned = count_of(conn, false)?;
-            let window = unpinned.min(i64::from(min_versions));
+            let (pinned, unpinned) = prune_counts(conn, cutoff)?;
+            let window = window_of(unpinned);
             let mut pruned = unpinned - window;
-            if !dry_run && pruned > 0 {
+            if pruned > 0 {
                 let victims = ai_jobs::table
                     .filter(prune_candidates!(cutoff, false))
                     .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
@@ -1502,15 +1627,7 @@ impl Storage for Store {
                 .execute(conn)
                 .map_err(|e| map_err(e, "ai jobs"))? as i64;
             }
-            Ok(PruneReport {
-                timestamp: validate::now(),
-                items_scanned: count(pinned + unpinned),
-                items_pruned: count(pruned),
-                items_spared_pinned: count(pinned),
-                items_spared_window: count(window),
-                total_bytes_freed: 0,
-                dry_run,
-            })
+            Ok(report(pinned, unpinned, pruned))
         })
     }
 }

@@ -7,16 +7,18 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use handshake_storage::bench::{replace_speedup, run_all, workload_count, Sizes};
 use handshake_storage::conformance::{run_suite, TestTarget};
 use handshake_storage::{
     database_url_from_env, open_with_config, redact_url, StorageConfig, StorageResult,
 };
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
     name = "hsk-storage",
     version,
-    about = "Handshake storage: migrate, status, check"
+    about = "Handshake storage: migrate, status, check, bench"
 )]
 struct Cli {
     /// Database URL: sqlite://path, a file path, sqlite::memory:,
@@ -38,6 +40,14 @@ enum Command {
     /// Run the whole conformance suite against the database, each case in a
     /// scratch schema (PostgreSQL) or scratch file (SQLite) removed afterwards.
     Check,
+    /// Run a short version of the benchmark workloads, each beside a raw-SQL
+    /// baseline on the same database, in scratch schemas or files removed
+    /// afterwards; print ops/s and store/baseline ratios.
+    Bench {
+        /// Timed calls per workload and side (the median is reported).
+        #[arg(long, default_value_t = 15)]
+        samples: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +94,56 @@ fn url_or_env(cli_url: Option<String>) -> String {
     cli_url.unwrap_or_else(database_url_from_env)
 }
 
+/// Where `check` and `bench` make their scratch databases: the URL given,
+/// else `DATABASE_URL`, else temporary SQLite files.
+fn scratch_target(cli_url: Option<String>) -> StorageResult<TestTarget> {
+    Ok(
+        match cli_url.or_else(|| std::env::var("DATABASE_URL").ok()) {
+            Some(url) if !url.trim().is_empty() => TestTarget::from_url(&url)?,
+            _ => TestTarget::Sqlite { parent: None },
+        },
+    )
+}
+
+fn bench(target: &TestTarget, samples: usize) -> StorageResult<ExitCode> {
+    let sizes = Sizes::quick();
+    // Fail with one clear line if the target cannot be used at all.
+    drop(target.harness()?);
+    println!("benchmark workloads against {}", target.describe());
+    let bar = ProgressBar::new(workload_count(&sizes) as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let figures = run_all(target, &sizes, samples, |figure| {
+        bar.set_message(format!("{} {}", figure.group, figure.name));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let figures = figures?;
+    println!(
+        "{:12} {:36} {:>14} {:>14} {:>7}",
+        "group", "workload", "store ops/s", "raw SQL ops/s", "ratio"
+    );
+    for f in &figures {
+        println!(
+            "{:12} {:36} {:>14.1} {:>14.1} {:>7.2}",
+            f.group,
+            f.name,
+            f.store_ops_per_sec(),
+            f.baseline_ops_per_sec(),
+            f.ratio()
+        );
+    }
+    println!("ratio: store time / raw-SQL time, medians of {samples} runs (1.00 = no overhead)");
+    if let Some(speedup) = replace_speedup(&figures, sizes.blocks) {
+        println!(
+            "one replace_blocks of {n} blocks is {speedup:.0}x faster than {n} create_block calls",
+            n = sizes.blocks
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> StorageResult<ExitCode> {
     match cli.command {
         Command::Migrate => {
@@ -118,14 +178,9 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { samples } => bench(&scratch_target(cli.database_url)?, samples),
         Command::Check => {
-            let target = match cli
-                .database_url
-                .or_else(|| std::env::var("DATABASE_URL").ok())
-            {
-                Some(url) if !url.trim().is_empty() => TestTarget::from_url(&url)?,
-                _ => TestTarget::Sqlite { parent: None },
-            };
+            let target = scratch_target(cli.database_url)?;
             // Fail with one clear line if the target cannot be used at all,
             // rather than once per case.
             drop(target.harness()?);

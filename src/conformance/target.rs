@@ -192,6 +192,12 @@ impl Harness {
         crate::open_with_config(&self.url, &self.config)
     }
 
+    /// The benchmarks' raw-SQL baseline on this harness's database.
+    #[cfg(feature = "bench")]
+    pub(crate) fn baseline(&self) -> StorageResult<Box<dyn crate::bench::Baseline>> {
+        backend::open_baseline(&self.url, &self.config)
+    }
+
     /// Reverts every applied migration, newest first; returns how many.
     pub fn revert_all_migrations(&self) -> StorageResult<usize> {
         self.inner().revert_all_migrations()

@@ -1,0 +1,280 @@
+//! Every workload of `handshake_storage::bench` on every enabled backend
+//! (SQLite file in WAL mode; PostgreSQL from `POSTGRES_TEST_URL`, in a
+//! throwaway schema), each as a criterion group with the store and its
+//! raw-SQL baseline side by side. After each group it prints the
+//! store/baseline ratio of the medians; at the end, the peak heap of
+//! `get_blocks` on 100,000 blocks against the size of what it returns.
+//!
+//! `cargo bench --features postgres` runs both backends;
+//! `HSK_BENCH_GROUPS=point,bulk` picks groups (point, bulk, scale,
+//! concurrency, memory).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use handshake_storage::bench::{self, Fixture, Sizes, Work, Workload};
+use handshake_storage::conformance::TestTarget;
+use handshake_storage::{Block, WriteContext};
+
+/// Counts live heap bytes and their peak, for the memory figure.
+struct CountingAllocator;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn targets() -> Vec<TestTarget> {
+    [
+        #[cfg(feature = "sqlite")]
+        "sqlite",
+        #[cfg(feature = "postgres")]
+        "postgres",
+    ]
+    .into_iter()
+    .map(TestTarget::standard)
+    .collect()
+}
+
+fn wanted(group: &str) -> bool {
+    match std::env::var("HSK_BENCH_GROUPS") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
+        _ => true,
+    }
+}
+
+/// Times `iters` calls and records the mean per call, for the ratio.
+fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        work().expect("benchmark workload");
+    }
+    let elapsed = start.elapsed();
+    means.push(elapsed / iters.max(1) as u32);
+    elapsed
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// One criterion group per workload: `store/<backend>` beside
+/// `baseline/<backend>`.
+fn run_group(
+    c: &mut Criterion,
+    backend: &str,
+    workloads: Vec<Workload<'_>>,
+    samples: usize,
+    measurement: Duration,
+    summary: &mut Vec<String>,
+) -> Vec<(String, Duration, Duration)> {
+    let mut medians = Vec::new();
+    for mut w in workloads {
+        let mut group = c.benchmark_group(format!("{}/{}", w.group, w.name));
+        group
+            .sample_size(samples)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(measurement);
+        let (mut store_means, mut base_means) = (Vec::new(), Vec::new());
+        group.bench_function(format!("store/{backend}"), |b| {
+            b.iter_custom(|iters| timed(&mut w.store, iters, &mut store_means))
+        });
+        group.bench_function(format!("baseline/{backend}"), |b| {
+            b.iter_custom(|iters| timed(&mut w.baseline, iters, &mut base_means))
+        });
+        group.finish();
+        let (store, base) = (median(store_means), median(base_means));
+        let line = format!(
+            "{backend:8} {:12} {:40} store {:>12.3?}  baseline {:>12.3?}  ratio {:5.2}",
+            w.group,
+            w.name,
+            store,
+            base,
+            store.as_secs_f64() / base.as_secs_f64().max(1e-12)
+        );
+        println!("{line}");
+        summary.push(line);
+        medians.push((w.name.clone(), store, base));
+    }
+    medians
+}
+
+/// Heap bytes a block owns, itself included.
+fn block_bytes(block: &Block) -> usize {
+    let text = |s: &String| s.capacity();
+    std::mem::size_of::<Block>()
+        + text(&block.id)
+        + text(&block.document_id)
+        + text(&block.kind)
+        + text(&block.raw_content)
+        + text(&block.display_content)
+        + json_bytes(&block.derived_content)
+        + block.sensitivity.as_ref().map_or(0, text)
+        + block.provenance.actor_id.as_ref().map_or(0, text)
+}
+
+fn json_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| std::mem::size_of::<Value>() + json_bytes(v))
+            .sum(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                std::mem::size_of::<String>()
+                    + k.capacity()
+                    + std::mem::size_of::<Value>()
+                    + json_bytes(v)
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Peak heap while `get_blocks` reads 100,000 blocks, against the heap
+/// size of the `Vec<Block>` it returns.
+fn memory(target: &TestTarget, summary: &mut Vec<String>) {
+    const BLOCKS: usize = 100_000;
+    let fixture = Fixture::new(target).expect("fixture");
+    let store = fixture.store();
+    let ctx = WriteContext::human(Some("bench".into()));
+    let ws = store
+        .create_workspace(&ctx, handshake_storage::NewWorkspace { name: "m".into() })
+        .expect("workspace");
+    let doc = store
+        .create_document(
+            &ctx,
+            handshake_storage::NewDocument {
+                workspace_id: ws.id,
+                title: "m".into(),
+            },
+        )
+        .expect("document");
+    let blocks = (0..BLOCKS as i64)
+        .map(|i| bench::block(&doc.id, i))
+        .collect();
+    drop(
+        store
+            .replace_blocks(&ctx, &doc.id, blocks)
+            .expect("replace"),
+    );
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let read = store.get_blocks(&doc.id).expect("get_blocks");
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let data = std::mem::size_of::<Vec<Block>>()
+        + (read.capacity() - read.len()) * std::mem::size_of::<Block>()
+        + read.iter().map(block_bytes).sum::<usize>();
+    let line = format!(
+        "{:8} {:12} {:40} peak heap {:.1} MiB, returned data {:.1} MiB, ratio {:.2}",
+        store.backend().to_string(),
+        "memory",
+        format!("get_blocks/{BLOCKS}"),
+        peak as f64 / 1048576.0,
+        data as f64 / 1048576.0,
+        peak as f64 / data as f64
+    );
+    println!("{line}");
+    summary.push(line);
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let sizes = Sizes::full();
+    let mut summary = Vec::new();
+    for target in targets() {
+        let backend = target.backend().to_string();
+        let mut create_block = None;
+        if wanted("point") {
+            let fixture = Fixture::new(&target).expect("fixture");
+            let workloads = fixture.point().expect("point workloads");
+            let medians = run_group(
+                &mut c,
+                &backend,
+                workloads,
+                30,
+                Duration::from_secs(2),
+                &mut summary,
+            );
+            create_block = medians.iter().find(|m| m.0 == "create_block").map(|m| m.1);
+        }
+        if wanted("bulk") {
+            let fixture = Fixture::new(&target).expect("fixture");
+            let workloads = fixture.bulk(&sizes).expect("bulk workloads");
+            let medians = run_group(
+                &mut c,
+                &backend,
+                workloads,
+                10,
+                Duration::from_secs(3),
+                &mut summary,
+            );
+            let replace = format!("replace_blocks/{}", sizes.blocks);
+            let replace = medians.iter().find(|m| m.0 == replace).map(|m| m.1);
+            if let (Some(create), Some(replace)) = (create_block, replace) {
+                summary.push(format!(
+                    "{backend:8} one replace_blocks of {n} is {:.0}x faster than {n} create_block calls",
+                    create.as_secs_f64() * sizes.blocks as f64 / replace.as_secs_f64(),
+                    n = sizes.blocks
+                ));
+            }
+        }
+        if wanted("scale") {
+            for &jobs in &sizes.jobs {
+                let fixture = Fixture::new(&target).expect("fixture");
+                let workloads = fixture.scale(jobs).expect("scale workloads");
+                run_group(
+                    &mut c,
+                    &backend,
+                    workloads,
+                    20,
+                    Duration::from_secs(2),
+                    &mut summary,
+                );
+            }
+        }
+        if wanted("concurrency") {
+            let fixture = Fixture::new(&target).expect("fixture");
+            let workloads = fixture.concurrency(&sizes).expect("concurrency workloads");
+            run_group(
+                &mut c,
+                &backend,
+                workloads,
+                10,
+                Duration::from_secs(3),
+                &mut summary,
+            );
+        }
+        if wanted("memory") {
+            memory(&target, &mut summary);
+        }
+    }
+    c.final_summary();
+    println!("\nstore/baseline medians:");
+    for line in summary {
+        println!("{line}");
+    }
+}

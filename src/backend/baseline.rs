@@ -1,0 +1,616 @@
+//! The benchmarks' baseline: the store's hot paths written by hand as raw
+//! SQL through the same driver, for `crate::bench` to measure the store
+//! against. Like `store.rs`, this file is written once and compiled per
+//! backend (`#[path]` from `sqlite.rs` and `postgres.rs`), so the SQL text
+//! is the same on both; `?` marks a bind parameter (`$n` on PostgreSQL).
+//!
+//! What makes it a fair floor: a pool of the same size with no checkout
+//! query, prepared statements cached by the driver connection (by SQL
+//! text), one transaction per multi-statement call, and multi-row INSERTs
+//! sized to the bind-parameter limit. Rows are decoded into plain tuples:
+//! the baseline skips the store's conversion into domain types.
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use diesel::expression::Expression;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
+use uuid::Uuid;
+
+use super::schema::ai_jobs;
+use super::{read_tx, write_tx, Conn, DbBackend, BACKEND, MAX_BIND_PARAMS};
+use crate::backend::fields::{DbJson, DbTime, DbUuid};
+use crate::backend::map_err;
+use crate::bench::Baseline;
+use crate::error::{StorageError, StorageResult};
+use crate::types::*;
+
+type SqlUuid = <ai_jobs::id as Expression>::SqlType;
+type SqlTime = <ai_jobs::created_at as Expression>::SqlType;
+type SqlJson = <ai_jobs::metrics as Expression>::SqlType;
+
+/// A bind parameter.
+enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    OptBool(Option<bool>),
+    Uuid(DbUuid),
+    OptUuid(Option<DbUuid>),
+    Time(DbTime),
+    Json(DbJson),
+    OptJson(Option<DbJson>),
+}
+
+/// Raw SQL with `?` placeholders and its arguments; `Row` is the SQL type
+/// of a result row. Safe to cache: the connection keeps one prepared
+/// statement per distinct SQL text.
+struct Raw<Row = ()> {
+    pieces: Vec<String>,
+    args: Vec<Arg>,
+    _row: PhantomData<Row>,
+}
+
+fn raw<Row>(sql: &str, args: Vec<Arg>) -> Raw<Row> {
+    Raw {
+        pieces: sql.split('?').map(str::to_string).collect(),
+        args,
+        _row: PhantomData,
+    }
+}
+
+impl<Row> QueryId for Raw<Row> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Row: 'static> Query for Raw<Row> {
+    type SqlType = Row;
+}
+
+impl<Row> RunQueryDsl<Conn> for Raw<Row> {}
+
+impl<Row> QueryFragment<DbBackend> for Raw<Row> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DbBackend>) -> QueryResult<()> {
+        if self.pieces.len() != self.args.len() + 1 {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "placeholder and argument counts differ".into(),
+            ));
+        }
+        out.push_sql(&self.pieces[0]);
+        for (arg, piece) in self.args.iter().zip(&self.pieces[1..]) {
+            match arg {
+                Arg::Text(v) => out.push_bind_param::<Text, _>(v)?,
+                Arg::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Arg::Int(v) => out.push_bind_param::<BigInt, _>(v)?,
+                Arg::Float(v) => out.push_bind_param::<Double, _>(v)?,
+                Arg::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
+                Arg::OptBool(v) => out.push_bind_param::<Nullable<Bool>, _>(v)?,
+                Arg::Uuid(v) => out.push_bind_param::<SqlUuid, _>(v)?,
+                Arg::OptUuid(v) => out.push_bind_param::<Nullable<SqlUuid>, _>(v)?,
+                Arg::Time(v) => out.push_bind_param::<SqlTime, _>(v)?,
+                Arg::Json(v) => out.push_bind_param::<SqlJson, _>(v)?,
+                Arg::OptJson(v) => out.push_bind_param::<Nullable<SqlJson>, _>(v)?,
+            }
+            out.push_sql(piece);
+        }
+        Ok(())
+    }
+}
+
+const BLOCK_COLUMNS: &str = "id, document_id, kind, sequence, raw_content, display_content, \
+     derived_content, sensitivity, exportable, created_at, updated_at, last_actor_kind, \
+     last_actor_id, last_job_id, last_workflow_id, edit_event_id";
+const STAMP_COLUMNS: &str =
+    "updated_at, last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id";
+const JOB_COLUMNS: &str = "ai_jobs.id, trace_id, workflow_run_id, job_kind, status, \
+     status_reason, error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
+     safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, created_at, \
+     updated_at";
+const NODE_COLUMNS: &str = "id, canvas_id, kind, position_x, position_y, data, created_at, \
+     updated_at, last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id";
+const EDGE_COLUMNS: &str = "id, canvas_id, from_node_id, to_node_id, kind, created_at, \
+     updated_at, last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id";
+const CANVAS_COLUMNS: &str = "id, workspace_id, title, created_at, updated_at, last_actor_kind, \
+     last_actor_id, last_job_id, last_workflow_id, edit_event_id";
+const RUN_COLUMNS: &str =
+    "id, job_id, status, error_message, last_heartbeat, created_at, updated_at";
+
+type StampSql = (
+    SqlTime,
+    Text,
+    Nullable<Text>,
+    Nullable<SqlUuid>,
+    Nullable<SqlUuid>,
+    SqlUuid,
+);
+type Stamp = (
+    DbTime,
+    String,
+    Option<String>,
+    Option<DbUuid>,
+    Option<DbUuid>,
+    DbUuid,
+);
+type BlockSql = (
+    Text,
+    Text,
+    Text,
+    BigInt,
+    Text,
+    Text,
+    SqlJson,
+    Nullable<Text>,
+    Nullable<Bool>,
+    SqlTime,
+    StampSql,
+);
+type BlockTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    DbJson,
+    Option<String>,
+    Option<bool>,
+    DbTime,
+    Stamp,
+);
+type JobSql = (
+    (SqlUuid, SqlUuid, Nullable<SqlUuid>, Text, Text, Text),
+    (Nullable<Text>, Text, Text, Text, Text, Text),
+    (SqlJson, SqlJson, Nullable<SqlJson>, Nullable<SqlJson>),
+    (Bool, SqlTime, SqlTime),
+);
+type JobTuple = (
+    (DbUuid, DbUuid, Option<DbUuid>, String, String, String),
+    (Option<String>, String, String, String, String, String),
+    (DbJson, DbJson, Option<DbJson>, Option<DbJson>),
+    (bool, DbTime, DbTime),
+);
+type NodeSql = (Text, Text, Text, Double, Double, SqlJson, SqlTime, StampSql);
+type NodeTuple = (String, String, String, f64, f64, DbJson, DbTime, Stamp);
+type EdgeSql = (Text, Text, Text, Text, Text, SqlTime, StampSql);
+type EdgeTuple = (String, String, String, String, String, DbTime, Stamp);
+type CanvasSql = (Text, Text, Text, SqlTime, StampSql);
+type CanvasTuple = (String, String, String, DbTime, Stamp);
+type RunSql = (
+    SqlUuid,
+    SqlUuid,
+    Text,
+    Nullable<Text>,
+    SqlTime,
+    SqlTime,
+    SqlTime,
+);
+type RunTuple = (
+    DbUuid,
+    DbUuid,
+    String,
+    Option<String>,
+    DbTime,
+    DbTime,
+    DbTime,
+);
+
+fn now() -> DateTime<Utc> {
+    crate::validate::now()
+}
+
+/// The values of [`STAMP_COLUMNS`] for a write by the benchmark's human.
+fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
+    [
+        Arg::Time(DbTime(at)),
+        Arg::Text(WriteActorKind::Human.as_str().to_string()),
+        Arg::OptText(Some("bench".into())),
+        Arg::OptUuid(None),
+        Arg::OptUuid(None),
+        Arg::Uuid(DbUuid(Uuid::new_v4())),
+    ]
+}
+
+fn placeholders(columns: usize) -> String {
+    format!("({})", vec!["?"; columns].join(", "))
+}
+
+/// Multi-row INSERTs of `rows` (each `columns` arguments long), as few
+/// statements as the bind-parameter limit allows.
+fn insert_rows(
+    conn: &mut Conn,
+    table: &str,
+    column_list: &str,
+    columns: usize,
+    rows: Vec<Vec<Arg>>,
+) -> StorageResult<()> {
+    let per_statement = (MAX_BIND_PARAMS / columns).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({column_list}) VALUES {}",
+            vec![placeholders(columns); chunk.len()].join(", ")
+        );
+        raw::<()>(&sql, chunk.into_iter().flatten().collect())
+            .execute(conn)
+            .map_err(|e| map_err(e, table))?;
+    }
+    Ok(())
+}
+
+fn block_args(document_id: &str, block: &NewBlock, at: DateTime<Utc>) -> Vec<Arg> {
+    let mut args = vec![
+        Arg::Text(
+            block
+                .id
+                .clone()
+                .unwrap_or_else(|| Uuid::new_v4().to_string()),
+        ),
+        Arg::Text(document_id.to_string()),
+        Arg::Text(block.kind.clone()),
+        Arg::Int(block.sequence),
+        Arg::Text(block.raw_content.clone()),
+        Arg::Text(
+            block
+                .display_content
+                .clone()
+                .unwrap_or_else(|| block.raw_content.clone()),
+        ),
+        Arg::Json(DbJson(
+            block
+                .derived_content
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({})),
+        )),
+        Arg::OptText(block.sensitivity.clone()),
+        Arg::OptBool(Some(block.exportable.unwrap_or(true))),
+        Arg::Time(DbTime(at)),
+    ];
+    args.extend(stamp_args(at));
+    args
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> StorageResult<DbJson> {
+    Ok(DbJson(serde_json::to_value(value)?))
+}
+
+/// The raw-SQL baseline on one database.
+pub(crate) struct RawSql {
+    pool: Pool<ConnectionManager<Conn>>,
+}
+
+impl RawSql {
+    pub(crate) fn new(pool: Pool<ConnectionManager<Conn>>) -> Self {
+        RawSql { pool }
+    }
+
+    fn conn(&self) -> StorageResult<PooledConnection<ConnectionManager<Conn>>> {
+        self.pool
+            .get()
+            .map_err(|e| StorageError::Database(format!("no {BACKEND} connection available: {e}")))
+    }
+}
+
+impl Baseline for RawSql {
+    fn create_block(&self, block: &NewBlock) -> StorageResult<()> {
+        let sql = format!(
+            "INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES {}",
+            placeholders(16)
+        );
+        raw::<()>(&sql, block_args(&block.document_id, block, now()))
+            .execute(&mut *self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "block"))
+    }
+
+    fn get_block(&self, id: &str) -> StorageResult<()> {
+        let sql = format!("SELECT {BLOCK_COLUMNS} FROM blocks WHERE id = ?");
+        raw::<BlockSql>(&sql, vec![Arg::Text(id.into())])
+            .get_result::<BlockTuple>(&mut *self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "block"))
+    }
+
+    fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()> {
+        let sql = format!(
+            "UPDATE blocks SET raw_content = ?, ({STAMP_COLUMNS}) = {} WHERE id = ? \
+             RETURNING {BLOCK_COLUMNS}",
+            placeholders(6)
+        );
+        let mut args = vec![Arg::Text(raw_content.into())];
+        args.extend(stamp_args(now()));
+        args.push(Arg::Text(id.into()));
+        raw::<BlockSql>(&sql, args)
+            .get_result::<BlockTuple>(&mut *self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "block"))
+    }
+
+    fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid> {
+        let id = Uuid::new_v4();
+        let at = now();
+        let job_sql = format!(
+            "INSERT INTO ai_jobs ({}) VALUES {}",
+            JOB_COLUMNS.replace("ai_jobs.", ""),
+            placeholders(19)
+        );
+        let job_args = vec![
+            Arg::Uuid(DbUuid(id)),
+            Arg::Uuid(DbUuid(job.trace_id)),
+            Arg::OptUuid(None),
+            Arg::Text(job.job_kind.as_str().into()),
+            Arg::Text(JobState::Queued.as_str().into()),
+            Arg::Text(job.status_reason.clone()),
+            Arg::OptText(None),
+            Arg::Text(job.protocol_id.clone()),
+            Arg::Text(job.profile_id.clone()),
+            Arg::Text(job.capability_profile_id.clone()),
+            Arg::Text(job.access_mode.as_str().into()),
+            Arg::Text(job.safety_mode.as_str().into()),
+            Arg::Json(json_of(&job.planned_operations)?),
+            Arg::Json(json_of(&job.metrics)?),
+            Arg::OptJson(job.job_inputs.clone().map(DbJson)),
+            Arg::OptJson(None),
+            Arg::Bool(false),
+            Arg::Time(DbTime(at)),
+            Arg::Time(DbTime(at)),
+        ];
+        let refs = job
+            .entity_refs
+            .iter()
+            .enumerate()
+            .map(|(position, r)| {
+                vec![
+                    Arg::Uuid(DbUuid(id)),
+                    Arg::Int(position as i64),
+                    Arg::Text(r.entity_id.clone()),
+                    Arg::Text(r.entity_kind.clone()),
+                ]
+            })
+            .collect::<Vec<_>>();
+        write_tx(&mut *self.conn()?, |conn| {
+            raw::<()>(&job_sql, job_args)
+                .execute(conn)
+                .map_err(|e| map_err(e, "ai job"))?;
+            insert_rows(
+                conn,
+                "ai_job_entity_refs",
+                "job_id, position, entity_id, entity_kind",
+                4,
+                refs,
+            )
+        })?;
+        Ok(id)
+    }
+
+    fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS}, r.entity_id, r.entity_kind FROM ai_jobs \
+             LEFT JOIN ai_job_entity_refs r ON r.job_id = ai_jobs.id \
+             WHERE ai_jobs.id = ? ORDER BY r.position"
+        );
+        let rows: Vec<(JobTuple, Option<String>, Option<String>)> =
+            raw::<(JobSql, Nullable<Text>, Nullable<Text>)>(&sql, vec![Arg::Uuid(DbUuid(id))])
+                .load(&mut *self.conn()?)
+                .map_err(|e| map_err(e, "ai job"))?;
+        if rows.is_empty() {
+            return Err(StorageError::not_found("ai job", id));
+        }
+        Ok(())
+    }
+
+    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()> {
+        let at = now();
+        let rows = blocks
+            .iter()
+            .map(|b| block_args(document_id, b, at))
+            .collect();
+        let stamp_sql = format!(
+            "UPDATE documents SET ({STAMP_COLUMNS}) = {} WHERE id = ?",
+            placeholders(6)
+        );
+        let mut stamp = Vec::from(stamp_args(at));
+        stamp.push(Arg::Text(document_id.into()));
+        write_tx(&mut *self.conn()?, |conn| {
+            raw::<()>(&stamp_sql, stamp)
+                .execute(conn)
+                .map_err(|e| map_err(e, "document"))?;
+            raw::<()>(
+                "DELETE FROM blocks WHERE document_id = ?",
+                vec![Arg::Text(document_id.into())],
+            )
+            .execute(conn)
+            .map_err(|e| map_err(e, "blocks"))?;
+            insert_rows(conn, "blocks", BLOCK_COLUMNS, 16, rows)
+        })
+    }
+
+    fn get_blocks(&self, document_id: &str) -> StorageResult<usize> {
+        let sql = format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE document_id = ? ORDER BY sequence, id"
+        );
+        raw::<BlockSql>(&sql, vec![Arg::Text(document_id.into())])
+            .load::<BlockTuple>(&mut *self.conn()?)
+            .map(|rows| rows.len())
+            .map_err(|e| map_err(e, "blocks"))
+    }
+
+    fn update_canvas_graph(
+        &self,
+        canvas_id: &str,
+        nodes: &[NewCanvasNode],
+        edges: &[NewCanvasEdge],
+    ) -> StorageResult<()> {
+        let at = now();
+        let new_id = |id: &Option<String>| id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+        let node_rows = nodes
+            .iter()
+            .map(|n| {
+                let mut args = vec![
+                    Arg::Text(new_id(&n.id)),
+                    Arg::Text(canvas_id.into()),
+                    Arg::Text(n.kind.clone()),
+                    Arg::Float(n.position_x),
+                    Arg::Float(n.position_y),
+                    Arg::Json(DbJson(
+                        n.data.clone().unwrap_or_else(|| serde_json::json!({})),
+                    )),
+                    Arg::Time(DbTime(at)),
+                ];
+                args.extend(stamp_args(at));
+                args
+            })
+            .collect();
+        let edge_rows = edges
+            .iter()
+            .map(|e| {
+                let mut args = vec![
+                    Arg::Text(new_id(&e.id)),
+                    Arg::Text(canvas_id.into()),
+                    Arg::Text(e.from_node_id.clone()),
+                    Arg::Text(e.to_node_id.clone()),
+                    Arg::Text(e.kind.clone()),
+                    Arg::Time(DbTime(at)),
+                ];
+                args.extend(stamp_args(at));
+                args
+            })
+            .collect();
+        let stamp_sql = format!(
+            "UPDATE canvases SET ({STAMP_COLUMNS}) = {} WHERE id = ?",
+            placeholders(6)
+        );
+        let mut stamp = Vec::from(stamp_args(at));
+        stamp.push(Arg::Text(canvas_id.into()));
+        write_tx(&mut *self.conn()?, |conn| {
+            raw::<()>(&stamp_sql, stamp)
+                .execute(conn)
+                .map_err(|e| map_err(e, "canvas"))?;
+            for table in ["canvas_edges", "canvas_nodes"] {
+                raw::<()>(
+                    &format!("DELETE FROM {table} WHERE canvas_id = ?"),
+                    vec![Arg::Text(canvas_id.into())],
+                )
+                .execute(conn)
+                .map_err(|e| map_err(e, table))?;
+            }
+            insert_rows(conn, "canvas_nodes", NODE_COLUMNS, 13, node_rows)?;
+            insert_rows(conn, "canvas_edges", EDGE_COLUMNS, 12, edge_rows)
+        })
+    }
+
+    fn get_canvas_with_graph(&self, canvas_id: &str) -> StorageResult<usize> {
+        let id = || vec![Arg::Text(canvas_id.into())];
+        read_tx(&mut *self.conn()?, |conn| {
+            raw::<CanvasSql>(
+                &format!("SELECT {CANVAS_COLUMNS} FROM canvases WHERE id = ?"),
+                id(),
+            )
+            .get_result::<CanvasTuple>(conn)
+            .map_err(|e| map_err(e, "canvas"))?;
+            let nodes = raw::<NodeSql>(
+                &format!("SELECT {NODE_COLUMNS} FROM canvas_nodes WHERE canvas_id = ? ORDER BY id"),
+                id(),
+            )
+            .load::<NodeTuple>(conn)
+            .map_err(|e| map_err(e, "canvas nodes"))?;
+            let edges = raw::<EdgeSql>(
+                &format!("SELECT {EDGE_COLUMNS} FROM canvas_edges WHERE canvas_id = ? ORDER BY id"),
+                id(),
+            )
+            .load::<EdgeTuple>(conn)
+            .map_err(|e| map_err(e, "canvas edges"))?;
+            Ok(nodes.len() + edges.len())
+        })
+    }
+
+    fn list_ai_jobs(&self, filter: &AiJobListFilter) -> StorageResult<usize> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE 1 = 1");
+        let mut args = Vec::new();
+        if let Some(state) = filter.status {
+            sql.push_str(" AND status = ?");
+            args.push(Arg::Text(state.as_str().into()));
+        }
+        if let Some(kind) = filter.job_kind {
+            sql.push_str(" AND job_kind = ?");
+            args.push(Arg::Text(kind.as_str().into()));
+        }
+        if let Some(wsid) = &filter.wsid {
+            sql.push_str(
+                " AND id IN (SELECT job_id FROM ai_job_entity_refs \
+                 WHERE entity_kind = 'workspace' AND entity_id = ?)",
+            );
+            args.push(Arg::Text(wsid.clone()));
+        }
+        if let Some(from) = filter.from {
+            sql.push_str(" AND created_at >= ?");
+            args.push(Arg::Time(DbTime(from)));
+        }
+        if let Some(to) = filter.to {
+            sql.push_str(" AND created_at < ?");
+            args.push(Arg::Time(DbTime(to)));
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(" LIMIT ?");
+            args.push(Arg::Int(i64::from(limit)));
+        }
+        read_tx(&mut *self.conn()?, |conn| {
+            let jobs: Vec<JobTuple> = raw::<JobSql>(&sql, args)
+                .load(conn)
+                .map_err(|e| map_err(e, "ai jobs"))?;
+            for chunk in jobs.chunks(1000) {
+                let refs_sql = format!(
+                    "SELECT job_id, position, entity_id, entity_kind FROM ai_job_entity_refs \
+                     WHERE job_id IN ({}) ORDER BY job_id, position",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let ids = chunk.iter().map(|j| Arg::Uuid(j.0 .0)).collect();
+                raw::<(SqlUuid, BigInt, Text, Text)>(&refs_sql, ids)
+                    .load::<(DbUuid, i64, String, String)>(conn)
+                    .map_err(|e| map_err(e, "ai job entity refs"))?;
+            }
+            Ok(jobs.len())
+        })
+    }
+
+    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize> {
+        let cutoff = now() - chrono::Duration::seconds(threshold_secs as i64);
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE status = ? AND last_heartbeat < ? \
+             ORDER BY last_heartbeat, id"
+        );
+        raw::<RunSql>(
+            &sql,
+            vec![
+                Arg::Text(JobState::Running.as_str().into()),
+                Arg::Time(DbTime(cutoff)),
+            ],
+        )
+        .load::<RunTuple>(&mut *self.conn()?)
+        .map(|rows| rows.len())
+        .map_err(|e| map_err(e, "workflow runs"))
+    }
+
+    fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64> {
+        let sql = "SELECT pinned, COUNT(*) FROM ai_jobs WHERE status IN (?, ?) \
+                   AND created_at < ? GROUP BY pinned";
+        let counts: Vec<(bool, i64)> = raw::<(Bool, BigInt)>(
+            sql,
+            vec![
+                Arg::Text(JobState::Completed.as_str().into()),
+                Arg::Text(JobState::Failed.as_str().into()),
+                Arg::Time(DbTime(cutoff)),
+            ],
+        )
+        .load(&mut *self.conn()?)
+        .map_err(|e| map_err(e, "ai jobs"))?;
+        Ok(counts.iter().map(|(_, n)| *n as u64).sum())
+    }
+}

@@ -1,0 +1,765 @@
+//! The benchmark workloads (feature `bench`), each paired with a baseline:
+//! the same work as hand-written raw SQL through the same driver, on a
+//! twin database of the same backend, measured in the same run. Written once here and used by
+//! `benches/storage.rs` (criterion) and `hsk-storage bench` (a short run).
+//!
+//! Groups: `point` (one row), `bulk` (whole documents and canvases),
+//! `scale` (job queries over seeded tables of a given size) and
+//! `concurrency` (a mixed load from several threads through one store).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::conformance::{Harness, TestTarget};
+use crate::error::{StorageError, StorageResult};
+use crate::storage::Storage;
+use crate::types::*;
+
+/// The store's hot paths as raw SQL (see `backend/baseline.rs`). Reads
+/// decode every column into plain values and return the row count.
+pub trait Baseline: Send + Sync {
+    fn create_block(&self, block: &NewBlock) -> StorageResult<()>;
+    fn get_block(&self, id: &str) -> StorageResult<()>;
+    fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
+    fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
+    fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
+    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
+    fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
+    fn update_canvas_graph(
+        &self,
+        canvas_id: &str,
+        nodes: &[NewCanvasNode],
+        edges: &[NewCanvasEdge],
+    ) -> StorageResult<()>;
+    fn get_canvas_with_graph(&self, canvas_id: &str) -> StorageResult<usize>;
+    fn list_ai_jobs(&self, filter: &AiJobListFilter) -> StorageResult<usize>;
+    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize>;
+    /// The counting part of a dry-run prune; returns the candidates.
+    fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64>;
+}
+
+/// One unit of work, done once per call.
+pub type Work<'a> = Box<dyn FnMut() -> StorageResult<()> + 'a>;
+
+/// A workload and its baseline.
+pub struct Workload<'a> {
+    pub group: &'static str,
+    pub name: String,
+    /// Operations one call performs (for ops/s).
+    pub ops: u64,
+    pub store: Work<'a>,
+    pub baseline: Work<'a>,
+}
+
+/// How big the workloads are.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    pub blocks: usize,
+    pub nodes: usize,
+    pub edges: usize,
+    /// Job table sizes of the `scale` group.
+    pub jobs: Vec<usize>,
+    pub threads: Vec<usize>,
+    /// Operations per thread per call in the `concurrency` group.
+    pub ops_per_thread: usize,
+}
+
+impl Sizes {
+    /// The sizes the performance issue names.
+    pub fn full() -> Self {
+        Sizes {
+            blocks: 10_000,
+            nodes: 5_000,
+            edges: 10_000,
+            jobs: vec![10_000, 1_000_000],
+            threads: vec![1, 2, 4, 8],
+            ops_per_thread: 40,
+        }
+    }
+
+    /// A short run for `hsk-storage bench` and CI.
+    pub fn quick() -> Self {
+        Sizes {
+            blocks: 2_000,
+            nodes: 1_000,
+            edges: 2_000,
+            jobs: vec![10_000],
+            threads: vec![1, 2, 4, 8],
+            ops_per_thread: 20,
+        }
+    }
+}
+
+/// Two fresh databases of the same backend, one for the store and one for
+/// the baseline, so that neither side's writes (a growing table, a longer
+/// WAL) slow the other down, whichever runs first.
+pub struct Fixture {
+    store_db: Db,
+    baseline_db: Db,
+    baseline: Box<dyn Baseline>,
+    ctx: WriteContext,
+}
+
+/// A fresh database and the workspace the workloads write into.
+struct Db {
+    harness: Harness,
+    workspace_id: String,
+}
+
+impl Db {
+    fn new(target: &TestTarget, ctx: &WriteContext) -> StorageResult<Self> {
+        let harness = target.harness()?;
+        let workspace = NewWorkspace {
+            name: "bench".into(),
+        };
+        let workspace_id = harness.store().create_workspace(ctx, workspace)?.id;
+        Ok(Db {
+            harness,
+            workspace_id,
+        })
+    }
+}
+
+/// Per-side ids a workload works on.
+struct Side {
+    document_id: String,
+    canvas_id: String,
+    prefix: &'static str,
+}
+
+impl Fixture {
+    pub fn new(target: &TestTarget) -> StorageResult<Self> {
+        let ctx = WriteContext::human(Some("bench".into()));
+        let store_db = Db::new(target, &ctx)?;
+        let baseline_db = Db::new(target, &ctx)?;
+        let baseline = baseline_db.harness.baseline()?;
+        Ok(Fixture {
+            store_db,
+            baseline_db,
+            baseline,
+            ctx,
+        })
+    }
+
+    /// The store under measurement.
+    pub fn store(&self) -> &dyn Storage {
+        self.store_db.harness.store()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store_db.harness.backend()
+    }
+
+    /// The store side's document and canvas.
+    fn store_side(&self) -> StorageResult<Side> {
+        self.side(&self.store_db, "store")
+    }
+
+    /// The baseline side's document and canvas (made through a store on
+    /// the baseline's database).
+    fn baseline_side(&self) -> StorageResult<Side> {
+        self.side(&self.baseline_db, "baseline")
+    }
+
+    fn side(&self, db: &Db, prefix: &'static str) -> StorageResult<Side> {
+        let store = db.harness.store();
+        let document_id = store
+            .create_document(
+                &self.ctx,
+                NewDocument {
+                    workspace_id: db.workspace_id.clone(),
+                    title: format!("{prefix} document"),
+                },
+            )?
+            .id;
+        let canvas_id = store
+            .create_canvas(
+                &self.ctx,
+                NewCanvas {
+                    workspace_id: db.workspace_id.clone(),
+                    title: format!("{prefix} canvas"),
+                },
+            )?
+            .id;
+        Ok(Side {
+            document_id,
+            canvas_id,
+            prefix,
+        })
+    }
+
+    /// `create_block`, `get_block`, `update_block`, `create_ai_job`,
+    /// `get_ai_job`: one row each.
+    pub fn point(&self) -> StorageResult<Vec<Workload<'_>>> {
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
+        let store = self.store();
+        let base = &*self.baseline;
+        let ctx = &self.ctx;
+        let block_s = store.create_block(ctx, block(&s.document_id, 0))?.id;
+        let block_b = self
+            .baseline_db
+            .harness
+            .store()
+            .create_block(ctx, block(&b.document_id, 0))?
+            .id;
+        let job_in_s = workspace_job(&self.store_db.workspace_id);
+        let job_in_b = workspace_job(&self.baseline_db.workspace_id);
+        let job_s = store.create_ai_job(job_in_s.clone())?.job_id;
+        let job_b = base.create_ai_job(&job_in_b)?;
+        let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
+        let (get_s, get_b) = (block_s.clone(), block_b.clone());
+        let mut seq_s = 0;
+        let mut seq_b = 0;
+        Ok(vec![
+            pair(
+                "point",
+                "create_block",
+                1,
+                move || {
+                    seq_s += 1;
+                    store.create_block(ctx, block(&doc_s, seq_s)).map(drop)
+                },
+                move || {
+                    seq_b += 1;
+                    base.create_block(&block(&doc_b, seq_b))
+                },
+            ),
+            pair(
+                "point",
+                "get_block",
+                1,
+                move || store.get_block(&get_s).map(drop),
+                move || base.get_block(&get_b),
+            ),
+            pair(
+                "point",
+                "update_block",
+                1,
+                move || {
+                    store
+                        .update_block(
+                            ctx,
+                            &block_s,
+                            BlockUpdate {
+                                raw_content: Some(CONTENT.into()),
+                                ..BlockUpdate::default()
+                            },
+                        )
+                        .map(drop)
+                },
+                move || base.update_block(&block_b, CONTENT),
+            ),
+            pair(
+                "point",
+                "create_ai_job",
+                1,
+                move || store.create_ai_job(job_in_s.clone()).map(drop),
+                move || base.create_ai_job(&job_in_b).map(drop),
+            ),
+            pair(
+                "point",
+                "get_ai_job",
+                1,
+                move || store.get_ai_job(job_s).map(drop),
+                move || base.get_ai_job(job_b),
+            ),
+        ])
+    }
+
+    /// `replace_blocks` of `sizes.blocks` blocks, `update_canvas_graph` of
+    /// `sizes.nodes` nodes and `sizes.edges` edges, and reading both back.
+    pub fn bulk(&self, sizes: &Sizes) -> StorageResult<Vec<Workload<'_>>> {
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
+        let store = self.store();
+        let base = &*self.baseline;
+        let ctx = &self.ctx;
+        let blocks: Vec<NewBlock> = (0..sizes.blocks as i64).map(|i| block("", i)).collect();
+        let (nodes_s, edges_s) = graph(s.prefix, sizes.nodes, sizes.edges);
+        let (nodes_b, edges_b) = graph(b.prefix, sizes.nodes, sizes.edges);
+        // Fill both sides once, so the reads have data from the start.
+        store.replace_blocks(ctx, &s.document_id, blocks.clone())?;
+        base.replace_blocks(&b.document_id, &blocks)?;
+        store.update_canvas_graph(ctx, &s.canvas_id, nodes_s.clone(), edges_s.clone())?;
+        base.update_canvas_graph(&b.canvas_id, &nodes_b, &edges_b)?;
+        let blocks_b = blocks.clone();
+        let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
+        let (canvas_s, canvas_b) = (s.canvas_id.clone(), b.canvas_id.clone());
+        let expected_blocks = sizes.blocks;
+        let expected_graph = sizes.nodes + sizes.edges;
+        Ok(vec![
+            pair(
+                "bulk",
+                format!("replace_blocks/{}", sizes.blocks),
+                1,
+                move || store.replace_blocks(ctx, &doc_s, blocks.clone()).map(drop),
+                move || base.replace_blocks(&doc_b, &blocks_b),
+            ),
+            pair(
+                "bulk",
+                format!("get_blocks/{}", sizes.blocks),
+                1,
+                {
+                    let doc = s.document_id.clone();
+                    move || expect_rows(store.get_blocks(&doc)?.len(), expected_blocks)
+                },
+                {
+                    let doc = b.document_id.clone();
+                    move || expect_rows(base.get_blocks(&doc)?, expected_blocks)
+                },
+            ),
+            pair(
+                "bulk",
+                format!("update_canvas_graph/{}+{}", sizes.nodes, sizes.edges),
+                1,
+                move || {
+                    store
+                        .update_canvas_graph(ctx, &canvas_s, nodes_s.clone(), edges_s.clone())
+                        .map(drop)
+                },
+                move || base.update_canvas_graph(&canvas_b, &nodes_b, &edges_b),
+            ),
+            pair(
+                "bulk",
+                format!("get_canvas_with_graph/{}+{}", sizes.nodes, sizes.edges),
+                1,
+                {
+                    let canvas = s.canvas_id.clone();
+                    move || {
+                        let graph = store.get_canvas_with_graph(&canvas)?;
+                        expect_rows(graph.nodes.len() + graph.edges.len(), expected_graph)
+                    }
+                },
+                {
+                    let canvas = b.canvas_id.clone();
+                    move || expect_rows(base.get_canvas_with_graph(&canvas)?, expected_graph)
+                },
+            ),
+        ])
+    }
+
+    /// Job queries over `jobs` seeded jobs (set-based SQL, not API calls):
+    /// `list_ai_jobs` with each filter and a limit of 50,
+    /// `find_stalled_workflows` and a dry-run `prune_ai_jobs`. Every
+    /// workspace has about 100 jobs and 50 runs are stalled whatever the
+    /// size, so an indexed query costs the same at every size.
+    pub fn scale(&self, jobs: usize) -> StorageResult<Vec<Workload<'_>>> {
+        for db in [&self.store_db, &self.baseline_db] {
+            for sql in seed_sql(self.backend(), jobs) {
+                db.harness.execute_sql(&sql)?;
+            }
+        }
+        let store = self.store();
+        let base = &*self.baseline;
+        let mut filters = vec![
+            ("none", AiJobListFilter::default()),
+            (
+                "status",
+                AiJobListFilter {
+                    status: Some(JobState::Completed),
+                    ..Default::default()
+                },
+            ),
+            (
+                "job_kind",
+                AiJobListFilter {
+                    job_kind: Some(JobKind::DocRewrite),
+                    ..Default::default()
+                },
+            ),
+            (
+                "wsid",
+                AiJobListFilter {
+                    wsid: Some("ws-7".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "from_to",
+                AiJobListFilter {
+                    from: Some(seed_time(jobs as i64 / 2 + 1000)),
+                    to: Some(seed_time(jobs as i64 / 2)),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (_, filter) in &mut filters {
+            filter.limit = Some(50);
+        }
+        let mut workloads: Vec<Workload<'_>> = filters
+            .into_iter()
+            .map(|(name, filter)| {
+                let filter_b = filter.clone();
+                pair(
+                    "scale",
+                    format!("list_ai_jobs_{name}/{jobs}"),
+                    1,
+                    move || store.list_ai_jobs(filter.clone()).map(drop),
+                    move || base.list_ai_jobs(&filter_b).map(drop),
+                )
+            })
+            .collect();
+        workloads.push(pair(
+            "scale",
+            format!("find_stalled_workflows/{jobs}"),
+            1,
+            move || expect_rows(store.find_stalled_workflows(3600)?.len(), STALLED_RUNS),
+            move || expect_rows(base.find_stalled_workflows(3600)?, STALLED_RUNS),
+        ));
+        let cutoff = seed_time(jobs as i64 - 200);
+        workloads.push(pair(
+            "scale",
+            format!("prune_ai_jobs_dry_run/{jobs}"),
+            1,
+            move || store.prune_ai_jobs(cutoff, 10, true).map(drop),
+            move || base.prune_ai_jobs_dry_run(cutoff).map(drop),
+        ));
+        Ok(workloads)
+    }
+
+    /// `threads` threads each doing `sizes.ops_per_thread` rounds of
+    /// create, read, update of a block and a read of a job, through one
+    /// store (and one baseline pool).
+    pub fn concurrency(&self, sizes: &Sizes) -> StorageResult<Vec<Workload<'_>>> {
+        let (s, b) = (self.store_side()?, self.baseline_side()?);
+        let store = self.store();
+        let base = &*self.baseline;
+        let ctx = &self.ctx;
+        let rounds = sizes.ops_per_thread;
+        let job_s = store
+            .create_ai_job(workspace_job(&self.store_db.workspace_id))?
+            .job_id;
+        let job_b = base.create_ai_job(&workspace_job(&self.baseline_db.workspace_id))?;
+        let mut workloads = Vec::new();
+        for &threads in &sizes.threads {
+            let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
+            workloads.push(pair(
+                "concurrency",
+                format!("mixed/{threads}_threads"),
+                (threads * rounds * 4) as u64,
+                move || {
+                    in_threads(threads, |_| {
+                        for i in 0..rounds {
+                            let id = store.create_block(ctx, block(&doc_s, i as i64))?.id;
+                            store.get_block(&id)?;
+                            let update = BlockUpdate {
+                                raw_content: Some(CONTENT.into()),
+                                ..BlockUpdate::default()
+                            };
+                            store.update_block(ctx, &id, update)?;
+                            store.get_ai_job(job_s)?;
+                        }
+                        Ok(())
+                    })
+                },
+                move || {
+                    in_threads(threads, |_| {
+                        for i in 0..rounds {
+                            let id = Uuid::new_v4().to_string();
+                            base.create_block(&NewBlock {
+                                id: Some(id.clone()),
+                                ..block(&doc_b, i as i64)
+                            })?;
+                            base.get_block(&id)?;
+                            base.update_block(&id, CONTENT)?;
+                            base.get_ai_job(job_b)?;
+                        }
+                        Ok(())
+                    })
+                },
+            ));
+        }
+        Ok(workloads)
+    }
+}
+
+const CONTENT: &str = "A paragraph of ordinary length: the storage layer should add almost \
+                       nothing on top of the database's own cost.";
+const STALLED_RUNS: usize = 50;
+
+fn pair<'a>(
+    group: &'static str,
+    name: impl Into<String>,
+    ops: u64,
+    store: impl FnMut() -> StorageResult<()> + 'a,
+    baseline: impl FnMut() -> StorageResult<()> + 'a,
+) -> Workload<'a> {
+    Workload {
+        group,
+        name: name.into(),
+        ops,
+        store: Box::new(store),
+        baseline: Box::new(baseline),
+    }
+}
+
+fn expect_rows(got: usize, expected: usize) -> StorageResult<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(StorageError::Database(format!(
+            "benchmark read {got} rows, expected {expected}"
+        )))
+    }
+}
+
+fn in_threads(
+    threads: usize,
+    work: impl Fn(usize) -> StorageResult<()> + Sync,
+) -> StorageResult<()> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let work = &work;
+                scope.spawn(move || work(t))
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| StorageError::Database("a benchmark thread panicked".into()))?
+        })
+    })
+}
+
+/// A block of ordinary size in `document_id` (filled in by
+/// `replace_blocks` when empty).
+pub fn block(document_id: &str, sequence: i64) -> NewBlock {
+    NewBlock {
+        id: None,
+        document_id: document_id.into(),
+        kind: "paragraph".into(),
+        sequence,
+        raw_content: CONTENT.into(),
+        display_content: None,
+        derived_content: Some(serde_json::json!({"words": 17, "lang": "en"})),
+        sensitivity: None,
+        exportable: None,
+    }
+}
+
+fn workspace_job(workspace_id: &str) -> NewAiJob {
+    NewAiJob {
+        entity_refs: vec![EntityRef {
+            entity_id: workspace_id.into(),
+            entity_kind: "workspace".into(),
+        }],
+        ..NewAiJob::default()
+    }
+}
+
+/// A graph of `nodes` nodes and `edges` edges, ids prefixed so that two
+/// sides' graphs never share an id.
+fn graph(prefix: &str, nodes: usize, edges: usize) -> (Vec<NewCanvasNode>, Vec<NewCanvasEdge>) {
+    let node_id = |i: usize| format!("{prefix}-n{i}");
+    let nodes_list = (0..nodes)
+        .map(|i| NewCanvasNode {
+            id: Some(node_id(i)),
+            kind: "note".into(),
+            position_x: i as f64 * 1.5,
+            position_y: -(i as f64) / 3.0,
+            data: Some(serde_json::json!({"label": format!("node {i}")})),
+        })
+        .collect();
+    let edges_list = (0..edges)
+        .map(|i| NewCanvasEdge {
+            id: Some(format!("{prefix}-e{i}")),
+            from_node_id: node_id(i % nodes.max(1)),
+            to_node_id: node_id((i * 7 + 1) % nodes.max(1)),
+            kind: "link".into(),
+        })
+        .collect();
+    (nodes_list, edges_list)
+}
+
+/// When seeded job `i` was created: one second apart, newest first.
+fn seed_time(i: i64) -> DateTime<Utc> {
+    // 2026-01-01 00:00:00 UTC, the time `seed_sql` counts back from.
+    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_767_225_600 - i)
+}
+
+/// Set-based SQL that seeds `jobs` jobs (each with one workspace ref,
+/// about 100 per workspace; every tenth pinned; states and kinds in
+/// rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
+/// with a stale heartbeat; then `ANALYZE` of those tables, so the planner
+/// knows their sizes.
+fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
+    let n = jobs.max(1);
+    let workspaces = (n / 100).max(1);
+    let metrics = serde_json::to_string(&JobMetrics::zero())
+        .unwrap_or_else(|_| "{}".into())
+        .replace('\'', "''");
+    let states = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+    let kinds = [JobKind::DocEdit, JobKind::DocRewrite, JobKind::DocSummarize];
+    let case = |expr: &str, values: &[&str]| {
+        let arms: String = values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| format!(" WHEN {k} THEN '{v}'"))
+            .collect();
+        format!("CASE {expr} % {}{arms} END", values.len())
+    };
+    let state = case("i", &states.map(|s| s.as_str()));
+    let kind = case("i", &kinds.map(|k| k.as_str()));
+    // What differs: generating rows, uuids, times, JSON and booleans.
+    let (series, uuid, time, json, pinned) = match backend {
+        Backend::Postgres => (
+            format!("generate_series(0, {}) AS s(i)", n - 1),
+            "(lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
+                .to_string(),
+            "(TIMESTAMPTZ '2026-01-01 00:00:00+00' - i * INTERVAL '1 second')".to_string(),
+            "::jsonb",
+            "(i % 10 = 0)",
+        ),
+        _ => (
+            format!(
+                "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) \
+                 SELECT i FROM s)",
+                n - 1
+            ),
+            "printf('%08x-0000-4000-8000-%012x', i, i)".to_string(),
+            "(strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 00:00:00', '-' || i || ' seconds') \
+             || '.000000+00:00')"
+                .to_string(),
+            "",
+            "(i % 10 = 0)",
+        ),
+    };
+    vec![
+        format!(
+            "INSERT INTO ai_jobs (id, trace_id, workflow_run_id, job_kind, status, status_reason, \
+             error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
+             safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, \
+             created_at, updated_at) \
+             SELECT {uuid}, {uuid}, NULL, {kind}, {state}, 'seeded', NULL, 'default', 'default', \
+             'default', '{access}', '{safety}', '[]'{json}, '{metrics}'{json}, NULL, NULL, \
+             {pinned}, {time}, {time} FROM {series}",
+            access = AccessMode::AnalysisOnly.as_str(),
+            safety = SafetyMode::Normal.as_str(),
+        ),
+        format!(
+            "INSERT INTO ai_job_entity_refs (job_id, position, entity_id, entity_kind) \
+             SELECT {uuid}, 0, 'ws-' || (i % {workspaces}), 'workspace' FROM {series}"
+        ),
+        format!(
+            "INSERT INTO workflow_runs (id, job_id, status, error_message, last_heartbeat, \
+             created_at, updated_at) \
+             SELECT {uuid}, {uuid}, CASE WHEN i < {stalled} THEN '{running}' ELSE '{done}' END, \
+             NULL, {time}, {time}, {time} FROM {series} WHERE i % 10 = 0",
+            stalled = STALLED_RUNS * 10,
+            running = JobState::Running.as_str(),
+            done = JobState::Completed.as_str(),
+        ),
+        "ANALYZE ai_jobs".to_string(),
+        "ANALYZE ai_job_entity_refs".to_string(),
+        "ANALYZE workflow_runs".to_string(),
+    ]
+}
+
+/// Medians of one workload, both sides.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub group: &'static str,
+    pub name: String,
+    pub store: Duration,
+    pub baseline: Duration,
+    pub ops: u64,
+}
+
+impl Figure {
+    /// Store time over baseline time (1.0: no overhead).
+    pub fn ratio(&self) -> f64 {
+        self.store.as_secs_f64() / self.baseline.as_secs_f64().max(1e-12)
+    }
+
+    pub fn store_ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.store.as_secs_f64().max(1e-12)
+    }
+
+    pub fn baseline_ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.baseline.as_secs_f64().max(1e-12)
+    }
+}
+
+/// Runs each side `samples` times, alternating, and keeps the medians per
+/// call. A sample is as many calls as fill about 10 ms (judged from one
+/// warm-up call of the store), so that fast point ops are not lost in the
+/// clock's noise; both sides make the same number of calls.
+pub fn measure(workload: &mut Workload<'_>, samples: usize) -> StorageResult<Figure> {
+    const SAMPLE: Duration = Duration::from_millis(10);
+    let warm_up = time(&mut workload.store, 1)?;
+    time(&mut workload.baseline, 1)?;
+    let calls = (SAMPLE.as_nanos() / warm_up.as_nanos().max(1)).clamp(1, 1000) as u32;
+    let mut store = Vec::with_capacity(samples);
+    let mut baseline = Vec::with_capacity(samples);
+    for _ in 0..samples.max(1) {
+        store.push(time(&mut workload.store, calls)? / calls);
+        baseline.push(time(&mut workload.baseline, calls)? / calls);
+    }
+    Ok(Figure {
+        group: workload.group,
+        name: workload.name.clone(),
+        store: median(&mut store),
+        baseline: median(&mut baseline),
+        ops: workload.ops,
+    })
+}
+
+fn time(work: &mut Work<'_>, calls: u32) -> StorageResult<Duration> {
+    let start = Instant::now();
+    for _ in 0..calls {
+        work()?;
+    }
+    Ok(start.elapsed())
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// How many workloads [`run_all`] measures for `sizes`.
+pub fn workload_count(sizes: &Sizes) -> usize {
+    5 + 4 + 7 * sizes.jobs.len() + sizes.threads.len()
+}
+
+/// Measures every workload on a fresh database of `target` (one per
+/// group, and one per job table size), `samples` times each, calling
+/// `progress` after each workload.
+pub fn run_all(
+    target: &TestTarget,
+    sizes: &Sizes,
+    samples: usize,
+    mut progress: impl FnMut(&Figure),
+) -> StorageResult<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let mut measure_all = |workloads: Vec<Workload<'_>>| -> StorageResult<()> {
+        for mut workload in workloads {
+            let figure = measure(&mut workload, samples)?;
+            progress(&figure);
+            figures.push(figure);
+        }
+        Ok(())
+    };
+    measure_all(Fixture::new(target)?.point()?)?;
+    measure_all(Fixture::new(target)?.bulk(sizes)?)?;
+    for &jobs in &sizes.jobs {
+        measure_all(Fixture::new(target)?.scale(jobs)?)?;
+    }
+    measure_all(Fixture::new(target)?.concurrency(sizes)?)?;
+    Ok(figures)
+}
+
+/// How many times faster one `replace_blocks` of `blocks` blocks is than
+/// as many `create_block` calls, from the figures of one run.
+pub fn replace_speedup(figures: &[Figure], blocks: usize) -> Option<f64> {
+    let find = |name: &str| figures.iter().find(|f| f.name == name).map(|f| f.store);
+    let create = find("create_block")?;
+    let replace = find(&format!("replace_blocks/{blocks}"))?;
+    Some(create.as_secs_f64() * blocks as f64 / replace.as_secs_f64().max(1e-12))
+}

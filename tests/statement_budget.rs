@@ -1,0 +1,179 @@
+//! Statements per point operation, counted by a Diesel instrumentation that
+//! sees every statement a connection sends: BEGIN/COMMIT, and any pool
+//! validation query, included. A point op over its budget fails the test.
+//!
+//! Budgets are per backend: on PostgreSQL each statement is a round trip.
+//! `create_ai_job` with entity refs and `update_ai_job_status` are the two
+//! multi-statement ops: the refs live in their own indexed table, and SQLite
+//! has no data-modifying CTE to write or read both tables in one statement.
+
+use std::cell::RefCell;
+
+use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
+use handshake_storage::conformance::TestTarget;
+use handshake_storage::*;
+use uuid::Uuid;
+
+thread_local! {
+    /// The statements sent from this thread: tests run in parallel threads,
+    /// and a store call runs its statements on the calling thread.
+    static STATEMENTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+struct CountStatements;
+
+impl Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let sql = query.to_string();
+            STATEMENTS.with(|s| s.borrow_mut().push(sql));
+        }
+    }
+}
+
+fn install_counter() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        set_default_instrumentation(|| Some(Box::new(CountStatements)))
+            .expect("install the statement counter");
+    });
+}
+
+/// The statements `op` sends.
+fn statements_of<T>(op: impl FnOnce() -> StorageResult<T>) -> (T, Vec<String>) {
+    STATEMENTS.with(|s| s.borrow_mut().clear());
+    let value = op().expect("the operation succeeds");
+    (value, STATEMENTS.with(|s| s.take()))
+}
+
+#[track_caller]
+fn within_budget<T>(name: &str, budget: usize, op: impl FnOnce() -> StorageResult<T>) -> T {
+    let (value, statements) = statements_of(op);
+    assert!(
+        statements.len() <= budget,
+        "{name} sent {} statements, budget {budget}:\n{}",
+        statements.len(),
+        statements.join("\n")
+    );
+    assert!(!statements.is_empty(), "{name}: no statement was counted");
+    value
+}
+
+fn workspace_job(wsid: &str) -> NewAiJob {
+    NewAiJob {
+        entity_refs: vec![EntityRef {
+            entity_id: wsid.into(),
+            entity_kind: "workspace".into(),
+        }],
+        ..NewAiJob::default()
+    }
+}
+
+fn check_budgets(target: TestTarget) {
+    install_counter();
+    let harness = target.harness().expect("a fresh database");
+    let store = harness.store();
+    let ctx = WriteContext::human(Some("budget".into()));
+    let ws = store
+        .create_workspace(&ctx, NewWorkspace { name: "ws".into() })
+        .unwrap();
+    let doc = store
+        .create_document(
+            &ctx,
+            NewDocument {
+                workspace_id: ws.id.clone(),
+                title: "doc".into(),
+            },
+        )
+        .unwrap();
+
+    let block = within_budget("create_block", 1, || {
+        store.create_block(
+            &ctx,
+            NewBlock {
+                document_id: doc.id.clone(),
+                kind: "paragraph".into(),
+                raw_content: "hello".into(),
+                ..NewBlock::default()
+            },
+        )
+    });
+    within_budget("get_block", 1, || store.get_block(&block.id));
+    within_budget("update_block", 1, || {
+        store.update_block(
+            &ctx,
+            &block.id,
+            BlockUpdate {
+                raw_content: Some("changed".into()),
+                ..BlockUpdate::default()
+            },
+        )
+    });
+    within_budget("get_blocks", 1, || store.get_blocks(&doc.id));
+    within_budget("get_document", 1, || store.get_document(&doc.id));
+
+    let bare = within_budget("create_ai_job without refs", 1, || {
+        store.create_ai_job(NewAiJob::default())
+    });
+    within_budget("get_ai_job without refs", 1, || {
+        store.get_ai_job(bare.job_id)
+    });
+    // BEGIN, INSERT job, INSERT refs, COMMIT.
+    let job = within_budget("create_ai_job with refs", 4, || {
+        store.create_ai_job(workspace_job(&ws.id))
+    });
+    let read = within_budget("get_ai_job with refs", 1, || store.get_ai_job(job.job_id));
+    assert_eq!(read, job, "get_ai_job reads back what create_ai_job wrote");
+    within_budget("set_job_pinned", 1, || {
+        store.set_job_pinned(job.job_id, true)
+    });
+    // BEGIN, UPDATE .. RETURNING, SELECT refs, COMMIT.
+    within_budget("update_ai_job_status", 4, || {
+        store.update_ai_job_status(JobStatusUpdate {
+            job_id: job.job_id,
+            state: JobState::Running,
+            error_message: None,
+            status_reason: "started".into(),
+            metrics: None,
+            workflow_run_id: None,
+            trace_id: None,
+            job_outputs: None,
+        })
+    });
+    let run = within_budget("create_workflow_run", 1, || {
+        store.create_workflow_run(job.job_id, JobState::Running, None)
+    });
+    within_budget("heartbeat_workflow", 1, || {
+        store.heartbeat_workflow(run.id, chrono::Utc::now())
+    });
+    within_budget("update_workflow_run_status", 1, || {
+        store.update_workflow_run_status(run.id, JobState::Completed, None)
+    });
+    within_budget("find_stalled_workflows", 1, || {
+        store.find_stalled_workflows(60)
+    });
+
+    let missing = Uuid::new_v4();
+    STATEMENTS.with(|s| s.borrow_mut().clear());
+    assert!(matches!(
+        store.get_ai_job(missing),
+        Err(StorageError::NotFound(_))
+    ));
+    assert_eq!(
+        STATEMENTS.with(|s| s.take()).len(),
+        1,
+        "get_ai_job of a missing job"
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_point_ops_within_statement_budget() {
+    check_budgets(TestTarget::standard("sqlite"));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_point_ops_within_statement_budget() {
+    check_budgets(TestTarget::standard("postgres"));
+}
