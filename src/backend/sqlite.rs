@@ -12,7 +12,7 @@ use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::TxError;
+use super::TxCause;
 use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::types::Backend;
@@ -20,6 +20,7 @@ use crate::types::Backend;
 pub(crate) use crate::schema::sqlite as schema;
 pub(crate) type Conn = SqliteConnection;
 pub(crate) type DbBackend = Sqlite;
+pub(crate) type Manager = ConnectionManager<SqliteConnection>;
 /// An in-memory database lives as long as one connection to it: the store
 /// keeps one open beside the pool.
 pub(crate) type KeepAlive = Option<Mutex<SqliteConnection>>;
@@ -48,8 +49,9 @@ pub(crate) fn read_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+    let mut cause = TxCause::default();
+    let result = conn.transaction(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction.
@@ -57,8 +59,9 @@ pub(crate) fn write_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.immediate_transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+    let mut cause = TxCause::default();
+    let result = conn.immediate_transaction(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Migrations run inside one `BEGIN IMMEDIATE` transaction: a second

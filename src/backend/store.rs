@@ -6,7 +6,7 @@
 //! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
 //! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `write_tx` (SQLite
 //! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`
-//! and `KeepAlive`. Values whose storage differs (uuids, timestamps, JSON)
+//! `KeepAlive` and the pool's connection `Manager`. Values whose storage differs (uuids, timestamps, JSON)
 //! go through the field types of `backend::fields`.
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
 use diesel_migrations::MigrationHarness;
 use serde_json::Value;
 use uuid::Uuid;
@@ -31,7 +31,7 @@ use super::schema::{
     workflow_node_executions, workflow_runs, workspaces,
 };
 use super::{
-    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL,
+    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND, COLUMNS_SQL,
     MAX_BIND_PARAMS, MIGRATIONS,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
@@ -44,16 +44,16 @@ use crate::validate;
 
 /// A store on one database: a connection pool and the queries.
 pub(crate) struct Store {
-    pool: Pool<ConnectionManager<Conn>>,
+    pool: Pool<Manager>,
     // Held only to keep the database alive (SQLite in-memory).
     _keep_alive: KeepAlive,
 }
 
-type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+type PooledConn = PooledConnection<Manager>;
 
 impl Store {
     pub(super) fn new(
-        pool: Pool<ConnectionManager<Conn>>,
+        pool: Pool<Manager>,
         keep_alive: KeepAlive,
         run_migrations: bool,
     ) -> StorageResult<Self> {
