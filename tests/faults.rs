@@ -217,10 +217,11 @@ mod postgres {
         terminated: bool,
     }
 
-    /// Terminates every server process of the store tagged `app`.
+    /// Terminates every server process of the store tagged `app` and waits
+    /// until each has exited.
     fn kill_backends(admin: &mut PgConnection, app: &str) -> usize {
         diesel::sql_query(
-            "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid, 30000) AS terminated FROM pg_stat_activity \
              WHERE application_name = $1",
         )
         .bind::<Text, _>(app)
@@ -311,9 +312,18 @@ mod postgres {
         canvas: &str,
         stop: &AtomicBool,
         done: &AtomicUsize,
+        killing: &AtomicBool,
     ) -> Tally {
         let mut tally = Tally::default();
         let record = |tally: &mut Tally, outcome: Option<StorageError>| {
+            if outcome.is_some() {
+                // The call after a failure comes once the fault is whole
+                // (every killed process gone); a process still dying could
+                // answer a ping and fail the next statement.
+                while killing.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
             tally.calls.push(outcome);
             done.fetch_add(1, Ordering::SeqCst);
         };
@@ -328,15 +338,8 @@ mod postgres {
             );
             let failed = wrote.is_err();
             record(&mut tally, wrote.err());
-            let seen = loop {
-                match store.get_blocks(doc) {
-                    Ok(blocks) => {
-                        record(&mut tally, None);
-                        break whole_version(&blocks, KILLED_PG_BLOCKS);
-                    }
-                    Err(e) => record(&mut tally, Some(e)),
-                }
-            };
+            let blocks = read_back(&mut tally, &record, || store.get_blocks(doc));
+            let seen = whole_version(&blocks, KILLED_PG_BLOCKS);
             check_cut(&mut tally, failed, blocks_at, version, seen);
             blocks_at = seen;
 
@@ -344,19 +347,35 @@ mod postgres {
             let wrote = store.update_canvas_graph(&human(), canvas, nodes, edges);
             let failed = wrote.is_err();
             record(&mut tally, wrote.err());
-            let seen = loop {
-                match store.get_canvas_with_graph(canvas) {
-                    Ok(g) => {
-                        record(&mut tally, None);
-                        break whole_graph_version(&g);
-                    }
-                    Err(e) => record(&mut tally, Some(e)),
-                }
-            };
+            let g = read_back(&mut tally, &record, || store.get_canvas_with_graph(canvas));
+            let seen = whole_graph_version(&g);
             check_cut(&mut tally, failed, graph_at, version, seen);
             graph_at = seen;
         }
         tally
+    }
+
+    /// A read, once more if it fails: a second failure in a row means the
+    /// pool kept a dead connection, and fails the test.
+    fn read_back<T>(
+        tally: &mut Tally,
+        record: &impl Fn(&mut Tally, Option<StorageError>),
+        read: impl Fn() -> StorageResult<T>,
+    ) -> T {
+        match read() {
+            Ok(value) => {
+                record(tally, None);
+                value
+            }
+            Err(first) => {
+                record(tally, Some(first.clone()));
+                let value = read().unwrap_or_else(|second| {
+                    panic!("the call after a failed one failed too: {first:?}, then {second:?}")
+                });
+                record(tally, None);
+                value
+            }
+        }
     }
 
     fn check_cut(tally: &mut Tally, failed: bool, before: u64, attempted: u64, seen: u64) {
@@ -405,28 +424,39 @@ mod postgres {
 
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
+        let killing = Arc::new(AtomicBool::new(false));
         let writer = {
             let (store, stop, done) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&done));
-            std::thread::spawn(move || write_versions(&*store, &doc.id, &canvas.id, &stop, &done))
+            let killing = Arc::clone(&killing);
+            std::thread::spawn(move || {
+                write_versions(&*store, &doc.id, &canvas.id, &stop, &done, &killing)
+            })
         };
         let mut admin = PgConnection::establish(&admin_url()).expect("admin connection");
         let mut rng = Rng::from_env_or_random("pg kill");
-        let killer = within(WATCHDOG, "killing backends", move || {
-            let mut terminated = 0;
-            for _ in 0..KILL_ROUNDS {
-                let before = done.load(Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(rng.below(80)));
-                terminated += kill_backends(&mut admin, &app);
-                // Three more calls: the one cut, the one after it, and one
-                // more, so that each kill's failure stands alone.
-                while done.load(Ordering::SeqCst) < before + 3 {
-                    std::thread::sleep(Duration::from_millis(2));
+        // Kill on this thread; a writer that dies or stalls ends the rounds.
+        let deadline = Instant::now() + WATCHDOG;
+        let mut killer = 0;
+        'rounds: for _ in 0..KILL_ROUNDS {
+            std::thread::sleep(Duration::from_millis(rng.below(80)));
+            killing.store(true, Ordering::SeqCst);
+            killer += kill_backends(&mut admin, &app);
+            killing.store(false, Ordering::SeqCst);
+            // Three more calls before the next kill: the one cut (if it had
+            // not finished yet), the one after it, and one more, so that
+            // each kill's failure stands alone.
+            let before = done.load(Ordering::SeqCst);
+            while done.load(Ordering::SeqCst) < before + 3 {
+                if writer.is_finished() {
+                    break 'rounds;
                 }
+                assert!(Instant::now() < deadline, "the writer stalled");
+                std::thread::sleep(Duration::from_millis(2));
             }
-            stop.store(true, Ordering::SeqCst);
-            terminated
-        });
-        let tally = writer.join().expect("the writer saw a half-written state");
+        }
+        stop.store(true, Ordering::SeqCst);
+        let tally = within(WATCHDOG, "the writer", move || writer.join())
+            .expect("the writer saw a half-written state or a store that did not recover");
 
         let failures: Vec<&StorageError> = tally.calls.iter().flatten().collect();
         for err in &failures {

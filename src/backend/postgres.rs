@@ -11,7 +11,6 @@ use std::sync::Arc;
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::pg::{Pg, PgConnection};
 use diesel::r2d2::{ConnectionManager, ManageConnection, Pool};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
@@ -46,11 +45,14 @@ pub(crate) use store::Store;
 /// The pool's connection manager. Diesel's own drops a connection only when
 /// its transaction state is broken, so a connection whose server process
 /// was killed while idle (or between statements) would go back into the
-/// pool and fail every call that draws it. Here each connection notes when
-/// it finds its server gone ([`ConnectionHealth`]); the pool then drops it,
-/// and the loss bumps a store-wide count so that each connection opened
-/// before it is pinged once at its next checkout: after a server restart or
-/// `pg_terminate_backend`, one call fails, not one per pooled connection.
+/// pool and fail every call that draws it. Here a connection on which a
+/// statement failed is checked as it goes back (a terminated server's
+/// first answer looks like any other error): if it is broken or does not
+/// answer a ping it is dropped, and a store-wide count of such losses goes
+/// up, so that every connection last checked before the loss is pinged once
+/// at its next checkout. After a server restart or `pg_terminate_backend`
+/// one call fails, not one per pooled connection; without errors there is
+/// no extra round trip.
 pub(crate) struct Manager {
     inner: ConnectionManager<PgConnection>,
     losses: Arc<AtomicU64>,
@@ -65,31 +67,19 @@ impl Manager {
     }
 }
 
-/// Per-connection record of lost servers, kept in the connection's
-/// instrumentation slot (the one place Diesel lets us attach state to it).
+/// Per-connection health, kept in the connection's instrumentation slot
+/// (the one place Diesel lets us attach state to it).
 struct ConnectionHealth {
-    /// A statement on this connection failed because the server is gone.
-    lost: bool,
+    /// A statement failed since the connection was last checked.
+    suspect: bool,
     /// The store's loss count when this connection was last known good.
     losses_seen: u64,
-    losses: Arc<AtomicU64>,
 }
 
 impl Instrumentation for ConnectionHealth {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery {
-            error:
-                Some(DieselError::DatabaseError(
-                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                    _,
-                )),
-            ..
-        } = event
-        {
-            if !self.lost {
-                self.lost = true;
-                self.losses.fetch_add(1, Ordering::SeqCst);
-            }
+        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = event {
+            self.suspect = true;
         }
     }
 }
@@ -105,9 +95,8 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<PgConnection, Self::Error> {
         let mut conn = self.inner.connect()?;
         conn.set_instrumentation(ConnectionHealth {
-            lost: false,
+            suspect: false,
             losses_seen: self.losses.load(Ordering::SeqCst),
-            losses: Arc::clone(&self.losses),
         });
         Ok(conn)
     }
@@ -122,12 +111,22 @@ impl ManageConnection for Manager {
         self.inner.is_valid(conn)?;
         if let Some(h) = health(conn) {
             h.losses_seen = losses;
+            h.suspect = false;
         }
         Ok(())
     }
 
+    /// Called as a connection goes back to the pool.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        self.inner.has_broken(conn) || health(conn).is_some_and(|h| h.lost)
+        let suspect = health(conn).is_some_and(|h| std::mem::take(&mut h.suspect));
+        if !suspect {
+            return self.inner.has_broken(conn);
+        }
+        let broken = self.inner.has_broken(conn) || self.inner.is_valid(conn).is_err();
+        if broken {
+            self.losses.fetch_add(1, Ordering::SeqCst);
+        }
+        broken
     }
 }
 
