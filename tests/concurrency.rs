@@ -343,7 +343,7 @@ fn processes_migrating_at_once(target: TestTarget) {
 }
 
 #[cfg(feature = "sqlite")]
-mod sqlite {
+mod on_sqlite {
     use super::*;
 
     #[test]
@@ -358,7 +358,7 @@ mod sqlite {
 }
 
 #[cfg(feature = "postgres")]
-mod postgres {
+mod on_postgres {
     use super::*;
 
     #[test]

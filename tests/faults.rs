@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use handshake_storage::conformance::TestTarget;
@@ -17,9 +17,6 @@ use handshake_storage::*;
 fn child_process() {
     child_process_main()
 }
-
-/// Far above what any of these tests needs: only a hang reaches it.
-const WATCHDOG: Duration = Duration::from_secs(300);
 
 fn workspace_and_document(store: &dyn Storage) -> (Workspace, Document) {
     let ws = store
@@ -53,7 +50,7 @@ fn assert_clear_database_error(err: &StorageError, secret: Option<&str>) {
 }
 
 #[cfg(feature = "sqlite")]
-mod sqlite {
+mod on_sqlite {
     use super::*;
     use diesel::prelude::*;
     use diesel::sql_types::Text;
@@ -180,10 +177,11 @@ mod sqlite {
 }
 
 #[cfg(feature = "postgres")]
-mod postgres {
+mod on_postgres {
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::time::Instant;
 
     use diesel::connection::SimpleConnection;
     use diesel::pg::PgConnection;
@@ -192,6 +190,9 @@ mod postgres {
     use handshake_storage::conformance::Harness;
 
     use super::*;
+
+    /// Far above what any of these tests needs: only a hang reaches it.
+    const WATCHDOG: Duration = Duration::from_secs(300);
 
     fn admin_url() -> String {
         match TestTarget::standard("postgres") {
