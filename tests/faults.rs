@@ -131,9 +131,9 @@ mod on_sqlite {
         (number(), number())
     }
 
-    /// A directory nobody can create files in, root included: procfs.
+    /// A file system nobody can create files in, root included: procfs.
     #[test]
-    fn read_only_directory_is_a_clear_database_error() {
+    fn unwritable_file_system_is_a_clear_database_error() {
         for url in [
             "sqlite:///proc/hsk-storage-test.db",
             "sqlite:///proc/hsk-storage-test/nested/store.db",
@@ -143,6 +143,76 @@ mod on_sqlite {
             assert_clear_database_error(&err, None);
             assert!(err.to_string().contains("/proc/"), "names the path: {err}");
         }
+    }
+
+    /// A directory made read-only: mode 0555, and immutable (`chattr +i`)
+    /// when we run as root, whom modes do not stop. Undone on drop.
+    struct ReadOnlyDir<'a>(&'a std::path::Path);
+
+    impl<'a> ReadOnlyDir<'a> {
+        fn new(dir: &'a std::path::Path) -> Self {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                let status = std::process::Command::new("chattr")
+                    .arg("+i")
+                    .arg(dir)
+                    .status()
+                    .expect("chattr (e2fsprogs) to make a directory read-only for root");
+                assert!(status.success(), "chattr +i {}", dir.display());
+            }
+            let probe = dir.join("probe");
+            assert!(
+                std::fs::write(&probe, b"x").is_err(),
+                "the directory is still writable"
+            );
+            ReadOnlyDir(dir)
+        }
+    }
+
+    impl Drop for ReadOnlyDir<'_> {
+        fn drop(&mut self) {
+            use std::os::unix::fs::PermissionsExt;
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                let _ = std::process::Command::new("chattr")
+                    .arg("-i")
+                    .arg(self.0)
+                    .status();
+            }
+            let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+
+    /// A new database in a read-only directory, and an existing one whose
+    /// directory turned read-only (WAL needs to create files beside it):
+    /// each a clear `Database` error naming the file, never a panic.
+    #[test]
+    fn read_only_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("existing.db");
+        let store = open(existing.to_str().unwrap()).unwrap();
+        workspace_and_document(&*store);
+        drop(store);
+        let _read_only = ReadOnlyDir::new(dir.path());
+
+        let new = dir.path().join("new.db");
+        let err = open(new.to_str().unwrap())
+            .err()
+            .expect("cannot create a file");
+        assert_clear_database_error(&err, None);
+        assert!(err.to_string().contains("new.db"), "names the file: {err}");
+
+        let err = open(existing.to_str().unwrap())
+            .err()
+            .expect("WAL cannot create its files");
+        assert_clear_database_error(&err, None);
+        assert!(
+            err.to_string().contains("existing.db"),
+            "names the file: {err}"
+        );
+        eprintln!("read-only directory: {err}");
     }
 
     /// The disk fills up (the writer's file size capped just above the
