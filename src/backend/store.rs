@@ -5,9 +5,10 @@
 //! after defining, in the parent, the few things that differ: `schema` (the
 //! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
 //! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `write_tx` (SQLite
-//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`
-//! `KeepAlive` and the pool's connection `Manager`. Values whose storage differs (uuids, timestamps, JSON)
-//! go through the field types of `backend::fields`.
+//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`,
+//! `KeepAlive` and the pool's connection `Manager`. Values whose storage
+//! differs (uuids, timestamps, JSON) go through the field types of
+//! `backend::fields`.
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
 //! `Timestamptz` nor `Json`, and generic functions over `Backend` need
