@@ -74,12 +74,19 @@ struct ConnectionHealth {
     suspect: bool,
     /// The store's loss count when this connection was last known good.
     losses_seen: u64,
+    /// The application's default instrumentation (Diesel's
+    /// `set_default_instrumentation`), which this slot would otherwise
+    /// displace: every event is passed on to it.
+    passed_on: Option<Box<dyn Instrumentation>>,
 }
 
 impl Instrumentation for ConnectionHealth {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = event {
+        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = &event {
             self.suspect = true;
+        }
+        if let Some(next) = &mut self.passed_on {
+            next.on_connection_event(event);
         }
     }
 }
@@ -97,6 +104,7 @@ impl ManageConnection for Manager {
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
             losses_seen: self.losses.load(Ordering::SeqCst),
+            passed_on: diesel::connection::get_default_instrumentation(),
         });
         Ok(conn)
     }
