@@ -126,7 +126,7 @@ pub fn redact_url(url: &str) -> String {
 /// (raw and percent-decoded) cut out, and folded onto one line (libpq's
 /// messages span several).
 pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = crate::error::one_line(message);
     let mut secrets = url_secrets(url);
     // Longest first, so no secret is cut while a longer one holds it.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));

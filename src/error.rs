@@ -46,6 +46,12 @@ impl StorageError {
     }
 }
 
+/// `message` folded onto one line: driver messages (libpq's above all) can
+/// span several or end in a newline, and ours are one line each.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 impl From<serde_json::Error> for StorageError {
     fn from(err: serde_json::Error) -> Self {
         StorageError::Serialization(err.to_string())

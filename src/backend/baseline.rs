@@ -16,12 +16,12 @@ use chrono::{DateTime, Utc};
 use diesel::expression::Expression;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use uuid::Uuid;
 
 use super::schema::ai_jobs;
-use super::{read_tx, write_tx, Conn, DbBackend, BACKEND, MAX_BIND_PARAMS};
+use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, MAX_BIND_PARAMS};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::map_err;
 use crate::bench::Baseline;
@@ -282,15 +282,15 @@ fn json_of<T: serde::Serialize>(value: &T) -> StorageResult<DbJson> {
 
 /// The raw-SQL baseline on one database.
 pub(crate) struct RawSql {
-    pool: Pool<ConnectionManager<Conn>>,
+    pool: Pool<Manager>,
 }
 
 impl RawSql {
-    pub(crate) fn new(pool: Pool<ConnectionManager<Conn>>) -> Self {
+    pub(crate) fn new(pool: Pool<Manager>) -> Self {
         RawSql { pool }
     }
 
-    fn conn(&self) -> StorageResult<PooledConnection<ConnectionManager<Conn>>> {
+    fn conn(&self) -> StorageResult<PooledConnection<Manager>> {
         self.pool
             .get()
             .map_err(|e| StorageError::Database(format!("no {BACKEND} connection available: {e}")))

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::config::{DatabaseUrl, StorageConfig};
-use crate::error::{StorageError, StorageResult};
+use crate::error::{one_line, StorageError, StorageResult};
 use crate::storage::Storage;
 
 /// What the conformance harness needs beyond the public API. Crate-private:
@@ -119,7 +119,7 @@ pub(crate) fn map_err(err: DieselError, what: &str) -> StorageError {
     match err {
         DieselError::NotFound => StorageError::NotFound(what.to_string()),
         DieselError::DatabaseError(kind, info) => {
-            let detail = info.message();
+            let detail = one_line(info.message());
             match kind {
                 DatabaseErrorKind::UniqueViolation => {
                     StorageError::Conflict(format!("{what} already exists ({detail})"))
@@ -139,7 +139,7 @@ pub(crate) fn map_err(err: DieselError, what: &str) -> StorageError {
         DieselError::SerializationError(e) => {
             StorageError::Serialization(format!("cannot write {what}: {e}"))
         }
-        other => StorageError::Database(format!("{what}: {other}")),
+        other => StorageError::Database(one_line(&format!("{what}: {other}"))),
     }
 }
 
@@ -162,5 +162,26 @@ impl TxError {
             TxError::Storage(err) => err,
             TxError::Diesel(err) => map_err(err, "transaction"),
         }
+    }
+}
+
+/// The error that made a transaction fail. When the rollback fails too (the
+/// connection died, or SQLite already rolled back after an I/O error),
+/// Diesel returns the rollback's error instead; callers need the cause, so
+/// the one kept here wins.
+#[derive(Default)]
+pub(crate) struct TxCause(Option<StorageError>);
+
+impl TxCause {
+    pub(crate) fn keep(&mut self, err: StorageError) -> TxError {
+        self.0 = Some(err.clone());
+        TxError::Storage(err)
+    }
+
+    pub(crate) fn finish<T>(self, result: Result<T, TxError>) -> StorageResult<T> {
+        result.map_err(|err| match (err, self.0) {
+            (TxError::Diesel(_), Some(cause)) => cause,
+            (err, _) => err.into_storage(),
+        })
     }
 }

@@ -1,16 +1,20 @@
 //! PostgreSQL: connection setup and the few pieces `store.rs` needs from a
-//! backend. The pool runs no validation query on checkout (a broken
-//! connection is detected by the failing call and replaced by r2d2);
-//! connecting is bounded by the configured timeout through libpq's
+//! backend. A connection whose server went away is dropped by the pool, and
+//! once one has gone every older pooled connection is pinged before its next
+//! use (see [`Manager`]); otherwise checkout costs no round trip.
+//! Connecting is bounded by the configured timeout through libpq's
 //! `connect_timeout`.
 
-use diesel::connection::SimpleConnection;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::pg::{Pg, PgConnection};
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{ConnectionManager, ManageConnection, Pool};
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::TxError;
+use super::TxCause;
 use crate::config::{redact_url, scrub_secrets, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::types::Backend;
@@ -49,6 +53,102 @@ pub(crate) fn open_baseline(url: &str, config: &StorageConfig) -> StorageResult<
     Ok(baseline::RawSql::new(build_pool(url, config)?))
 }
 
+/// The pool's connection manager. Diesel's own drops a connection only when
+/// its transaction state is broken, so a connection whose server process
+/// was killed while idle (or between statements) would go back into the
+/// pool and fail every call that draws it. Here a connection on which a
+/// statement failed is checked as it goes back (a terminated server's
+/// first answer looks like any other error): if it is broken or does not
+/// answer a ping it is dropped, and a store-wide count of such losses goes
+/// up, so that every connection last checked before the loss is pinged once
+/// at its next checkout. After a server restart or `pg_terminate_backend`
+/// one call fails, not one per pooled connection; without errors there is
+/// no extra round trip.
+pub(crate) struct Manager {
+    inner: ConnectionManager<PgConnection>,
+    losses: Arc<AtomicU64>,
+}
+
+impl Manager {
+    fn new(url: &str) -> Self {
+        Manager {
+            inner: ConnectionManager::new(url),
+            losses: Arc::default(),
+        }
+    }
+}
+
+/// Per-connection health, kept in the connection's instrumentation slot
+/// (the one place Diesel lets us attach state to it).
+struct ConnectionHealth {
+    /// A statement failed since the connection was last checked.
+    suspect: bool,
+    /// The store's loss count when this connection was last known good.
+    losses_seen: u64,
+    /// The application's default instrumentation (Diesel's
+    /// `set_default_instrumentation`), which this slot would otherwise
+    /// displace: every event is passed on to it.
+    passed_on: Option<Box<dyn Instrumentation>>,
+}
+
+impl Instrumentation for ConnectionHealth {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = &event {
+            self.suspect = true;
+        }
+        if let Some(next) = &mut self.passed_on {
+            next.on_connection_event(event);
+        }
+    }
+}
+
+fn health(conn: &mut PgConnection) -> Option<&mut ConnectionHealth> {
+    conn.instrumentation().downcast_mut::<ConnectionHealth>()
+}
+
+impl ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        let mut conn = self.inner.connect()?;
+        conn.set_instrumentation(ConnectionHealth {
+            suspect: false,
+            losses_seen: self.losses.load(Ordering::SeqCst),
+            passed_on: diesel::connection::get_default_instrumentation(),
+        });
+        Ok(conn)
+    }
+
+    /// Called on checkout: free unless a connection was lost since this
+    /// one was last known good, then one `SELECT 1`.
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        let losses = self.losses.load(Ordering::SeqCst);
+        if health(conn).is_some_and(|h| h.losses_seen == losses) {
+            return Ok(());
+        }
+        self.inner.is_valid(conn)?;
+        if let Some(h) = health(conn) {
+            h.losses_seen = losses;
+            h.suspect = false;
+        }
+        Ok(())
+    }
+
+    /// Called as a connection goes back to the pool.
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        let suspect = health(conn).is_some_and(|h| std::mem::take(&mut h.suspect));
+        if !suspect {
+            return self.inner.has_broken(conn);
+        }
+        let broken = self.inner.has_broken(conn) || self.inner.is_valid(conn).is_err();
+        if broken {
+            self.losses.fetch_add(1, Ordering::SeqCst);
+        }
+        broken
+    }
+}
+
 /// Runs a read of several statements in one REPEATABLE READ, read-only
 /// transaction: one snapshot for all of them, as on SQLite (READ COMMITTED
 /// would give each statement its own).
@@ -56,11 +156,13 @@ pub(crate) fn read_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.build_transaction()
+    let mut cause = TxCause::default();
+    let result = conn
+        .build_transaction()
         .repeatable_read()
         .read_only()
-        .run(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+        .run(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Runs `f` in a transaction (PostgreSQL's row locks make a plain BEGIN
@@ -69,8 +171,9 @@ pub(crate) fn write_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+    let mut cause = TxCause::default();
+    let result = conn.transaction(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Migrations run under a session advisory lock keyed by the schema, so a
@@ -131,10 +234,7 @@ pub(crate) fn open(url: &str, config: &StorageConfig) -> StorageResult<Store> {
     Store::new(build_pool(url, config)?, (), config.run_migrations)
 }
 
-fn build_pool(
-    url: &str,
-    config: &StorageConfig,
-) -> StorageResult<Pool<ConnectionManager<PgConnection>>> {
+fn build_pool(url: &str, config: &StorageConfig) -> StorageResult<Pool<Manager>> {
     let url = with_connect_timeout(url, config)?;
     // One connection first, outside the pool: an unreachable server or a
     // wrong password fails at once with libpq's reason.
@@ -143,8 +243,9 @@ fn build_pool(
         .max_size(config.pool_size)
         .min_idle(Some(1))
         .connection_timeout(config.connection_timeout)
-        .test_on_check_out(false)
-        .build(ConnectionManager::<PgConnection>::new(&url))
+        // `Manager::is_valid` makes this free until a connection is lost.
+        .test_on_check_out(true)
+        .build(Manager::new(&url))
         .map_err(|e| {
             StorageError::Database(format!(
                 "cannot open a pool on {}: {}",

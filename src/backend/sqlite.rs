@@ -12,7 +12,7 @@ use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-use super::TxError;
+use super::TxCause;
 use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::types::Backend;
@@ -20,6 +20,7 @@ use crate::types::Backend;
 pub(crate) use crate::schema::sqlite as schema;
 pub(crate) type Conn = SqliteConnection;
 pub(crate) type DbBackend = Sqlite;
+pub(crate) type Manager = ConnectionManager<SqliteConnection>;
 /// An in-memory database lives as long as one connection to it: the store
 /// keeps one open beside the pool.
 pub(crate) type KeepAlive = Option<Mutex<SqliteConnection>>;
@@ -63,8 +64,9 @@ pub(crate) fn read_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+    let mut cause = TxCause::default();
+    let result = conn.transaction(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction.
@@ -72,8 +74,9 @@ pub(crate) fn write_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
-    conn.immediate_transaction(|c| f(c).map_err(TxError::Storage))
-        .map_err(TxError::into_storage)
+    let mut cause = TxCause::default();
+    let result = conn.immediate_transaction(|c| f(c).map_err(|e| cause.keep(e)));
+    cause.finish(result)
 }
 
 /// Migrations run inside one `BEGIN IMMEDIATE` transaction: a second
@@ -117,7 +120,7 @@ pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResul
 fn build_pool(
     target: &DatabaseUrl,
     config: &StorageConfig,
-) -> StorageResult<(Pool<ConnectionManager<SqliteConnection>>, KeepAlive)> {
+) -> StorageResult<(Pool<Manager>, KeepAlive)> {
     let (conn_url, on_disk, pool_size) = match target {
         DatabaseUrl::SqliteMemory => (
             format!(
@@ -158,7 +161,7 @@ fn build_pool(
         .idle_timeout(None)
         .max_lifetime(None)
         .connection_customizer(Box::new(setup))
-        .build(ConnectionManager::<SqliteConnection>::new(&conn_url))
+        .build(Manager::new(&conn_url))
         .map_err(|e| {
             StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
         })?;

@@ -5,9 +5,10 @@
 //! after defining, in the parent, the few things that differ: `schema` (the
 //! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
 //! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `write_tx` (SQLite
-//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`
-//! and `KeepAlive`. Values whose storage differs (uuids, timestamps, JSON)
-//! go through the field types of `backend::fields`.
+//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`,
+//! `KeepAlive` and the pool's connection `Manager`. Values whose storage
+//! differs (uuids, timestamps, JSON) go through the field types of
+//! `backend::fields`.
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
 //! `Timestamptz` nor `Json`, and generic functions over `Backend` need
@@ -23,7 +24,7 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
 use diesel_migrations::MigrationHarness;
 use serde_json::Value;
 use uuid::Uuid;
@@ -33,7 +34,7 @@ use super::schema::{
     workflow_node_executions, workflow_runs, workspaces,
 };
 use super::{
-    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, BACKEND, COLUMNS_SQL,
+    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND, COLUMNS_SQL,
     MAX_BIND_PARAMS, MIGRATIONS,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
@@ -46,12 +47,12 @@ use crate::validate;
 
 /// A store on one database: a connection pool and the queries.
 pub(crate) struct Store {
-    pool: Pool<ConnectionManager<Conn>>,
+    pool: Pool<Manager>,
     // Held only to keep the database alive (SQLite in-memory).
     _keep_alive: KeepAlive,
 }
 
-type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+type PooledConn = PooledConnection<Manager>;
 
 /// A statement made cacheable by its SQL text. Diesel never caches an
 /// UPDATE's prepared statement (its shape varies with the changeset, and
@@ -92,7 +93,7 @@ impl<Q> RunQueryDsl<Conn> for Cached<Q> {}
 
 impl Store {
     pub(super) fn new(
-        pool: Pool<ConnectionManager<Conn>>,
+        pool: Pool<Manager>,
         keep_alive: KeepAlive,
         run_migrations: bool,
     ) -> StorageResult<Self> {

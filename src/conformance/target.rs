@@ -186,6 +186,12 @@ impl Harness {
         self.store().backend()
     }
 
+    /// The URL of this database, for tests that open their own store or
+    /// connection on it. It may hold a password: never print it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Opens a second, independent store on the same database (running
     /// `open`'s migration step again).
     pub fn reopen(&self) -> StorageResult<Arc<dyn Storage>> {
