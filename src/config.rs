@@ -131,11 +131,37 @@ pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
     // Longest first, so no secret is cut while a longer one holds it.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = message.replace(url, &redact_url(url));
-    for secret in secrets {
-        if secret.len() >= 3 {
-            out = out.replace(&secret, "***");
-        }
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = if secret.len() >= 3 {
+            out.replace(secret.as_str(), "***")
+        } else {
+            // A one- or two-character password is cut only where it stands
+            // alone, so that "pw" does not also blank out "pwd".
+            replace_standalone(&out, secret)
+        };
     }
+    out
+}
+
+/// `text` with every occurrence of `word` that is not part of a longer run
+/// of letters and digits replaced by `***`.
+fn replace_standalone(text: &str, word: &str) -> String {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (pos, _) in text.match_indices(word) {
+        let end = pos + word.len();
+        if pos < rest
+            || is_word(text[..pos].chars().next_back())
+            || is_word(text[end..].chars().next())
+        {
+            continue;
+        }
+        out.push_str(&text[rest..pos]);
+        out.push_str("***");
+        rest = end;
+    }
+    out.push_str(&text[rest..]);
     out
 }
 
@@ -330,5 +356,11 @@ mod tests {
         let url = "postgresql://alice:s3cr%3At@[db.example/app";
         let m = scrub_secrets(&format!("no {url}: s3cr:t or s3cr%3At"), url);
         assert!(!m.contains("s3cr"), "{m}");
+        // A short password is cut where it stands alone, not inside words.
+        let m = scrub_secrets(
+            "host \"pw@db\" unknown; pwd ok; password pw",
+            "postgres://u:pw@db/x",
+        );
+        assert_eq!(m, "host \"***@db\" unknown; pwd ok; password ***");
     }
 }

@@ -152,6 +152,10 @@ mod on_sqlite {
     impl<'a> ReadOnlyDir<'a> {
         fn new(dir: &'a std::path::Path) -> Self {
             use std::os::unix::fs::PermissionsExt;
+            // The guard exists before anything is changed, so a failed
+            // assertion below still undoes it (an immutable directory
+            // left behind cannot be deleted, even by root).
+            let guard = ReadOnlyDir(dir);
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } == 0 {
@@ -167,7 +171,7 @@ mod on_sqlite {
                 std::fs::write(&probe, b"x").is_err(),
                 "the directory is still writable"
             );
-            ReadOnlyDir(dir)
+            guard
         }
     }
 

@@ -11,6 +11,9 @@
 use std::time::Duration;
 
 use handshake_storage::*;
+// Every test is serial: one sets DATABASE_URL, which libpq and the test
+// harness read, and the environment may not change under another thread.
+use serial_test::serial;
 
 /// A URL with a password in it, and the texts that must never appear in
 /// anything produced from it.
@@ -185,6 +188,7 @@ fn kind_of(err: &StorageError) -> &'static str {
 }
 
 #[test]
+#[serial]
 fn open_failures_never_show_a_password() {
     for secret in secret_urls() {
         let url = &secret.url;
@@ -208,13 +212,14 @@ fn open_failures_never_show_a_password() {
 }
 
 #[test]
+#[serial]
 fn config_debug_has_no_url() {
     let text = format!("{:?}", StorageConfig::default());
     assert!(!text.contains("://"), "{text}");
 }
 
 #[test]
-#[serial_test::serial]
+#[serial]
 fn open_from_env_failures_never_show_a_password() {
     for secret in secret_urls() {
         std::env::set_var("DATABASE_URL", &secret.url);
@@ -229,6 +234,7 @@ fn open_from_env_failures_never_show_a_password() {
 /// panic a case run on an unreachable target raises.
 #[cfg(feature = "testing")]
 #[test]
+#[serial]
 fn conformance_targets_never_show_a_password() {
     use handshake_storage::conformance::{cases, run_case, TestTarget};
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -265,6 +271,7 @@ fn conformance_targets_never_show_a_password() {
 /// prints and its errors never show the password either.
 #[cfg(feature = "postgres")]
 #[test]
+#[serial]
 fn working_store_with_a_password_never_shows_it() {
     use handshake_storage::conformance::TestTarget;
     let TestTarget::Postgres { admin_url } = TestTarget::standard("postgres") else {
@@ -328,6 +335,7 @@ mod cli {
     /// Every command, with the URL as an option and from `DATABASE_URL`,
     /// plus command lines clap refuses while the URL is on them.
     #[test]
+    #[serial]
     fn hsk_storage_never_prints_a_password() {
         for secret in secret_urls() {
             let url = secret.url.as_str();

@@ -98,6 +98,15 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     }
 }
 
+/// Drops day-old scratch schemas named `{prefix}{unix seconds}_...`.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
+    #[cfg(feature = "postgres")]
+    postgres::scratch_schema_sweep(admin_url, prefix);
+    #[cfg(not(feature = "postgres"))]
+    let _ = (admin_url, prefix);
+}
+
 /// Drops a scratch schema made by [`scratch_schema_create`].
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResult<()> {

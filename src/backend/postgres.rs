@@ -277,6 +277,31 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     Ok(url.to_string())
 }
 
+/// Drops the scratch schemas named `{prefix}{unix seconds}_...` that were
+/// created more than a day ago: left behind by a test process that was
+/// killed before its guard ran. Best effort: a sweep racing another one
+/// may fail, and the next sweep finishes the job.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return;
+    }
+    let sweep = format!(
+        "DO $$DECLARE s text; BEGIN \
+         FOR s IN SELECT nspname FROM pg_namespace \
+           WHERE nspname ~ '^{prefix}[0-9]+_' \
+           AND substring(nspname FROM '^{prefix}([0-9]+)_')::numeric \
+               < extract(epoch FROM now()) - 86400 \
+         LOOP EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', s); END LOOP; END$$"
+    );
+    if let Ok(mut conn) = connect(admin_url) {
+        let _ = conn.batch_execute(&sweep);
+    }
+}
+
 /// Drops a schema made by [`scratch_schema_create`] with everything in it.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResult<()> {

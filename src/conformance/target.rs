@@ -18,6 +18,10 @@ start one with `docker compose -f docker-compose.test.yml up -d --wait` and set 
 POSTGRES_TEST_URL=postgres://postgres:postgres@127.0.0.1:5432/handshake_test \
 (or DATABASE_URL to a postgres:// URL). These tests fail rather than skip without it.";
 
+/// The name of every scratch schema starts with this, then its creation
+/// time in Unix seconds.
+const SCRATCH_PREFIX: &str = "hsk_test_";
+
 /// A place to create fresh databases for cases. Its `Debug` output hides
 /// passwords.
 #[derive(Clone)]
@@ -105,7 +109,17 @@ impl TestTarget {
                 (format!("sqlite://{}", file.display()), Scratch::Dir(dir))
             }
             TestTarget::Postgres { admin_url } => {
-                let schema = format!("hsk_test_{}", uuid::Uuid::new_v4().simple());
+                // The creation time in the name lets a later run drop the
+                // schemas of a process killed before its guard ran.
+                static SWEEP: std::sync::Once = std::sync::Once::new();
+                SWEEP.call_once(|| backend::scratch_schema_sweep(admin_url, SCRATCH_PREFIX));
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let schema = format!(
+                    "{SCRATCH_PREFIX}{created}_{}",
+                    uuid::Uuid::new_v4().simple()
+                );
                 let url = backend::scratch_schema_create(admin_url, &schema)?;
                 (
                     url,
