@@ -37,6 +37,20 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The variant's name (`"NotFound"`, `"Validation"`, ...), for
+    /// comparing error kinds across backends and for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageError::NotFound(_) => "NotFound",
+            StorageError::Conflict(_) => "Conflict",
+            StorageError::Validation(_) => "Validation",
+            StorageError::Guard(_) => "Guard",
+            StorageError::Serialization(_) => "Serialization",
+            StorageError::Database(_) => "Database",
+            StorageError::Migration(_) => "Migration",
+        }
+    }
+
     pub(crate) fn not_found(entity: &str, id: impl std::fmt::Display) -> Self {
         StorageError::NotFound(format!("{entity} {id}"))
     }

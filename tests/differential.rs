@@ -827,22 +827,10 @@ struct Known {
 /// A step's outcome: the result as JSON, or the error's kind.
 type Outcome = Result<Value, &'static str>;
 
-fn kind(err: &StorageError) -> &'static str {
-    match err {
-        StorageError::NotFound(_) => "NotFound",
-        StorageError::Conflict(_) => "Conflict",
-        StorageError::Validation(_) => "Validation",
-        StorageError::Guard(_) => "Guard",
-        StorageError::Serialization(_) => "Serialization",
-        StorageError::Database(_) => "Database",
-        StorageError::Migration(_) => "Migration",
-    }
-}
-
 fn outcome<T: serde::Serialize>(result: StorageResult<T>) -> Outcome {
     result
         .map(|v| serde_json::to_value(v).expect("results serialise to JSON"))
-        .map_err(|e| kind(&e))
+        .map_err(|e| e.kind())
 }
 
 /// The one store a step runs on, with what it has created so far.
@@ -1195,18 +1183,18 @@ impl Runner<'_> {
     fn dump(&self, harness: &Harness) -> Outcome {
         let store = self.store;
         let mut workspaces = Vec::new();
-        for ws in store.list_workspaces().map_err(|e| kind(&e))? {
+        for ws in store.list_workspaces().map_err(|e| e.kind())? {
             let mut documents = Vec::new();
-            for doc in store.list_documents(&ws.id).map_err(|e| kind(&e))? {
-                let blocks = store.get_blocks(&doc.id).map_err(|e| kind(&e))?;
+            for doc in store.list_documents(&ws.id).map_err(|e| e.kind())? {
+                let blocks = store.get_blocks(&doc.id).map_err(|e| e.kind())?;
                 documents.push(json!({ "document": doc, "blocks": blocks }));
             }
             let mut canvases = Vec::new();
-            for canvas in store.list_canvases(&ws.id).map_err(|e| kind(&e))? {
+            for canvas in store.list_canvases(&ws.id).map_err(|e| e.kind())? {
                 canvases.push(
                     store
                         .get_canvas_with_graph(&canvas.id)
-                        .map_err(|e| kind(&e))?,
+                        .map_err(|e| e.kind())?,
                 );
             }
             workspaces
@@ -1214,23 +1202,23 @@ impl Runner<'_> {
         }
         let jobs = store
             .list_ai_jobs(AiJobListFilter::default())
-            .map_err(|e| kind(&e))?;
+            .map_err(|e| e.kind())?;
         let mut executions = Vec::new();
         for run in &self.known.runs {
             executions.push(
                 store
                     .list_workflow_node_executions(*run)
-                    .map_err(|e| kind(&e))?,
+                    .map_err(|e| e.kind())?,
             );
         }
-        let stalled = store.find_stalled_workflows(0).map_err(|e| kind(&e))?;
+        let stalled = store.find_stalled_workflows(0).map_err(|e| e.kind())?;
         let mut counts = serde_json::Map::new();
         for (table, column) in TABLES {
             // A no-op UPDATE reports how many rows the table holds, on
             // both backends.
             let rows = harness
                 .execute_sql(&format!("UPDATE {table} SET {column} = {column}"))
-                .map_err(|e| kind(&e))?;
+                .map_err(|e| e.kind())?;
             counts.insert(table.to_string(), json!(rows));
         }
         Ok(json!({

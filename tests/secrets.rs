@@ -179,14 +179,6 @@ fn quick_config() -> StorageConfig {
     StorageConfig::default().connection_timeout(Duration::from_secs(2))
 }
 
-fn kind_of(err: &StorageError) -> &'static str {
-    match err {
-        StorageError::Database(_) => "Database",
-        StorageError::Validation(_) => "Validation",
-        _ => "other",
-    }
-}
-
 #[test]
 #[serial]
 fn open_failures_never_show_a_password() {
@@ -202,7 +194,7 @@ fn open_failures_never_show_a_password() {
                 .unwrap_or_else(|| panic!("{what} {url:?} opened"));
             secret.assert_hidden_in_error(what, &err);
             assert_eq!(
-                kind_of(&err),
+                err.kind(),
                 secret.expected_kind(),
                 "{what} on {}: {err}",
                 redact_url(url)

@@ -43,19 +43,6 @@ fn silent_ai_contexts() -> Vec<WriteContext> {
     ]
 }
 
-/// The name of an error's variant.
-fn kind_of(err: &StorageError) -> &'static str {
-    match err {
-        StorageError::NotFound(_) => "NotFound",
-        StorageError::Conflict(_) => "Conflict",
-        StorageError::Validation(_) => "Validation",
-        StorageError::Guard(_) => "Guard",
-        StorageError::Serialization(_) => "Serialization",
-        StorageError::Database(_) => "Database",
-        StorageError::Migration(_) => "Migration",
-    }
-}
-
 /// Asserts that `result` failed with the error variant named `kind` and
 /// returns the error.
 #[track_caller]
@@ -63,7 +50,7 @@ fn expect_kind<T: Debug>(result: StorageResult<T>, kind: &str) -> StorageError {
     match result {
         Ok(value) => panic!("expected a {kind} error, got Ok({value:?})"),
         Err(err) => {
-            assert_eq!(kind_of(&err), kind, "wrong error variant: {err:?}");
+            assert_eq!(err.kind(), kind, "wrong error variant: {err:?}");
             err
         }
     }
@@ -84,7 +71,7 @@ fn expect_guard<T: Debug>(result: StorageResult<T>) {
 #[track_caller]
 fn assert_fails<T: Debug>(what: &str, result: StorageResult<T>, kind: &str) {
     assert!(
-        matches!(&result, Err(err) if kind_of(err) == kind),
+        matches!(&result, Err(err) if err.kind() == kind),
         "{what}: expected {kind}, got {result:?}"
     );
 }

@@ -285,15 +285,8 @@ fn full_disk(url: &str, document_id: &str) {
         .collect();
     match store.replace_blocks(&human(), document_id, big) {
         Ok(blocks) => report(&format!("ok {}", blocks.len())),
-        Err(err) => report(&format!("error {}", one_line_kind(&err))),
+        Err(err) => report(&format!("error {} {err}", err.kind())),
     }
     let after = store.get_blocks(document_id).unwrap();
     report(&format!("unchanged {}", after == before));
-}
-
-/// `<Variant> <message>` of an error, for reports.
-pub fn one_line_kind(err: &StorageError) -> String {
-    let kind = format!("{err:?}");
-    let kind = kind.split('(').next().unwrap_or_default().to_string();
-    format!("{kind} {err}")
 }
