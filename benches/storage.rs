@@ -73,11 +73,6 @@ fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration
     elapsed
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
 /// One criterion group per workload: `store/<backend>` beside
 /// `baseline/<backend>`.
 fn run_group(
@@ -103,7 +98,10 @@ fn run_group(
             b.iter_custom(|iters| timed(&mut w.baseline, iters, &mut base_means))
         });
         group.finish();
-        let (store, base) = (median(store_means), median(base_means));
+        let (store, base) = (
+            bench::median(&mut store_means),
+            bench::median(&mut base_means),
+        );
         let line = format!(
             "{backend:8} {:12} {:40} store {:>12.3?}  baseline {:>12.3?}  ratio {:5.2}",
             w.group,

@@ -718,9 +718,10 @@ fn time(work: &mut Work<'_>, calls: u32) -> StorageResult<Duration> {
     Ok(start.elapsed())
 }
 
-fn median(times: &mut [Duration]) -> Duration {
+/// The median of `times` (zero for none).
+pub fn median(times: &mut [Duration]) -> Duration {
     times.sort();
-    times[times.len() / 2]
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// How many workloads [`run_all`] measures for `sizes`.
