@@ -39,11 +39,11 @@ mod validate;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(feature = "bench")]
+pub mod bench;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(feature = "bench")]
-pub mod bench;
 
 use std::path::Path;
 use std::sync::Arc;
