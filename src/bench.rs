@@ -25,6 +25,8 @@ pub trait Baseline: Send + Sync {
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
+    /// Sets status, reason, no error and `updated_at`; reads the row back.
+    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
     fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
     fn update_canvas_graph(
@@ -191,7 +193,7 @@ impl Fixture {
     }
 
     /// `create_block`, `get_block`, `update_block`, `create_ai_job`,
-    /// `get_ai_job`: one row each.
+    /// `get_ai_job`, `update_ai_job_status`: one row each.
     pub fn point(&self) -> StorageResult<Vec<Workload<'_>>> {
         let (s, b) = (self.store_side()?, self.baseline_side()?);
         let store = self.store();
@@ -264,6 +266,26 @@ impl Fixture {
                 1,
                 move || store.get_ai_job(job_s).map(drop),
                 move || base.get_ai_job(job_b),
+            ),
+            pair(
+                "point",
+                "update_ai_job_status",
+                1,
+                move || {
+                    store
+                        .update_ai_job_status(JobStatusUpdate {
+                            job_id: job_s,
+                            state: JobState::Running,
+                            error_message: None,
+                            status_reason: "running".into(),
+                            metrics: None,
+                            workflow_run_id: None,
+                            trace_id: None,
+                            job_outputs: None,
+                        })
+                        .map(drop)
+                },
+                move || base.update_ai_job_status(job_b, JobState::Running, "running"),
             ),
         ])
     }
@@ -725,7 +747,7 @@ fn median(times: &mut [Duration]) -> Duration {
 
 /// How many workloads [`run_all`] measures for `sizes`.
 pub fn workload_count(sizes: &Sizes) -> usize {
-    5 + 4 + 7 * sizes.jobs.len() + sizes.threads.len()
+    6 + 4 + 7 * sizes.jobs.len() + sizes.threads.len()
 }
 
 /// Measures every workload on a fresh database of `target` (one per

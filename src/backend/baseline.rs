@@ -369,6 +369,23 @@ impl Baseline for RawSql {
         Ok(id)
     }
 
+    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()> {
+        let sql = format!(
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, \
+             updated_at = ? WHERE id = ? RETURNING {JOB_COLUMNS}"
+        );
+        let args = vec![
+            Arg::Text(state.as_str().into()),
+            Arg::Text(reason.into()),
+            Arg::Time(DbTime(now())),
+            Arg::Uuid(DbUuid(id)),
+        ];
+        raw::<JobSql>(&sql, args)
+            .get_result::<JobTuple>(&mut *self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "ai job"))
+    }
+
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE id = ?");
         let rows: Vec<JobTuple> = raw::<JobSql>(&sql, vec![Arg::Uuid(DbUuid(id))])
