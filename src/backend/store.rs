@@ -1195,12 +1195,13 @@ impl Storage for Store {
     }
 
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
-        ai_jobs::table
-            .find(DbUuid(job_id))
-            .select(AiJobRow::as_select())
-            .first(&mut *self.conn()?)
-            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?
-            .into_domain()
+        self.load_one(
+            ai_jobs::table
+                .find(DbUuid(job_id))
+                .select(AiJobRow::as_select()),
+            &format!("ai job {job_id}"),
+            AiJobRow::into_domain,
+        )
     }
 
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
