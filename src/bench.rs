@@ -25,6 +25,8 @@ pub trait Baseline: Send + Sync {
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
+    /// Sets status, reason, no error and `updated_at`; reads the row back.
+    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
     fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
     fn update_canvas_graph(
@@ -191,7 +193,7 @@ impl Fixture {
     }
 
     /// `create_block`, `get_block`, `update_block`, `create_ai_job`,
-    /// `get_ai_job`: one row each.
+    /// `get_ai_job`, `update_ai_job_status`: one row each.
     pub fn point(&self) -> StorageResult<Vec<Workload<'_>>> {
         let (s, b) = (self.store_side()?, self.baseline_side()?);
         let store = self.store();
@@ -264,6 +266,26 @@ impl Fixture {
                 1,
                 move || store.get_ai_job(job_s).map(drop),
                 move || base.get_ai_job(job_b),
+            ),
+            pair(
+                "point",
+                "update_ai_job_status",
+                1,
+                move || {
+                    store
+                        .update_ai_job_status(JobStatusUpdate {
+                            job_id: job_s,
+                            state: JobState::Running,
+                            error_message: None,
+                            status_reason: "running".into(),
+                            metrics: None,
+                            workflow_run_id: None,
+                            trace_id: None,
+                            job_outputs: None,
+                        })
+                        .map(drop)
+                },
+                move || base.update_ai_job_status(job_b, JobState::Running, "running"),
             ),
         ])
     }
@@ -578,9 +600,9 @@ fn seed_time(i: i64) -> DateTime<Utc> {
     DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_767_225_600 - i)
 }
 
-/// Set-based SQL that seeds `jobs` jobs (each with one workspace ref,
-/// about 100 per workspace; every tenth pinned; states and kinds in
-/// rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
+/// Set-based SQL that seeds `jobs` jobs (each with one workspace ref, about
+/// 100 per workspace, indexed by the ai_jobs trigger; every tenth pinned;
+/// states and kinds in rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
 /// with a stale heartbeat; then `ANALYZE` of those tables, so the planner
 /// knows their sizes.
 fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
@@ -607,7 +629,7 @@ fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
     let state = case("i", &states.map(|s| s.as_str()));
     let kind = case("i", &kinds.map(|k| k.as_str()));
     // What differs: generating rows, uuids, times, JSON and booleans.
-    let (series, uuid, time, json, pinned) = match backend {
+    let (series, uuid, time, json, pinned, json_ref) = match backend {
         Backend::Postgres => (
             format!("generate_series(0, {}) AS s(i)", n - 1),
             "(lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
@@ -615,6 +637,7 @@ fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
             "(TIMESTAMPTZ '2026-01-01 00:00:00+00' - i * INTERVAL '1 second')".to_string(),
             "::jsonb",
             "(i % 10 = 0)",
+            "jsonb_build_array(jsonb_build_object",
         ),
         _ => (
             format!(
@@ -628,6 +651,7 @@ fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
                 .to_string(),
             "",
             "(i % 10 = 0)",
+            "json_array(json_object",
         ),
     };
     vec![
@@ -635,16 +659,14 @@ fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
             "INSERT INTO ai_jobs (id, trace_id, workflow_run_id, job_kind, status, status_reason, \
              error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
              safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, \
-             created_at, updated_at) \
+             created_at, updated_at, entity_refs) \
              SELECT {uuid}, {uuid}, NULL, {kind}, {state}, 'seeded', NULL, 'default', 'default', \
              'default', '{access}', '{safety}', '[]'{json}, '{metrics}'{json}, NULL, NULL, \
-             {pinned}, {time}, {time} FROM {series}",
+             {pinned}, {time}, {time}, \
+             {json_ref}('entity_id', 'ws-' || (i % {workspaces}), 'entity_kind', 'workspace')) \
+             FROM {series}",
             access = AccessMode::AnalysisOnly.as_str(),
             safety = SafetyMode::Normal.as_str(),
-        ),
-        format!(
-            "INSERT INTO ai_job_entity_refs (job_id, position, entity_id, entity_kind) \
-             SELECT {uuid}, 0, 'ws-' || (i % {workspaces}), 'workspace' FROM {series}"
         ),
         format!(
             "INSERT INTO workflow_runs (id, job_id, status, error_message, last_heartbeat, \
@@ -726,7 +748,7 @@ pub fn median(times: &mut [Duration]) -> Duration {
 
 /// How many workloads [`run_all`] measures for `sizes`.
 pub fn workload_count(sizes: &Sizes) -> usize {
-    5 + 4 + 7 * sizes.jobs.len() + sizes.threads.len()
+    6 + 4 + 7 * sizes.jobs.len() + sizes.threads.len()
 }
 
 /// Measures every workload on a fresh database of `target` (one per

@@ -29,12 +29,12 @@ fn migrate_then_status_on_a_sqlite_file() {
 
     let out = hsk(&["migrate", "--database-url", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied: 20261124000002"));
+    assert!(text(&out.stdout).contains("applied: 20261124000003"));
 
     let out = hsk(&["status", "--database-url", &url]);
     let status = text(&out.stdout);
     assert!(
-        status.contains("schema version: 20261124000002"),
+        status.contains("schema version: 20261124000003"),
         "{status}"
     );
     assert!(!status.contains("pending:"), "{status}");

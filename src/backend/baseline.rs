@@ -111,7 +111,7 @@ const STAMP_COLUMNS: &str =
 const JOB_COLUMNS: &str = "ai_jobs.id, trace_id, workflow_run_id, job_kind, status, \
      status_reason, error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
      safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, created_at, \
-     updated_at";
+     updated_at, entity_refs";
 const NODE_COLUMNS: &str = "id, canvas_id, kind, position_x, position_y, data, created_at, \
      updated_at, last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id";
 const EDGE_COLUMNS: &str = "id, canvas_id, from_node_id, to_node_id, kind, created_at, \
@@ -167,13 +167,13 @@ type JobSql = (
     (SqlUuid, SqlUuid, Nullable<SqlUuid>, Text, Text, Text),
     (Nullable<Text>, Text, Text, Text, Text, Text),
     (SqlJson, SqlJson, Nullable<SqlJson>, Nullable<SqlJson>),
-    (Bool, SqlTime, SqlTime),
+    (Bool, SqlTime, SqlTime, SqlJson),
 );
 type JobTuple = (
     (DbUuid, DbUuid, Option<DbUuid>, String, String, String),
     (Option<String>, String, String, String, String, String),
     (DbJson, DbJson, Option<DbJson>, Option<DbJson>),
-    (bool, DbTime, DbTime),
+    (bool, DbTime, DbTime, DbJson),
 );
 type NodeSql = (Text, Text, Text, Double, Double, SqlJson, SqlTime, StampSql);
 type NodeTuple = (String, String, String, f64, f64, DbJson, DbTime, Stamp);
@@ -338,7 +338,7 @@ impl Baseline for RawSql {
         let job_sql = format!(
             "INSERT INTO ai_jobs ({}) VALUES {}",
             JOB_COLUMNS.replace("ai_jobs.", ""),
-            placeholders(19)
+            placeholders(20)
         );
         let job_args = vec![
             Arg::Uuid(DbUuid(id)),
@@ -360,45 +360,37 @@ impl Baseline for RawSql {
             Arg::Bool(false),
             Arg::Time(DbTime(at)),
             Arg::Time(DbTime(at)),
+            Arg::Json(json_of(&job.entity_refs)?),
         ];
-        let refs = job
-            .entity_refs
-            .iter()
-            .enumerate()
-            .map(|(position, r)| {
-                vec![
-                    Arg::Uuid(DbUuid(id)),
-                    Arg::Int(position as i64),
-                    Arg::Text(r.entity_id.clone()),
-                    Arg::Text(r.entity_kind.clone()),
-                ]
-            })
-            .collect::<Vec<_>>();
-        write_tx(&mut *self.conn()?, |conn| {
-            raw::<()>(&job_sql, job_args)
-                .execute(conn)
-                .map_err(|e| map_err(e, "ai job"))?;
-            insert_rows(
-                conn,
-                "ai_job_entity_refs",
-                "job_id, position, entity_id, entity_kind",
-                4,
-                refs,
-            )
-        })?;
+        // One INSERT, like the store: the trigger fills ai_job_entity_refs.
+        raw::<()>(&job_sql, job_args)
+            .execute(&mut *self.conn()?)
+            .map_err(|e| map_err(e, "ai job"))?;
         Ok(id)
     }
 
-    fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
+    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS}, r.entity_id, r.entity_kind FROM ai_jobs \
-             LEFT JOIN ai_job_entity_refs r ON r.job_id = ai_jobs.id \
-             WHERE ai_jobs.id = ? ORDER BY r.position"
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, \
+             updated_at = ? WHERE id = ? RETURNING {JOB_COLUMNS}"
         );
-        let rows: Vec<(JobTuple, Option<String>, Option<String>)> =
-            raw::<(JobSql, Nullable<Text>, Nullable<Text>)>(&sql, vec![Arg::Uuid(DbUuid(id))])
-                .load(&mut *self.conn()?)
-                .map_err(|e| map_err(e, "ai job"))?;
+        let args = vec![
+            Arg::Text(state.as_str().into()),
+            Arg::Text(reason.into()),
+            Arg::Time(DbTime(now())),
+            Arg::Uuid(DbUuid(id)),
+        ];
+        raw::<JobSql>(&sql, args)
+            .get_result::<JobTuple>(&mut *self.conn()?)
+            .map(drop)
+            .map_err(|e| map_err(e, "ai job"))
+    }
+
+    fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE id = ?");
+        let rows: Vec<JobTuple> = raw::<JobSql>(&sql, vec![Arg::Uuid(DbUuid(id))])
+            .load(&mut *self.conn()?)
+            .map_err(|e| map_err(e, "ai job"))?;
         if rows.is_empty() {
             return Err(StorageError::not_found("ai job", id));
         }
@@ -561,23 +553,10 @@ impl Baseline for RawSql {
             sql.push_str(" LIMIT ?");
             args.push(Arg::Int(i64::from(limit)));
         }
-        read_tx(&mut *self.conn()?, |conn| {
-            let jobs: Vec<JobTuple> = raw::<JobSql>(&sql, args)
-                .load(conn)
-                .map_err(|e| map_err(e, "ai jobs"))?;
-            for chunk in jobs.chunks(1000) {
-                let refs_sql = format!(
-                    "SELECT job_id, position, entity_id, entity_kind FROM ai_job_entity_refs \
-                     WHERE job_id IN ({}) ORDER BY job_id, position",
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                let ids = chunk.iter().map(|j| Arg::Uuid(j.0 .0)).collect();
-                raw::<(SqlUuid, BigInt, Text, Text)>(&refs_sql, ids)
-                    .load::<(DbUuid, i64, String, String)>(conn)
-                    .map_err(|e| map_err(e, "ai job entity refs"))?;
-            }
-            Ok(jobs.len())
-        })
+        raw::<JobSql>(&sql, args)
+            .load::<JobTuple>(&mut *self.conn()?)
+            .map(|jobs| jobs.len())
+            .map_err(|e| map_err(e, "ai jobs"))
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize> {

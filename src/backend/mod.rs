@@ -22,6 +22,7 @@ use crate::storage::Storage;
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) trait Maintenance: Storage {
     fn revert_all_migrations(&self) -> StorageResult<usize>;
+    fn revert_last_migration(&self) -> StorageResult<()>;
     fn columns(&self) -> StorageResult<Vec<ColumnInfo>>;
     fn execute_sql(&self, sql: &str) -> StorageResult<usize>;
 }

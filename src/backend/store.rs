@@ -16,7 +16,7 @@
 //! text against two schema modules keeps every query plain, fully
 //! type-checked for each backend, and written exactly once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use diesel::connection::DefaultLoadingMode;
@@ -516,10 +516,13 @@ struct AiJobRow {
     pinned: bool,
     created_at: DbTime,
     updated_at: DbTime,
+    /// `[{"entity_id", "entity_kind"}]` in order; a trigger copies it into
+    /// `ai_job_entity_refs`, the index behind the workspace filter.
+    entity_refs: DbJson,
 }
 
 impl AiJobRow {
-    fn into_domain(self, entity_refs: Vec<EntityRef>) -> StorageResult<AiJob> {
+    fn into_domain(self) -> StorageResult<AiJob> {
         Ok(AiJob {
             job_id: self.id.0,
             trace_id: self.trace_id.0,
@@ -532,7 +535,7 @@ impl AiJobRow {
             capability_profile_id: self.capability_profile_id,
             access_mode: self.access_mode.parse()?,
             safety_mode: self.safety_mode.parse()?,
-            entity_refs,
+            entity_refs: from_json("entity_refs", self.entity_refs)?,
             planned_operations: from_json("planned_operations", self.planned_operations)?,
             metrics: from_json("metrics", self.metrics)?,
             status_reason: self.status_reason,
@@ -543,17 +546,6 @@ impl AiJobRow {
             updated_at: self.updated_at.0,
         })
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = ai_job_entity_refs, check_for_backend(DbBackend))]
-// Without this, SQLite inserts a Vec one row at a time inside a savepoint.
-#[diesel(treat_none_as_default_value = false)]
-struct EntityRefRow {
-    job_id: DbUuid,
-    position: i64,
-    entity_id: String,
-    entity_kind: String,
 }
 
 /// What `update_ai_job_status` writes; `None` keeps the stored value.
@@ -706,81 +698,6 @@ fn expect_one(affected: usize, entity: &str, id: impl std::fmt::Display) -> Stor
     } else {
         Ok(())
     }
-}
-
-fn load_entity_refs(
-    conn: &mut Conn,
-    job_ids: &[DbUuid],
-) -> StorageResult<HashMap<Uuid, Vec<EntityRef>>> {
-    let mut refs: HashMap<Uuid, Vec<EntityRef>> = HashMap::new();
-    // A thousand ids per IN list keeps every statement far below the bind limit.
-    for chunk in job_ids.chunks(1000) {
-        let rows: Vec<EntityRefRow> = ai_job_entity_refs::table
-            .filter(ai_job_entity_refs::job_id.eq_any(chunk))
-            .order((ai_job_entity_refs::job_id, ai_job_entity_refs::position))
-            .select(EntityRefRow::as_select())
-            .load(conn)
-            .map_err(|e| map_err(e, "ai job entity refs"))?;
-        for row in rows {
-            refs.entry(row.job_id.0).or_default().push(EntityRef {
-                entity_id: row.entity_id,
-                entity_kind: row.entity_kind,
-            });
-        }
-    }
-    Ok(refs)
-}
-
-fn load_jobs(conn: &mut Conn, rows: Vec<AiJobRow>) -> StorageResult<Vec<AiJob>> {
-    let ids: Vec<DbUuid> = rows.iter().map(|r| r.id).collect();
-    let mut refs = load_entity_refs(conn, &ids)?;
-    rows.into_iter()
-        .map(|row| {
-            let job_refs = refs.remove(&row.id.0).unwrap_or_default();
-            row.into_domain(job_refs)
-        })
-        .collect()
-}
-
-/// One job row with its entity refs.
-fn with_refs(conn: &mut Conn, row: AiJobRow) -> StorageResult<AiJob> {
-    let refs = load_entity_refs(conn, &[row.id])?
-        .remove(&row.id.0)
-        .unwrap_or_default();
-    row.into_domain(refs)
-}
-
-/// One job with its refs in one statement: a LEFT JOIN gives a row per ref
-/// (in position order), or one row with no ref. One statement reads one
-/// snapshot, so no transaction is needed.
-fn load_job(conn: &mut Conn, job_id: Uuid) -> StorageResult<AiJob> {
-    let rows: Vec<(AiJobRow, Option<(String, String)>)> = ai_jobs::table
-        .left_join(ai_job_entity_refs::table)
-        .filter(ai_jobs::id.eq(DbUuid(job_id)))
-        .order(ai_job_entity_refs::position)
-        .select((
-            AiJobRow::as_select(),
-            (
-                ai_job_entity_refs::entity_id,
-                ai_job_entity_refs::entity_kind,
-            )
-                .nullable(),
-        ))
-        .load(conn)
-        .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-    let mut rows = rows.into_iter();
-    let Some((job, first_ref)) = rows.next() else {
-        return Err(StorageError::not_found("ai job", job_id));
-    };
-    let refs = first_ref
-        .into_iter()
-        .chain(rows.filter_map(|(_, r)| r))
-        .map(|(entity_id, entity_kind)| EntityRef {
-            entity_id,
-            entity_kind,
-        })
-        .collect();
-    job.into_domain(refs)
 }
 
 fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> {
@@ -1243,22 +1160,11 @@ impl Storage for Store {
             validate::text(field, value)?;
         }
         let now = validate::now();
+        for r in &job.entity_refs {
+            validate::indexed_text("entity_id", &r.entity_id)?;
+            validate::indexed_text("entity_kind", &r.entity_kind)?;
+        }
         let id = DbUuid(Uuid::new_v4());
-        let refs = job
-            .entity_refs
-            .iter()
-            .enumerate()
-            .map(|(position, r)| {
-                validate::indexed_text("entity_id", &r.entity_id)?;
-                validate::indexed_text("entity_kind", &r.entity_kind)?;
-                Ok(EntityRefRow {
-                    job_id: id,
-                    position: position as i64,
-                    entity_id: r.entity_id.clone(),
-                    entity_kind: r.entity_kind.clone(),
-                })
-            })
-            .collect::<StorageResult<Vec<_>>>()?;
         let row = AiJobRow {
             id,
             trace_id: DbUuid(job.trace_id),
@@ -1279,36 +1185,24 @@ impl Storage for Store {
             pinned: false,
             created_at: DbTime(now),
             updated_at: DbTime(now),
+            entity_refs: to_json("entity_refs", &job.entity_refs)?,
         };
-        let insert_job = |conn: &mut Conn| {
-            diesel::insert_into(ai_jobs::table)
-                .values(&row)
-                .execute(conn)
-                .map(drop)
-                .map_err(|e| map_err(e, &format!("ai job {}", id.0)))
-        };
-        let mut conn = self.conn()?;
-        // Without refs the job is one INSERT: no transaction round trips.
-        if refs.is_empty() {
-            insert_job(&mut conn)?;
-            return row.into_domain(job.entity_refs);
-        }
-        write_tx(&mut conn, |conn| {
-            insert_job(conn)?;
-            // Four columns: job_id, position, entity_id, entity_kind.
-            for chunk in refs.chunks(chunk_rows(4)) {
-                diesel::insert_into(ai_job_entity_refs::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| map_err(e, &format!("entity refs of ai job {}", id.0)))?;
-            }
-            Ok(())
-        })?;
-        row.into_domain(job.entity_refs)
+        // One INSERT: the trigger fills ai_job_entity_refs in the same statement.
+        diesel::insert_into(ai_jobs::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)
+            .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+        row.into_domain()
     }
 
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
-        load_job(&mut *self.conn()?, job_id)
+        self.load_one(
+            ai_jobs::table
+                .find(DbUuid(job_id))
+                .select(AiJobRow::as_select()),
+            &format!("ai job {job_id}"),
+            AiJobRow::into_domain,
+        )
     }
 
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
@@ -1348,15 +1242,14 @@ impl Storage for Store {
         if let Some(limit) = filter.limit {
             query = query.limit(i64::from(limit));
         }
-        let mut conn = self.conn()?;
-        read_tx(&mut conn, |conn| {
-            let rows = query
-                .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
-                .select(AiJobRow::as_select())
-                .load(conn)
-                .map_err(|e| map_err(e, "ai jobs"))?;
-            load_jobs(conn, rows)
-        })
+        query
+            .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
+            .select(AiJobRow::as_select())
+            .load(&mut *self.conn()?)
+            .map_err(|e| map_err(e, "ai jobs"))?
+            .into_iter()
+            .map(AiJobRow::into_domain)
+            .collect()
     }
 
     fn update_ai_job_status(&self, mut update: JobStatusUpdate) -> StorageResult<AiJob> {
@@ -1374,16 +1267,13 @@ impl Storage for Store {
             updated_at: DbTime(validate::now()),
         };
         let job_id = update.job_id;
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |conn| {
-            let row = diesel::update(ai_jobs::table.find(DbUuid(job_id)))
-                .set(&changes)
-                .returning(AiJobRow::as_returning())
-                .cached()
-                .get_result(conn)
-                .map_err(|e| map_err(e, &format!("ai job {job_id}")))?;
-            with_refs(conn, row)
-        })
+        diesel::update(ai_jobs::table.find(DbUuid(job_id)))
+            .set(&changes)
+            .returning(AiJobRow::as_returning())
+            .cached()
+            .get_result(&mut *self.conn()?)
+            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?
+            .into_domain()
     }
 
     fn set_job_outputs(&self, job_id: Uuid, mut outputs: Option<Value>) -> StorageResult<()> {
@@ -1638,6 +1528,13 @@ impl Maintenance for Store {
         self.conn()?
             .revert_all_migrations(MIGRATIONS)
             .map(|reverted| reverted.len())
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    fn revert_last_migration(&self) -> StorageResult<()> {
+        self.conn()?
+            .revert_last_migration(MIGRATIONS)
+            .map(drop)
             .map_err(|e| StorageError::Migration(e.to_string()))
     }
 

@@ -356,7 +356,8 @@ const EXPECTED_COLUMNS: &[(&str, &str)] = &[
         "ai_jobs",
         "id trace_id workflow_run_id? job_kind status status_reason error_message? \
          protocol_id profile_id capability_profile_id access_mode safety_mode \
-         planned_operations metrics job_inputs? job_outputs? pinned created_at updated_at",
+         planned_operations metrics job_inputs? job_outputs? pinned created_at updated_at \
+         entity_refs",
     ),
     (
         "ai_job_entity_refs",
@@ -389,7 +390,7 @@ fn expected_columns() -> Vec<Column> {
     columns
 }
 
-const MIGRATION_VERSIONS: [&str; 2] = ["20261124000001", "20261124000002"];
+const MIGRATION_VERSIONS: [&str; 3] = ["20261124000001", "20261124000002", "20261124000003"];
 
 #[track_caller]
 fn assert_all_applied(h: &Harness) {
@@ -434,7 +435,7 @@ pub fn migrations_rerun_is_noop(h: &Harness) {
 pub fn migrations_revert_all_then_up_again(h: &Harness) {
     let columns_before = h.columns().expect("columns");
     assert!(!columns_before.is_empty());
-    assert_eq!(h.revert_all_migrations().expect("revert all"), 2);
+    assert_eq!(h.revert_all_migrations().expect("revert all"), 3);
     assert!(h.columns().expect("columns after revert").is_empty());
     let status = h.store().migration_status().expect("status after revert");
     assert!(status.applied.is_empty(), "applied: {:?}", status.applied);
@@ -445,6 +446,131 @@ pub fn migrations_revert_all_then_up_again(h: &Harness) {
     let doc = seed_document(h);
     add_block(h, &doc.id, 0, None);
     assert_eq!(h.store().get_blocks(&doc.id).expect("blocks").len(), 1);
+}
+
+/// Jobs whose refs exercise the `entity_refs` column: several in order,
+/// unicode, empty strings, 1 KiB values, and none at all.
+fn seed_ref_jobs(h: &Harness) -> Vec<AiJob> {
+    let long = "é".repeat(512);
+    [
+        vec![ws_ref("ws-a"), ws_ref("ws-b"), ws_ref("ws-a")],
+        vec![
+            EntityRef {
+                entity_id: long.clone(),
+                entity_kind: "document 📄".into(),
+            },
+            EntityRef {
+                entity_id: String::new(),
+                entity_kind: String::new(),
+            },
+            ws_ref("ws-a"),
+        ],
+        vec![ws_ref(&long)],
+        vec![],
+    ]
+    .into_iter()
+    .map(|refs| {
+        h.store()
+            .create_ai_job(new_job(JobKind::DocEdit, refs))
+            .expect("create ai job")
+    })
+    .collect()
+}
+
+fn jobs_in_workspace(h: &Harness, wsid: &str) -> Vec<Uuid> {
+    let mut ids = list_jobs(
+        h,
+        AiJobListFilter {
+            wsid: Some(wsid.into()),
+            ..AiJobListFilter::default()
+        },
+    );
+    ids.sort();
+    ids
+}
+
+fn sorted_ids(jobs: &[&AiJob]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.job_id).collect();
+    ids.sort();
+    ids
+}
+
+/// Reverting the `entity_refs` migration with jobs present and applying it
+/// again rebuilds every job's refs, in order, from `ai_job_entity_refs`.
+pub fn migrations_entity_refs_revert_and_reapply_with_jobs(h: &Harness) {
+    let jobs = seed_ref_jobs(h);
+    h.revert_last_migration()
+        .expect("revert the entity_refs migration");
+    let columns = h.columns().expect("columns after revert");
+    assert!(!columns
+        .iter()
+        .any(|c| c.table == "ai_jobs" && c.column == "entity_refs"));
+    h.store().run_migrations().expect("migrate up again");
+    assert_all_applied(h);
+    for job in &jobs {
+        assert_eq!(&job_by(h, job.job_id), job, "job read back after redo");
+    }
+    let listed = h
+        .store()
+        .list_ai_jobs(AiJobListFilter::default())
+        .expect("list");
+    assert_eq!(listed.len(), jobs.len());
+    for job in listed {
+        assert!(jobs.contains(&job), "listed job differs: {job:?}");
+    }
+    assert_eq!(
+        jobs_in_workspace(h, "ws-a"),
+        sorted_ids(&[&jobs[0], &jobs[1]])
+    );
+    // All of them, with jobs present, and back up again.
+    assert_eq!(h.revert_all_migrations().expect("revert all"), 3);
+    h.store().run_migrations().expect("migrate up from nothing");
+    assert_all_applied(h);
+    assert!(list_jobs(h, AiJobListFilter::default()).is_empty());
+}
+
+/// The trigger indexes jobs created after the migration, including after a
+/// revert and reapply, so the `wsid` filter finds old and new jobs alike,
+/// each once.
+pub fn jobs_wsid_filter_finds_jobs_created_after_migration(h: &Harness) {
+    let before = seed_ref_jobs(h);
+    assert_eq!(
+        jobs_in_workspace(h, "ws-a"),
+        sorted_ids(&[&before[0], &before[1]])
+    );
+    assert_eq!(jobs_in_workspace(h, "ws-b"), sorted_ids(&[&before[0]]));
+    assert_eq!(
+        jobs_in_workspace(h, &"é".repeat(512)),
+        sorted_ids(&[&before[2]])
+    );
+    assert!(jobs_in_workspace(h, "").is_empty(), "kind is not workspace");
+    h.revert_last_migration()
+        .expect("revert the entity_refs migration");
+    h.store().run_migrations().expect("migrate up again");
+    let after = seed_ref_jobs(h);
+    assert_eq!(
+        jobs_in_workspace(h, "ws-a"),
+        sorted_ids(&[&before[0], &before[1], &after[0], &after[1]])
+    );
+    assert_eq!(
+        jobs_in_workspace(h, "ws-b"),
+        sorted_ids(&[&before[0], &after[0]])
+    );
+    for job in before.iter().chain(&after) {
+        assert_eq!(&job_by(h, job.job_id), job);
+    }
+    let deleted = h
+        .execute_sql(&format!(
+            "DELETE FROM ai_jobs WHERE id = '{}'",
+            after[0].job_id
+        ))
+        .expect("delete a job");
+    assert_eq!(deleted, 1);
+    assert_eq!(
+        jobs_in_workspace(h, "ws-b"),
+        sorted_ids(&[&before[0]]),
+        "deleting a job drops its index rows"
+    );
 }
 
 pub fn schema_parity_columns_and_nullability(h: &Harness) {
@@ -4198,6 +4324,8 @@ macro_rules! __hsk_cases {
             migrations_status_all_applied,
             migrations_rerun_is_noop,
             migrations_revert_all_then_up_again,
+            migrations_entity_refs_revert_and_reapply_with_jobs,
+            jobs_wsid_filter_finds_jobs_created_after_migration,
             schema_parity_columns_and_nullability,
             reopen_sees_same_data,
             workspace_create_get_list_ordered,

@@ -223,6 +223,11 @@ impl Harness {
         self.inner().revert_all_migrations()
     }
 
+    /// Reverts the newest applied migration only.
+    pub fn revert_last_migration(&self) -> StorageResult<()> {
+        self.inner().revert_last_migration()
+    }
+
     /// Every column of every table of ours (Diesel's bookkeeping table
     /// excluded), sorted by table then column.
     pub fn columns(&self) -> StorageResult<Vec<ColumnInfo>> {

@@ -30,6 +30,7 @@ diesel::table! {
         pinned -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        entity_refs -> Jsonb,
     }
 }
 

@@ -30,6 +30,7 @@ diesel::table! {
         pinned -> Bool,
         created_at -> Text,
         updated_at -> Text,
+        entity_refs -> Text,
     }
 }
 

@@ -1,0 +1,3 @@
+DROP TRIGGER ai_jobs_index_entity_refs ON ai_jobs;
+DROP FUNCTION ai_jobs_index_entity_refs();
+ALTER TABLE ai_jobs DROP COLUMN entity_refs;

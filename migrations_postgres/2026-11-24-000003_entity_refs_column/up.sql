@@ -1,0 +1,31 @@
+-- Entity refs as a column of ai_jobs, so a job is written and read in one
+-- statement. ai_job_entity_refs stays as the index behind the workspace
+-- filter; a trigger fills it from the column. Refs never change after the
+-- job is created, so AFTER INSERT is the only trigger needed, and deleting a
+-- job already cascades.
+
+ALTER TABLE ai_jobs ADD COLUMN entity_refs JSONB NOT NULL DEFAULT '[]';
+
+UPDATE ai_jobs
+SET entity_refs = r.refs
+FROM (
+    SELECT job_id,
+           jsonb_agg(jsonb_build_object('entity_id', entity_id, 'entity_kind', entity_kind)
+                     ORDER BY position) AS refs
+    FROM ai_job_entity_refs
+    GROUP BY job_id
+) AS r
+WHERE ai_jobs.id = r.job_id;
+
+CREATE FUNCTION ai_jobs_index_entity_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ai_job_entity_refs (job_id, position, entity_id, entity_kind)
+    SELECT NEW.id, e.ordinality - 1, e.value ->> 'entity_id', e.value ->> 'entity_kind'
+    FROM jsonb_array_elements(NEW.entity_refs) WITH ORDINALITY AS e (value, ordinality);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER ai_jobs_index_entity_refs
+    AFTER INSERT ON ai_jobs
+    FOR EACH ROW EXECUTE FUNCTION ai_jobs_index_entity_refs();
