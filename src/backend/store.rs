@@ -940,12 +940,15 @@ impl Storage for Store {
     }
 
     fn create_block(&self, ctx: &WriteContext, mut block: NewBlock) -> StorageResult<Block> {
-        validate::shallow_json("derived_content", [&mut block.derived_content])?;
+        // Too-deep JSON is taken apart first (dropping it whole could
+        // overflow the stack), but the guard's verdict comes first.
+        let deep = validate::shallow_json("derived_content", [&mut block.derived_content]);
         let resource = block
             .id
             .clone()
             .unwrap_or_else(|| block.document_id.clone());
         let meta = guard::validate_write(ctx, &resource)?;
+        deep?;
         let row = BlockRow::new(block, &meta)?;
         self.run(
             diesel::insert_into(blocks::table).values(&row),
@@ -960,8 +963,9 @@ impl Storage for Store {
         id: &str,
         mut update: BlockUpdate,
     ) -> StorageResult<Block> {
-        validate::shallow_json("derived_content", [&mut update.derived_content])?;
+        let deep = validate::shallow_json("derived_content", [&mut update.derived_content]);
         let meta = guard::validate_write(ctx, id)?;
+        deep?;
         validate::key("block id", id)?;
         let changes = BlockChanges::new(update)?;
         self.load_one(
@@ -984,11 +988,12 @@ impl Storage for Store {
         document_id: &str,
         mut new_blocks: Vec<NewBlock>,
     ) -> StorageResult<Vec<Block>> {
-        validate::shallow_json(
+        let deep = validate::shallow_json(
             "derived_content",
             new_blocks.iter_mut().map(|b| &mut b.derived_content),
-        )?;
+        );
         let meta = guard::validate_write(ctx, document_id)?;
+        deep?;
         validate::key("document id", document_id)?;
         let mut rows = new_blocks
             .into_iter()
@@ -1080,8 +1085,9 @@ impl Storage for Store {
         mut nodes: Vec<NewCanvasNode>,
         edges: Vec<NewCanvasEdge>,
     ) -> StorageResult<CanvasGraph> {
-        validate::shallow_json("node data", nodes.iter_mut().map(|n| &mut n.data))?;
+        let deep = validate::shallow_json("node data", nodes.iter_mut().map(|n| &mut n.data));
         let meta = guard::validate_write(ctx, id)?;
+        deep?;
         validate::key("canvas id", id)?;
         let node_rows = nodes
             .into_iter()
