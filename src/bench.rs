@@ -560,7 +560,8 @@ pub fn block(document_id: &str, sequence: i64) -> NewBlock {
     }
 }
 
-fn workspace_job(workspace_id: &str) -> NewAiJob {
+/// A job that refers to one workspace (what the `wsid` filter finds).
+pub fn workspace_job(workspace_id: &str) -> NewAiJob {
     NewAiJob {
         entity_refs: vec![EntityRef {
             entity_id: workspace_id.into(),

@@ -48,6 +48,17 @@ pub(crate) fn non_blank(field: &str, value: &str) -> StorageResult<()> {
     text(field, value)
 }
 
+/// The heartbeat before which a running workflow counts as stalled, or
+/// `None` when `threshold_secs` reaches back before year 1 (nothing is that
+/// old).
+pub(crate) fn stalled_cutoff(threshold_secs: u64) -> Option<DateTime<Utc>> {
+    i64::try_from(threshold_secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|threshold| now().checked_sub_signed(threshold))
+        .and_then(|cutoff| timestamp("cutoff", cutoff).ok())
+}
+
 /// Longest id or reference accepted, in bytes. Ids are indexed, and a
 /// PostgreSQL btree entry holds at most 2,704 bytes (SQLite has no such
 /// limit): two ids and a number must fit in one entry.

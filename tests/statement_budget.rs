@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
+use handshake_storage::bench;
 use handshake_storage::conformance::TestTarget;
 use handshake_storage::*;
 use uuid::Uuid;
@@ -57,16 +58,6 @@ fn within_budget<T>(name: &str, budget: usize, op: impl FnOnce() -> StorageResul
     );
     assert!(!statements.is_empty(), "{name}: no statement was counted");
     value
-}
-
-fn workspace_job(wsid: &str) -> NewAiJob {
-    NewAiJob {
-        entity_refs: vec![EntityRef {
-            entity_id: wsid.into(),
-            entity_kind: "workspace".into(),
-        }],
-        ..NewAiJob::default()
-    }
 }
 
 fn check_budgets(target: TestTarget) {
@@ -119,7 +110,7 @@ fn check_budgets(target: TestTarget) {
         store.get_ai_job(bare.job_id)
     });
     let job = within_budget("create_ai_job with refs", 1, || {
-        store.create_ai_job(workspace_job(&ws.id))
+        store.create_ai_job(bench::workspace_job(&ws.id))
     });
     let read = within_budget("get_ai_job with refs", 1, || store.get_ai_job(job.job_id));
     assert_eq!(read, job, "get_ai_job reads back what create_ai_job wrote");
@@ -165,6 +156,29 @@ fn check_budgets(target: TestTarget) {
     });
     within_budget("find_stalled_workflows", 1, || {
         store.find_stalled_workflows(60)
+    });
+    within_budget("set_job_outputs", 1, || {
+        store.set_job_outputs(job.job_id, Some(serde_json::json!({"ok": true})))
+    });
+    let exec = within_budget("create_workflow_node_execution", 1, || {
+        store.create_workflow_node_execution(NewNodeExecution {
+            workflow_run_id: run.id,
+            node_id: "n1".into(),
+            node_type: "llm".into(),
+            status: JobState::Running,
+            sequence: 1,
+            input_payload: None,
+            started_at: chrono::Utc::now(),
+        })
+    });
+    within_budget("update_workflow_node_execution_status", 1, || {
+        store.update_workflow_node_execution_status(exec.id, JobState::Completed, None, None)
+    });
+    within_budget("list_workflow_node_executions", 1, || {
+        store.list_workflow_node_executions(run.id)
+    });
+    within_budget("prune_ai_jobs dry run", 1, || {
+        store.prune_ai_jobs(chrono::Utc::now(), 0, true)
     });
 
     let missing = Uuid::new_v4();

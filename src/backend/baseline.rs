@@ -560,7 +560,9 @@ impl Baseline for RawSql {
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize> {
-        let cutoff = now() - chrono::Duration::seconds(threshold_secs as i64);
+        let Some(cutoff) = crate::validate::stalled_cutoff(threshold_secs) else {
+            return Ok(0);
+        };
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE status = ? AND last_heartbeat < ? \
              ORDER BY last_heartbeat, id"

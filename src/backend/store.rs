@@ -1448,13 +1448,7 @@ impl Storage for Store {
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<Vec<WorkflowRun>> {
-        let cutoff = i64::try_from(threshold_secs)
-            .ok()
-            .and_then(chrono::Duration::try_seconds)
-            .and_then(|threshold| validate::now().checked_sub_signed(threshold))
-            .and_then(|cutoff| validate::timestamp("cutoff", cutoff).ok());
-        // A threshold reaching back before year 1: nothing can be that old.
-        let Some(cutoff) = cutoff else {
+        let Some(cutoff) = validate::stalled_cutoff(threshold_secs) else {
             return Ok(Vec::new());
         };
         self.load_all(
