@@ -9,39 +9,15 @@
 //! `HSK_BENCH_GROUPS=point,bulk` picks groups (point, bulk, scale,
 //! concurrency, memory).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use handshake_storage::bench::{self, Fixture, Sizes, Work, Workload};
 use handshake_storage::conformance::TestTarget;
-use handshake_storage::{Block, WriteContext};
 
-/// Counts live heap bytes and their peak, for the memory figure.
-struct CountingAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
+// The memory figure needs every allocation counted.
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
 
 fn targets() -> Vec<TestTarget> {
     [
@@ -117,83 +93,20 @@ fn run_group(
     medians
 }
 
-/// Heap bytes a block owns, itself included.
-fn block_bytes(block: &Block) -> usize {
-    let text = |s: &String| s.capacity();
-    std::mem::size_of::<Block>()
-        + text(&block.id)
-        + text(&block.document_id)
-        + text(&block.kind)
-        + text(&block.raw_content)
-        + text(&block.display_content)
-        + json_bytes(&block.derived_content)
-        + block.sensitivity.as_ref().map_or(0, text)
-        + block.provenance.actor_id.as_ref().map_or(0, text)
-}
-
-fn json_bytes(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => s.capacity(),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| std::mem::size_of::<Value>() + json_bytes(v))
-            .sum(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                std::mem::size_of::<String>()
-                    + k.capacity()
-                    + std::mem::size_of::<Value>()
-                    + json_bytes(v)
-            })
-            .sum(),
-        _ => 0,
-    }
-}
-
 /// Peak heap while `get_blocks` reads 100,000 blocks, against the heap
 /// size of the `Vec<Block>` it returns.
 fn memory(target: &TestTarget, summary: &mut Vec<String>) {
     const BLOCKS: usize = 100_000;
-    let fixture = Fixture::new(target).expect("fixture");
-    let store = fixture.store();
-    let ctx = WriteContext::human(Some("bench".into()));
-    let ws = store
-        .create_workspace(&ctx, handshake_storage::NewWorkspace { name: "m".into() })
-        .expect("workspace");
-    let doc = store
-        .create_document(
-            &ctx,
-            handshake_storage::NewDocument {
-                workspace_id: ws.id,
-                title: "m".into(),
-            },
-        )
-        .expect("document");
-    let blocks = (0..BLOCKS as i64)
-        .map(|i| bench::block(&doc.id, i))
-        .collect();
-    drop(
-        store
-            .replace_blocks(&ctx, &doc.id, blocks)
-            .expect("replace"),
-    );
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let read = store.get_blocks(&doc.id).expect("get_blocks");
-    let peak = PEAK.load(Ordering::Relaxed) - before;
-    let data = std::mem::size_of::<Vec<Block>>()
-        + (read.capacity() - read.len()) * std::mem::size_of::<Block>()
-        + read.iter().map(block_bytes).sum::<usize>();
+    let harness = target.harness().expect("a fresh database");
+    let figure = bench::get_blocks_memory(harness.store(), BLOCKS).expect("memory figure");
     let line = format!(
         "{:8} {:12} {:40} peak heap {:.1} MiB, returned data {:.1} MiB, ratio {:.2}",
-        store.backend().to_string(),
+        harness.store().backend().to_string(),
         "memory",
         format!("get_blocks/{BLOCKS}"),
-        peak as f64 / 1048576.0,
-        data as f64 / 1048576.0,
-        peak as f64 / data as f64
+        figure.peak as f64 / 1048576.0,
+        figure.data as f64 / 1048576.0,
+        figure.ratio()
     );
     println!("{line}");
     summary.push(line);

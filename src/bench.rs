@@ -7,6 +7,8 @@
 //! `scale` (job queries over seeded tables of a given size) and
 //! `concurrency` (a mixed load from several threads through one store).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -786,4 +788,112 @@ pub fn replace_speedup(figures: &[Figure], blocks: usize) -> Option<f64> {
     let create = find("create_block")?;
     let replace = find(&format!("replace_blocks/{blocks}"))?;
     Some(create.as_secs_f64() * blocks as f64 / replace.as_secs_f64().max(1e-12))
+}
+
+/// A global allocator that counts live heap bytes and their peak, for
+/// [`get_blocks_memory`]. Install it in the binary that measures:
+/// `#[global_allocator] static A: CountingAllocator = CountingAllocator;`
+pub struct CountingAllocator;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; the
+// counters only observe sizes.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, which we forward.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `dealloc`'s contract, which we forward.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+/// Peak heap growth while reading blocks, and the heap size of what was read.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryFigure {
+    pub peak: usize,
+    pub data: usize,
+}
+
+impl MemoryFigure {
+    /// Peak over data: 1.0 would mean no memory beyond the result.
+    pub fn ratio(&self) -> f64 {
+        self.peak as f64 / self.data.max(1) as f64
+    }
+}
+
+/// Writes `blocks` blocks to a new document of `store`, then measures the
+/// peak heap of one `get_blocks` of them against the heap size of the
+/// `Vec<Block>` it returns. Needs [`CountingAllocator`] installed as the
+/// global allocator (an error otherwise).
+pub fn get_blocks_memory(store: &dyn Storage, blocks: usize) -> StorageResult<MemoryFigure> {
+    let ctx = WriteContext::human(Some("bench".into()));
+    let ws = store.create_workspace(&ctx, NewWorkspace { name: "m".into() })?;
+    let doc = store.create_document(
+        &ctx,
+        NewDocument {
+            workspace_id: ws.id,
+            title: "m".into(),
+        },
+    )?;
+    let new_blocks = (0..blocks as i64).map(|i| block(&doc.id, i)).collect();
+    drop(store.replace_blocks(&ctx, &doc.id, new_blocks)?);
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let read = store.get_blocks(&doc.id)?;
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    if peak == 0 {
+        return Err(StorageError::validation(
+            "get_blocks_memory needs bench::CountingAllocator as the global allocator",
+        ));
+    }
+    let data = std::mem::size_of::<Vec<Block>>()
+        + (read.capacity() - read.len()) * std::mem::size_of::<Block>()
+        + read.iter().map(block_bytes).sum::<usize>();
+    Ok(MemoryFigure { peak, data })
+}
+
+/// Heap bytes a block owns, itself included.
+fn block_bytes(block: &Block) -> usize {
+    let text = |s: &String| s.capacity();
+    std::mem::size_of::<Block>()
+        + text(&block.id)
+        + text(&block.document_id)
+        + text(&block.kind)
+        + text(&block.raw_content)
+        + text(&block.display_content)
+        + json_bytes(&block.derived_content)
+        + block.sensitivity.as_ref().map_or(0, text)
+        + block.provenance.actor_id.as_ref().map_or(0, text)
+}
+
+fn json_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| std::mem::size_of::<Value>() + json_bytes(v))
+            .sum(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                std::mem::size_of::<String>()
+                    + k.capacity()
+                    + std::mem::size_of::<Value>()
+                    + json_bytes(v)
+            })
+            .sum(),
+        _ => 0,
+    }
 }
