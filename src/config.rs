@@ -235,6 +235,8 @@ pub struct StorageConfig {
     pub sqlite_busy_timeout: Duration,
     /// Whether `open` applies pending migrations.
     pub run_migrations: bool,
+    /// Read replicas (PostgreSQL only; none by default).
+    pub replicas: crate::replicas::ReplicaConfig,
 }
 
 impl Default for StorageConfig {
@@ -244,6 +246,7 @@ impl Default for StorageConfig {
             connection_timeout: Duration::from_secs(10),
             sqlite_busy_timeout: Duration::from_secs(10),
             run_migrations: true,
+            replicas: Default::default(),
         }
     }
 }

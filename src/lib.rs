@@ -31,6 +31,7 @@ mod backend;
 mod config;
 mod error;
 mod guard;
+mod replicas;
 mod schema;
 mod storage;
 pub mod types;
@@ -50,6 +51,7 @@ use std::sync::Arc;
 
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{StorageError, StorageResult};
+pub use replicas::{ReplicaConfig, REPLICA_URLS_ENV};
 pub use storage::Storage;
 pub use types::*;
 
@@ -69,8 +71,11 @@ pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<
 
 /// Opens the store named by `DATABASE_URL` (a `.env` file is honoured);
 /// unset means `sqlite://data/handshake.db`, whose directory is created.
+/// `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas.
 pub fn open_from_env() -> StorageResult<Arc<dyn Storage>> {
-    open_with_config(&database_url_from_env(), &StorageConfig::default())
+    let url = database_url_from_env();
+    let config = StorageConfig::default().read_replicas(replicas::replica_urls_from_env());
+    open_with_config(&url, &config)
 }
 
 /// `DATABASE_URL` from the environment or `.env`, else the default.

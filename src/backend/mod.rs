@@ -42,10 +42,16 @@ pub(crate) fn open_maintained(
     config: &StorageConfig,
 ) -> StorageResult<Arc<dyn Maintenance>> {
     config.validate()?;
-    match DatabaseUrl::parse(url)? {
+    let target = DatabaseUrl::parse(url)?;
+    config.replicas.validate(&target)?;
+    match target {
         #[cfg(feature = "sqlite")]
         target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
             Ok(Arc::new(sqlite::open(&target, config)?))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(url) if !config.replicas.urls.is_empty() => {
+            Ok(Arc::new(postgres::open_replicated(&url, config)?))
         }
         #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(&url, config)?)),

@@ -42,6 +42,13 @@ mod store;
 
 pub(crate) use store::Store;
 
+// Read replicas: a router over several `Store`s, a child of this module
+// because it builds their pools.
+#[path = "replica.rs"]
+mod replica;
+
+pub(crate) use replica::open_replicated;
+
 #[cfg(feature = "bench")]
 #[allow(clippy::duplicate_mod)]
 #[path = "baseline.rs"]
