@@ -105,6 +105,21 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     }
 }
 
+/// `url` (a replica of the server a scratch schema was created on) with
+/// its connections' `search_path` set to that schema.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn scratch_schema_url(url: &str, schema: &str) -> StorageResult<String> {
+    #[cfg(feature = "postgres")]
+    {
+        postgres::scratch_schema_url(url, schema)
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = schema;
+        Err(missing_feature(&DatabaseUrl::Postgres(url.into())))
+    }
+}
+
 /// Drops day-old scratch schemas named `{prefix}{unix seconds}_...`.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {

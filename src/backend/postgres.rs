@@ -292,7 +292,12 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     let mut conn = connect(admin_url)?;
     conn.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
         .map_err(|e| StorageError::Database(format!("cannot create schema {schema}: {e}")))?;
-    let mut url = url::Url::parse(admin_url)
+    scratch_schema_url(admin_url, schema)
+}
+
+/// `url` with its connections' `search_path` set to `schema`.
+pub(crate) fn scratch_schema_url(url: &str, schema: &str) -> StorageResult<String> {
+    let mut url = url::Url::parse(url)
         .map_err(|e| StorageError::validation(format!("invalid PostgreSQL URL: {e}")))?;
     url.query_pairs_mut()
         .append_pair("options", &format!("-csearch_path={schema}"));
