@@ -205,7 +205,12 @@ fn a_write_is_read_back_at_once_while_the_replica_lags_two_seconds() {
     // A lag bound far above the delay: only read-your-writes keeps these
     // reads off the replica.
     let store = open_replicated(&pair, Duration::from_secs(3600));
-    let (_, doc, _) = seed(&*store);
+    let (_, doc, seeded) = seed(&*store);
+    // Once the replica has the tables and the seed, a read it served too
+    // early would find no row rather than fail.
+    wait_until("the replica replays the seed", Duration::from_secs(30), || {
+        replica_has_block(&pair, &seeded.id)
+    });
     for k in 0..5 {
         let block = store
             .create_block(
