@@ -39,7 +39,12 @@ struct Setup {
 fn seed(store: &dyn Storage) -> Setup {
     let ctx = WriteContext::human(Some("bench".into()));
     let ws = store
-        .create_workspace(&ctx, NewWorkspace { name: "bench".into() })
+        .create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: "bench".into(),
+            },
+        )
         .expect("workspace");
     let doc = store
         .create_document(

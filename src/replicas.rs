@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn debug_hides_replica_passwords() {
-        let config = StorageConfig::default().read_replicas(vec!["postgres://u:s3cr3t@r/db".into()]);
+        let config =
+            StorageConfig::default().read_replicas(vec!["postgres://u:s3cr3t@r/db".into()]);
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
     }

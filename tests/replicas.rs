@@ -199,6 +199,9 @@ fn seed(store: &dyn Storage) -> (Workspace, Document, Block) {
 // ---------------------------------------------------------------------------
 // Read-your-writes and routing
 
+/// A call under test, its result dropped.
+type Read<'a> = Box<dyn Fn() -> StorageResult<()> + 'a>;
+
 #[test]
 fn a_write_is_read_back_at_once_while_the_replica_lags_two_seconds() {
     let pair = pair(Duration::from_secs(2));
@@ -208,9 +211,11 @@ fn a_write_is_read_back_at_once_while_the_replica_lags_two_seconds() {
     let (_, doc, seeded) = seed(&*store);
     // Once the replica has the tables and the seed, a read it served too
     // early would find no row rather than fail.
-    wait_until("the replica replays the seed", Duration::from_secs(30), || {
-        replica_has_block(&pair, &seeded.id)
-    });
+    wait_until(
+        "the replica replays the seed",
+        Duration::from_secs(30),
+        || replica_has_block(&pair, &seeded.id),
+    );
     for k in 0..5 {
         let block = store
             .create_block(
@@ -226,7 +231,10 @@ fn a_write_is_read_back_at_once_while_the_replica_lags_two_seconds() {
             .expect("create_block");
         let (read, _, on_replica) = routed(&pair, || store.get_block(&block.id));
         assert_eq!(read.expect("get_block right after create_block"), block);
-        assert_eq!(on_replica, 0, "a replica that has not replayed the write served it");
+        assert_eq!(
+            on_replica, 0,
+            "a replica that has not replayed the write served it"
+        );
         assert!(
             !replica_has_block(&pair, &block.id),
             "the replica already shows the row: the apply delay is not in effect"
@@ -247,9 +255,11 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
     let run = store
         .create_workflow_run(job.job_id, JobState::Running, None)
         .expect("run");
-    wait_until("the replica replays the writes", Duration::from_secs(30), || {
-        replica_has_block(&pair, &block.id)
-    });
+    wait_until(
+        "the replica replays the writes",
+        Duration::from_secs(30),
+        || replica_has_block(&pair, &block.id),
+    );
     // The replica's state is measured again within the check interval;
     // the first read after that may still be on the primary.
     wait_until(
@@ -258,15 +268,39 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
         || routed(&pair, || store.get_block(&block.id)).2 == 1,
     );
 
-    let reads: Vec<(&str, Box<dyn Fn() -> StorageResult<()> + '_>)> = vec![
-        ("get_block", Box::new(|| store.get_block(&block.id).map(drop))),
-        ("get_blocks", Box::new(|| store.get_blocks(&doc.id).map(drop))),
-        ("get_document", Box::new(|| store.get_document(&doc.id).map(drop))),
-        ("list_documents", Box::new(|| store.list_documents(&ws.id).map(drop))),
-        ("get_workspace", Box::new(|| store.get_workspace(&ws.id).map(drop))),
-        ("list_workspaces", Box::new(|| store.list_workspaces().map(drop))),
-        ("list_canvases", Box::new(|| store.list_canvases(&ws.id).map(drop))),
-        ("get_ai_job", Box::new(|| store.get_ai_job(job.job_id).map(drop))),
+    let reads: Vec<(&str, Read<'_>)> = vec![
+        (
+            "get_block",
+            Box::new(|| store.get_block(&block.id).map(drop)),
+        ),
+        (
+            "get_blocks",
+            Box::new(|| store.get_blocks(&doc.id).map(drop)),
+        ),
+        (
+            "get_document",
+            Box::new(|| store.get_document(&doc.id).map(drop)),
+        ),
+        (
+            "list_documents",
+            Box::new(|| store.list_documents(&ws.id).map(drop)),
+        ),
+        (
+            "get_workspace",
+            Box::new(|| store.get_workspace(&ws.id).map(drop)),
+        ),
+        (
+            "list_workspaces",
+            Box::new(|| store.list_workspaces().map(drop)),
+        ),
+        (
+            "list_canvases",
+            Box::new(|| store.list_canvases(&ws.id).map(drop)),
+        ),
+        (
+            "get_ai_job",
+            Box::new(|| store.get_ai_job(job.job_id).map(drop)),
+        ),
         (
             "list_ai_jobs",
             Box::new(|| store.list_ai_jobs(AiJobListFilter::default()).map(drop)),
@@ -287,7 +321,7 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
     }
 
     let cursor = AiJobCursor::after(&job);
-    let primary_only: Vec<(&str, Box<dyn Fn() -> StorageResult<()> + '_>)> = vec![
+    let primary_only: Vec<(&str, Read<'_>)> = vec![
         (
             "find_stalled_workflows",
             Box::new(|| store.find_stalled_workflows(0).map(drop)),
@@ -308,7 +342,10 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
             }),
         ),
         ("ping", Box::new(|| store.ping())),
-        ("migration_status", Box::new(|| store.migration_status().map(drop))),
+        (
+            "migration_status",
+            Box::new(|| store.migration_status().map(drop)),
+        ),
     ];
     for (name, read) in &primary_only {
         let (result, on_primary, on_replica) = routed(&pair, read);
@@ -333,7 +370,10 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
     assert_eq!((on_primary, on_replica), (1, 0), "update_block");
     let (read, _, on_replica) = routed(&pair, || store.get_block(&block.id));
     assert_eq!(read.expect("read after update"), updated);
-    assert_eq!(on_replica, 0, "read after update served by the lagging replica");
+    assert_eq!(
+        on_replica, 0,
+        "read after update served by the lagging replica"
+    );
 }
 
 #[test]
@@ -341,12 +381,16 @@ fn a_replica_lagging_past_the_bound_is_skipped_until_it_catches_up() {
     let pair = pair(Duration::from_secs(2));
     let store = open_replicated(&pair, Duration::from_millis(500));
     let (_, doc, block) = seed(&*store);
-    wait_until("the replica replays the seed", Duration::from_secs(30), || {
-        replica_has_block(&pair, &block.id)
-    });
-    wait_until("a read reaches the replica", Duration::from_secs(30), || {
-        routed(&pair, || store.get_blocks(&doc.id)).2 == 1
-    });
+    wait_until(
+        "the replica replays the seed",
+        Duration::from_secs(30),
+        || replica_has_block(&pair, &block.id),
+    );
+    wait_until(
+        "a read reaches the replica",
+        Duration::from_secs(30),
+        || routed(&pair, || store.get_blocks(&doc.id)).2 == 1,
+    );
     // Another client keeps writing to the primary: the replica's lag grows
     // to the apply delay, past the bound, though it has replayed every
     // write of this store.
@@ -382,7 +426,10 @@ fn a_replica_lagging_past_the_bound_is_skipped_until_it_catches_up() {
         on_replica += r;
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(on_replica, 0, "a replica 2 s behind served reads with a 500 ms bound");
+    assert_eq!(
+        on_replica, 0,
+        "a replica 2 s behind served reads with a 500 ms bound"
+    );
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("writer");
     wait_until(
@@ -403,9 +450,11 @@ fn the_replica_stopped_during_eight_reading_threads_costs_no_call_and_is_used_ag
     let job = store
         .create_ai_job(handshake_storage::bench::workspace_job(&ws.id))
         .expect("job");
-    wait_until("a read reaches the replica", Duration::from_secs(30), || {
-        routed(&pair, || store.get_block(&block.id)).2 == 1
-    });
+    wait_until(
+        "a read reaches the replica",
+        Duration::from_secs(30),
+        || routed(&pair, || store.get_block(&block.id)).2 == 1,
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..8)
@@ -483,7 +532,9 @@ fn a_replica_that_refuses_connections_is_skipped() {
         .expect("a free port")
         .port();
     let config = StorageConfig::default()
-        .read_replicas(vec![format!("postgres://postgres@127.0.0.1:{refused}/postgres")])
+        .read_replicas(vec![format!(
+            "postgres://postgres@127.0.0.1:{refused}/postgres"
+        )])
         .replica_check_interval(Duration::from_millis(50));
     let store = open_with_config(&pair.primary.url(""), &config).expect("open despite the replica");
     let (_, doc, block) = seed(&*store);
@@ -515,7 +566,12 @@ fn paging_ten_thousand_jobs_while_jobs_are_created_never_skips_or_repeats() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 (0..JOBS / 4)
-                    .map(|_| store.create_ai_job(NewAiJob::default()).expect("job").job_id)
+                    .map(|_| {
+                        store
+                            .create_ai_job(NewAiJob::default())
+                            .expect("job")
+                            .job_id
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -535,7 +591,8 @@ fn paging_ten_thousand_jobs_while_jobs_are_created_never_skips_or_repeats() {
             std::thread::spawn(move || {
                 let mut made = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    s.create_ai_job(NewAiJob::default()).expect("a job meanwhile");
+                    s.create_ai_job(NewAiJob::default())
+                        .expect("a job meanwhile");
                     made += 1;
                 }
                 made
@@ -562,7 +619,10 @@ fn paging_ten_thousand_jobs_while_jobs_are_created_never_skips_or_repeats() {
         pages += 1;
     }
     stop.store(true, Ordering::SeqCst);
-    let made: usize = creators.into_iter().map(|c| c.join().expect("creator")).sum();
+    let made: usize = creators
+        .into_iter()
+        .map(|c| c.join().expect("creator"))
+        .sum();
     let missing = seeded.difference(&seen).count();
     assert_eq!(missing, 0, "{missing} jobs skipped in {pages} pages");
     assert!(made > 0, "no job was created while paging");
@@ -575,7 +635,12 @@ fn paging_ten_thousand_jobs_while_jobs_are_created_never_skips_or_repeats() {
 fn a_replica_url_of_another_backend_is_a_validation_error_at_open() {
     // Checked before any connection: no server is needed.
     let primary = "postgres://postgres@127.0.0.1:1/none";
-    for replica in ["sqlite://replica.db", "sqlite::memory:", "./replica.db", "mysql://u:s3cret@h/db"] {
+    for replica in [
+        "sqlite://replica.db",
+        "sqlite::memory:",
+        "./replica.db",
+        "mysql://u:s3cret@h/db",
+    ] {
         let config = StorageConfig::default().read_replicas(vec![replica.into()]);
         match open_with_config(primary, &config) {
             Err(StorageError::Validation(message)) => {
@@ -607,7 +672,9 @@ fn open_from_env_reads_database_replica_urls() {
     assert!(matches!(refused, Err(StorageError::Validation(_))));
     let store = store.expect("open_from_env with a replica");
     let (_, _, block) = seed(&*store);
-    wait_until("a read reaches the replica", Duration::from_secs(30), || {
-        routed(&pair, || store.get_block(&block.id)).2 == 1
-    });
+    wait_until(
+        "a read reaches the replica",
+        Duration::from_secs(30),
+        || routed(&pair, || store.get_block(&block.id)).2 == 1,
+    );
 }

@@ -507,7 +507,9 @@ impl Storage for Replicated {
         output: Option<Value>,
         error_message: Option<String>,
     ) -> StorageResult<WorkflowNodeExecution> {
-        self.write(|s| s.update_workflow_node_execution_status(exec_id, status, output, error_message))
+        self.write(|s| {
+            s.update_workflow_node_execution_status(exec_id, status, output, error_message)
+        })
     }
     fn list_workflow_node_executions(
         &self,

@@ -11,7 +11,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -150,7 +150,14 @@ impl PgCluster {
     pub fn stop(&self) {
         self.run(
             "pg_ctl",
-            &["-D", &self.data().to_string_lossy(), "-m", "fast", "-w", "stop"],
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
         );
     }
 
@@ -281,7 +288,8 @@ impl Drop for PgCluster {
 pub struct SharedPair {
     pub primary: PgCluster,
     pub replica: PgCluster,
-    _reaper: ChildStdin,
+    /// Never waited for: it outlives this process by design.
+    _reaper: Child,
 }
 
 pub fn shared_pair() -> &'static SharedPair {
@@ -304,7 +312,7 @@ pub fn shared_pair() -> &'static SharedPair {
 /// A process that waits for its standard input to close (this process
 /// exiting closes it), then stops `clusters` and removes their files. In a
 /// session of its own, so a Ctrl-C to the test run does not kill it first.
-fn reaper(clusters: &[&PgCluster]) -> ChildStdin {
+fn reaper(clusters: &[&PgCluster]) -> Child {
     let mut script = String::from("cat >/dev/null\n");
     for cluster in clusters {
         let line: Vec<String> = cluster
@@ -316,7 +324,12 @@ fn reaper(clusters: &[&PgCluster]) -> ChildStdin {
         script.push_str(" >/dev/null 2>&1\n");
         script.push_str(&format!(
             "rm -rf '{}'\n",
-            cluster.dir.path().display().to_string().replace('\'', "'\\''")
+            cluster
+                .dir
+                .path()
+                .display()
+                .to_string()
+                .replace('\'', "'\\''")
         ));
     }
     let mut command = Command::new("sh");
@@ -332,8 +345,9 @@ fn reaper(clusters: &[&PgCluster]) -> ChildStdin {
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("spawn the cluster reaper");
-    child.stdin.take().expect("the reaper's stdin")
+    // The child keeps the write end of its stdin pipe open for as long as
+    // this process lives.
+    command.spawn().expect("spawn the cluster reaper")
 }
 
 fn bindir() -> PathBuf {
