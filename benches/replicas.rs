@@ -21,14 +21,14 @@
 mod cluster;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::{ClusterOptions, PgCluster};
 use criterion::Criterion;
-use handshake_storage::bench::{self, block};
+use handshake_storage::bench::{self, block, timed, Work};
 use handshake_storage::*;
 
-type Op = Box<dyn FnMut() -> StorageResult<()>>;
+type Op = Work<'static>;
 
 struct Setup {
     block_id: String,
@@ -142,16 +142,6 @@ fn workloads(store: &Arc<dyn Storage>, setup: &Arc<Setup>) -> Vec<(&'static str,
             }),
         ),
     ]
-}
-
-fn timed(op: &mut Op, iters: u64, means: &mut Vec<Duration>) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        op().expect("workload");
-    }
-    let elapsed = start.elapsed();
-    means.push(elapsed / iters.max(1) as u32);
-    elapsed
 }
 
 fn main() {

@@ -9,10 +9,10 @@
 //! `HSK_BENCH_GROUPS=point,bulk` picks groups (point, bulk, scale,
 //! concurrency, memory).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
-use handshake_storage::bench::{self, Fixture, Sizes, Work, Workload};
+use handshake_storage::bench::{self, timed, Fixture, Sizes, Workload};
 use handshake_storage::conformance::TestTarget;
 
 // The memory figure needs every allocation counted.
@@ -36,17 +36,6 @@ fn wanted(group: &str) -> bool {
         Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
         _ => true,
     }
-}
-
-/// Times `iters` calls and records the mean per call, for the ratio.
-fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        work().expect("benchmark workload");
-    }
-    let elapsed = start.elapsed();
-    means.push(elapsed / iters.max(1) as u32);
-    elapsed
 }
 
 /// One criterion group per workload: `store/<backend>` beside

@@ -164,6 +164,26 @@ fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the replica has replayed `block`.
+fn wait_for_replay(pair: &Pair, block: &Block) {
+    wait_until(
+        "the replica replays the writes",
+        Duration::from_secs(30),
+        || replica_has_block(pair, &block.id),
+    );
+}
+
+/// Waits until reading `block` sends its statement to the replica (the
+/// replica's state is measured again within the check interval, so the
+/// first reads after it caught up may still go to the primary).
+fn wait_for_replica_reads(pair: &Pair, store: &dyn Storage, block: &Block) {
+    wait_until(
+        "a read reaches the replica",
+        Duration::from_secs(30),
+        || routed(pair, || store.get_block(&block.id)).2 == 1,
+    );
+}
+
 fn human() -> WriteContext {
     WriteContext::human(Some("replica-test".into()))
 }
@@ -211,11 +231,7 @@ fn a_write_is_read_back_at_once_while_the_replica_lags_two_seconds() {
     let (_, doc, seeded) = seed(&*store);
     // Once the replica has the tables and the seed, a read it served too
     // early would find no row rather than fail.
-    wait_until(
-        "the replica replays the seed",
-        Duration::from_secs(30),
-        || replica_has_block(&pair, &seeded.id),
-    );
+    wait_for_replay(&pair, &seeded);
     for k in 0..5 {
         let block = store
             .create_block(
@@ -255,18 +271,8 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
     let run = store
         .create_workflow_run(job.job_id, JobState::Running, None)
         .expect("run");
-    wait_until(
-        "the replica replays the writes",
-        Duration::from_secs(30),
-        || replica_has_block(&pair, &block.id),
-    );
-    // The replica's state is measured again within the check interval;
-    // the first read after that may still be on the primary.
-    wait_until(
-        "a read reaches the replica",
-        Duration::from_secs(30),
-        || routed(&pair, || store.get_block(&block.id)).2 == 1,
-    );
+    wait_for_replay(&pair, &block);
+    wait_for_replica_reads(&pair, &*store, &block);
 
     let reads: Vec<(&str, Read<'_>)> = vec![
         (
@@ -381,16 +387,8 @@ fn a_replica_lagging_past_the_bound_is_skipped_until_it_catches_up() {
     let pair = pair(Duration::from_secs(2));
     let store = open_replicated(&pair, Duration::from_millis(500));
     let (_, doc, block) = seed(&*store);
-    wait_until(
-        "the replica replays the seed",
-        Duration::from_secs(30),
-        || replica_has_block(&pair, &block.id),
-    );
-    wait_until(
-        "a read reaches the replica",
-        Duration::from_secs(30),
-        || routed(&pair, || store.get_blocks(&doc.id)).2 == 1,
-    );
+    wait_for_replay(&pair, &block);
+    wait_for_replica_reads(&pair, &*store, &block);
     // Another client keeps writing to the primary: the replica's lag grows
     // to the apply delay, past the bound, though it has replayed every
     // write of this store.
@@ -432,11 +430,7 @@ fn a_replica_lagging_past_the_bound_is_skipped_until_it_catches_up() {
     );
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("writer");
-    wait_until(
-        "reads return to the replica once it caught up",
-        Duration::from_secs(30),
-        || routed(&pair, || store.get_blocks(&doc.id)).2 == 1,
-    );
+    wait_for_replica_reads(&pair, &*store, &block);
 }
 
 // ---------------------------------------------------------------------------
@@ -450,11 +444,7 @@ fn the_replica_stopped_during_eight_reading_threads_costs_no_call_and_is_used_ag
     let job = store
         .create_ai_job(handshake_storage::bench::workspace_job(&ws.id))
         .expect("job");
-    wait_until(
-        "a read reaches the replica",
-        Duration::from_secs(30),
-        || routed(&pair, || store.get_block(&block.id)).2 == 1,
-    );
+    wait_for_replica_reads(&pair, &*store, &block);
 
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..8)
@@ -672,9 +662,5 @@ fn open_from_env_reads_database_replica_urls() {
     assert!(matches!(refused, Err(StorageError::Validation(_))));
     let store = store.expect("open_from_env with a replica");
     let (_, _, block) = seed(&*store);
-    wait_until(
-        "a read reaches the replica",
-        Duration::from_secs(30),
-        || routed(&pair, || store.get_block(&block.id)).2 == 1,
-    );
+    wait_for_replica_reads(&pair, &*store, &block);
 }
