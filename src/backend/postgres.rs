@@ -114,6 +114,7 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
+        init_tls();
         let mut conn = self.inner.connect()?;
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
@@ -208,8 +209,22 @@ fn with_connect_timeout(url: &PgUrl, config: &StorageConfig) -> PgUrl {
     url.with_param("connect_timeout", &secs.to_string())
 }
 
+/// Initialises the OpenSSL that libpq uses, once per process and before
+/// libpq's first connection, the way rust-openssl does for its own users:
+/// with `OPENSSL_INIT_NO_ATEXIT`. Without it OpenSSL frees its global state
+/// in an `atexit` handler, while pool worker threads (which open and close
+/// connections in the background, and which r2d2 never joins) may still be
+/// inside libpq's TLS code: a process returning from `main` then died with
+/// SIGSEGV about one run in twenty. Skipping the exit-time teardown is safe:
+/// the operating system reclaims the memory, and no thread can observe
+/// freed OpenSSL state any more.
+fn init_tls() {
+    openssl_sys::init();
+}
+
 /// One connection, outside any pool, to the URL as parsed (see [`PgUrl`]).
 fn connect(url: &PgUrl) -> StorageResult<PgConnection> {
+    init_tls();
     PgConnection::establish(url.as_str()).map_err(|e| {
         StorageError::Database(format!(
             "cannot connect to PostgreSQL at {}: {}",
