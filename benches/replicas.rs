@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use cluster::{ClusterOptions, PgCluster};
 use criterion::Criterion;
-use handshake_storage::bench::{self, block, timed, Work};
+use handshake_storage::bench::{self, timed, Work};
+use handshake_storage::conformance::fixtures::{ordinary_block as block, workspace_job};
 use handshake_storage::*;
 
 type Op = Work<'static>;
@@ -59,9 +60,7 @@ fn seed(store: &dyn Storage) -> Setup {
         .replace_blocks(&ctx, &doc.id, (0..100).map(|k| block(&doc.id, k)).collect())
         .expect("blocks");
     for _ in 0..1000 {
-        store
-            .create_ai_job(bench::workspace_job(&ws.id))
-            .expect("job");
+        store.create_ai_job(workspace_job(&ws.id)).expect("job");
     }
     Setup {
         block_id: blocks[0].id.clone(),

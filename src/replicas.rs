@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     fn primary() -> DatabaseUrl {
-        DatabaseUrl::Postgres("postgres://u@h/db".into())
+        DatabaseUrl::parse("postgres://u@h/db").unwrap()
     }
 
     #[test]

@@ -266,7 +266,9 @@ fn lag_tolerant_reads_go_to_the_replica_once_it_has_caught_up() {
     let store = open_replicated(&pair, Duration::from_secs(3600));
     let (ws, doc, block) = seed(&*store);
     let job = store
-        .create_ai_job(handshake_storage::bench::workspace_job(&ws.id))
+        .create_ai_job(handshake_storage::conformance::fixtures::workspace_job(
+            &ws.id,
+        ))
         .expect("job");
     let run = store
         .create_workflow_run(job.job_id, JobState::Running, None)
@@ -442,7 +444,9 @@ fn the_replica_stopped_during_eight_reading_threads_costs_no_call_and_is_used_ag
     let store = open_replicated(&pair, Duration::from_secs(30));
     let (ws, doc, block) = seed(&*store);
     let job = store
-        .create_ai_job(handshake_storage::bench::workspace_job(&ws.id))
+        .create_ai_job(handshake_storage::conformance::fixtures::workspace_job(
+            &ws.id,
+        ))
         .expect("job");
     wait_for_replica_reads(&pair, &*store, &block);
 

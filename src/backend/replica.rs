@@ -62,8 +62,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{connect, with_connect_timeout, Conn, Manager, Store};
-use crate::backend::{map_err, ColumnInfo, Maintenance};
-use crate::config::StorageConfig;
+use crate::backend::{from_diesel, ColumnInfo, Maintenance};
+use crate::config::{PgUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::replicas::ReplicaConfig;
 use crate::storage::Storage;
@@ -98,7 +98,7 @@ pub(crate) struct Replicated {
 
 struct Replica {
     /// The URL as given, with `connect_timeout`, for fresh connections.
-    url: String,
+    url: PgUrl,
     store: Store,
     pool: Pool<Manager>,
     state: RwLock<State>,
@@ -123,7 +123,7 @@ struct State {
 /// Opens the primary (migrating it as `open` does) and a pool per replica.
 /// Replicas are not contacted here: one that is down at open is skipped
 /// like one that goes down later.
-pub(crate) fn open_replicated(url: &str, config: &StorageConfig) -> StorageResult<Replicated> {
+pub(crate) fn open_replicated(url: &PgUrl, config: &StorageConfig) -> StorageResult<Replicated> {
     let primary_pool = super::build_pool(url, config)?;
     let primary = Store::new(primary_pool.clone(), (), config.run_migrations)?;
     let replicas = config
@@ -136,7 +136,7 @@ pub(crate) fn open_replicated(url: &str, config: &StorageConfig) -> StorageResul
         primary,
         primary_pool,
         replicas,
-        written: high_water_mark(url),
+        written: high_water_mark(url.as_str()),
         settings: config.replicas.clone(),
         next: AtomicUsize::new(0),
     };
@@ -174,7 +174,7 @@ fn high_water_mark(url: &str) -> Arc<AtomicU64> {
 
 impl Replica {
     fn open(url: &str, config: &StorageConfig) -> StorageResult<Self> {
-        let url = with_connect_timeout(url, config)?;
+        let url = with_connect_timeout(&PgUrl::parse(url)?, config);
         // No connection at open and none kept idle: a replica that is down
         // must not fail `open` nor keep background threads dialling it.
         let pool = Pool::builder()
@@ -279,7 +279,7 @@ fn replica_position(conn: &mut Conn) -> StorageResult<Option<(u64, Duration)>> {
          END AS lag_ms",
     )
     .get_result(conn)
-    .map_err(|e| map_err(e, "replica position"))?;
+    .map_err(|e| from_diesel(e, "replica position"))?;
     Ok(row.replayed.map(|replayed| {
         let lag = row
             .lag_ms
@@ -299,7 +299,7 @@ fn primary_position(conn: &mut Conn) -> StorageResult<u64> {
     let row: Position =
         diesel::sql_query("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS lsn")
             .get_result(conn)
-            .map_err(|e| map_err(e, "primary WAL position"))?;
+            .map_err(|e| from_diesel(e, "primary WAL position"))?;
     Ok(row.lsn.max(0) as u64)
 }
 
