@@ -28,7 +28,8 @@ pub trait Baseline: Send + Sync {
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
-    /// Sets status, reason, no error and `updated_at`; reads the row back.
+    /// Sets status, reason and `updated_at` (no error: the stored one
+    /// stays); reads the row back.
     fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
     fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
@@ -954,13 +955,13 @@ impl IdVersions {
     }
 
     /// One `create_ai_job` insert on top of the seeded rows: `store` is the
-    /// v7 side, `baseline` the v4 side, so the ratio is v7 over v4.
+    /// v7 side, `baseline` the v4 side.
     pub fn create_ai_job(&self) -> Workload<'_> {
         let (v7, v4) = (&*self.v7.1, &*self.v4.1);
         let job = || workspace_job("ws-ids");
         pair(
             "ids",
-            format!("create_ai_job_v7_over_v4/{}", self.rows),
+            format!("create_ai_job/{}", self.rows),
             1,
             move || v7.create_ai_job_with_id(Uuid::now_v7(), &job()),
             move || v4.create_ai_job_with_id(Uuid::new_v4(), &job()),

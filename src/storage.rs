@@ -106,6 +106,9 @@ pub trait Storage: Send + Sync {
     fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob>;
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob>;
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>>;
+    /// Writes `state` and `status_reason`; every `None` field of `update`,
+    /// `error_message` included, keeps the stored value (Handshake's
+    /// `COALESCE(new, old)`).
     fn update_ai_job_status(&self, update: JobStatusUpdate) -> StorageResult<AiJob>;
     fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()>;
     fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()>;

@@ -38,8 +38,7 @@ macro_rules! string_enum {
 
             /// Every string a row may hold for this value: [`Self::as_str`]
             /// first, then any legacy spelling that reads as it.
-            #[allow(dead_code)]
-            pub(crate) fn stored_forms(&self) -> Vec<&'static str> {
+            pub fn stored_forms(&self) -> Vec<&'static str> {
                 let legacy: &[(&'static str, $name)] = &[$($(($old, $name::$old_variant)),+)?];
                 std::iter::once(self.as_str())
                     .chain(legacy.iter().filter(|(_, v)| v == self).map(|(text, _)| *text))
@@ -449,10 +448,10 @@ impl Default for NewAiJob {
     }
 }
 
-/// A new state for a job. `state`, `status_reason` and `error_message` are
-/// always written (`error_message: None` clears it); `metrics`,
-/// `workflow_run_id`, `trace_id` and `job_outputs` keep their stored value
-/// when `None`.
+/// A new state for a job. `state` and `status_reason` are always written;
+/// `error_message`, `metrics`, `workflow_run_id`, `trace_id` and
+/// `job_outputs` keep their stored value when `None` (Handshake writes
+/// `COALESCE(new, old)` for each).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatusUpdate {
     pub job_id: Uuid,

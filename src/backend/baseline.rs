@@ -388,8 +388,8 @@ impl Baseline for RawSql {
 
     fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()> {
         let sql = format!(
-            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, \
-             updated_at = ? WHERE id = ? RETURNING {JOB_COLUMNS}"
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? \
+             RETURNING {JOB_COLUMNS}"
         );
         let args = vec![
             Arg::Text(state.as_str().into()),

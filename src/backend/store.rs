@@ -553,13 +553,14 @@ impl AiJobRow {
     }
 }
 
-/// What `update_ai_job_status` writes; `None` keeps the stored value.
+/// What `update_ai_job_status` writes; `None` keeps the stored value
+/// (Handshake writes `COALESCE(new, old)`).
 #[derive(AsChangeset)]
 #[diesel(table_name = ai_jobs, check_for_backend(DbBackend))]
 struct JobStatusChanges {
     status: String,
     status_reason: String,
-    error_message: Option<Option<String>>,
+    error_message: Option<String>,
     metrics: Option<DbJson>,
     workflow_run_id: Option<DbUuid>,
     trace_id: Option<DbUuid>,
@@ -1475,7 +1476,7 @@ impl Storage for Store {
         let changes = JobStatusChanges {
             status: update.state.as_str().to_string(),
             status_reason: update.status_reason,
-            error_message: Some(update.error_message),
+            error_message: update.error_message,
             metrics: update.metrics.map(|m| to_json("metrics", &m)).transpose()?,
             workflow_run_id: update.workflow_run_id.map(DbUuid),
             trace_id: update.trace_id.map(DbUuid),

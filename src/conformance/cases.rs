@@ -1982,10 +1982,13 @@ pub fn ai_job_update_status(h: &Harness) {
     );
     assert!(failed.updated_at >= running.updated_at);
     assert_eq!(job_by(h, job.job_id), failed);
+    // Handshake keeps the stored message when none is given (see the
+    // contract cases).
     let completed = set_state(h.store(), job.job_id, JobState::Completed);
     assert_eq!(
-        completed.error_message, None,
-        "error_message None clears it"
+        completed.error_message.as_deref(),
+        Some("boom 💥"),
+        "error_message None keeps it"
     );
     assert_eq!(job_by(h, job.job_id), completed);
 }
@@ -4431,6 +4434,7 @@ macro_rules! __hsk_cases {
             contract_job_loom_preview_protocol_needs_its_kind,
             contract_node_execution_stalled_sets_finished_at,
             contract_node_execution_none_error_message_keeps_stored,
+            contract_ai_job_none_error_message_keeps_stored,
             contract_prune_min_versions_counts_recent_jobs,
             contract_new_ids_are_v7_and_v4_ids_keep_working,
             contract_schema_fingerprint_matches_committed,

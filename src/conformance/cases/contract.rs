@@ -305,6 +305,41 @@ pub fn contract_node_execution_none_error_message_keeps_stored(h: &Harness) {
     );
 }
 
+/// `update_ai_job_status` with `error_message: None` keeps the stored
+/// message, as Handshake's `COALESCE(new, old)`; `Some` replaces it.
+pub fn contract_ai_job_none_error_message_keeps_stored(h: &Harness) {
+    let job = add_job(h);
+    let update = |state: JobState, error: Option<&str>| {
+        h.store()
+            .update_ai_job_status(JobStatusUpdate {
+                error_message: error.map(String::from),
+                ..super::status_update(job.job_id, state)
+            })
+            .expect("update ai job status")
+    };
+    assert_eq!(update(JobState::Running, None).error_message, None);
+    assert_eq!(
+        update(JobState::Failed, Some("boom 💥"))
+            .error_message
+            .as_deref(),
+        Some("boom 💥")
+    );
+    let kept = update(JobState::Queued, None);
+    assert_eq!(
+        (kept.state, kept.error_message.as_deref()),
+        (JobState::Queued, Some("boom 💥")),
+        "None keeps it"
+    );
+    assert_eq!(
+        update(JobState::Completed, Some(""))
+            .error_message
+            .as_deref(),
+        Some(""),
+        "Some replaces it"
+    );
+    assert_eq!(job_by(h, job.job_id).error_message.as_deref(), Some(""));
+}
+
 /// `min_versions` counts every unpinned completed or failed job, the recent
 /// ones (created after the cutoff) included: they fill the window first.
 pub fn contract_prune_min_versions_counts_recent_jobs(h: &Harness) {
