@@ -772,7 +772,7 @@ pub fn block_create_defaults(h: &Harness) {
     let doc = seed_document(h);
     let block = add_block(h, &doc.id, 7, None);
     let id = Uuid::parse_str(&block.id).expect("generated block id is a UUID");
-    assert_eq!(id.get_version_num(), 4, "generated id must be a UUID v4");
+    assert_eq!(id.get_version_num(), 7, "generated id must be a UUID v7");
     assert_eq!(block.document_id, doc.id);
     assert_eq!(block.sequence, 7);
     assert_eq!(block.display_content, block.raw_content);
@@ -1347,7 +1347,7 @@ pub fn canvas_update_graph_replaces_graph(h: &Harness) {
     );
     for id in generated_ids {
         let uuid = Uuid::parse_str(id).expect("generated id is a UUID");
-        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(uuid.get_version_num(), 7, "generated ids are UUID v7");
     }
     let n9 = graph.nodes.iter().find(|n| n.id == "n9").expect("n9");
     assert_eq!(n9.data, json!({"label": "nine", "tags": [1, 2]}));

@@ -269,36 +269,34 @@ pub fn contract_node_execution_stalled_sets_finished_at(h: &Harness) {
     );
 }
 
-/// `error_message: None` keeps the stored message; `Some` replaces it.
+/// Runs a status update through `update` (state and error message in, the
+/// stored message out): `None` keeps the stored message, `Some` replaces
+/// it, the empty string included.
+#[track_caller]
+fn assert_none_keeps_error_message(update: impl Fn(JobState, Option<&str>) -> Option<String>) {
+    assert_eq!(update(JobState::Running, None), None);
+    let boom = Some("boom 💥".to_string());
+    assert_eq!(update(JobState::Failed, Some("boom 💥")), boom);
+    assert_eq!(update(JobState::Queued, None), boom, "None keeps it");
+    assert_eq!(
+        update(JobState::Poisoned, Some("")),
+        Some(String::new()),
+        "Some replaces it"
+    );
+}
+
+/// `update_workflow_node_execution_status` with `error_message: None` keeps
+/// the stored message, as Handshake's `COALESCE(new, old)`.
 pub fn contract_node_execution_none_error_message_keeps_stored(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
     let exec = add_exec(h, run.id, "n", 0);
-    let update = |state: JobState, error: Option<&str>| {
+    assert_none_keeps_error_message(|state, error| {
         h.store()
             .update_workflow_node_execution_status(exec.id, state, None, error.map(String::from))
             .expect("update node execution")
-    };
-    assert_eq!(update(JobState::Running, None).error_message, None);
-    assert_eq!(
-        update(JobState::Failed, Some("boom 💥"))
             .error_message
-            .as_deref(),
-        Some("boom 💥")
-    );
-    let kept = update(JobState::Failed, None);
-    assert_eq!(
-        kept.error_message.as_deref(),
-        Some("boom 💥"),
-        "None keeps it"
-    );
-    assert_eq!(
-        update(JobState::Poisoned, Some(""))
-            .error_message
-            .as_deref(),
-        Some(""),
-        "Some replaces it"
-    );
+    });
     assert_eq!(
         super::execs(h, run.id)[0].error_message.as_deref(),
         Some("")
@@ -306,38 +304,23 @@ pub fn contract_node_execution_none_error_message_keeps_stored(h: &Harness) {
 }
 
 /// `update_ai_job_status` with `error_message: None` keeps the stored
-/// message, as Handshake's `COALESCE(new, old)`; `Some` replaces it.
+/// message, as Handshake's `COALESCE(new, old)`.
 pub fn contract_ai_job_none_error_message_keeps_stored(h: &Harness) {
     let job = add_job(h);
-    let update = |state: JobState, error: Option<&str>| {
+    assert_none_keeps_error_message(|state, error| {
         h.store()
             .update_ai_job_status(JobStatusUpdate {
                 error_message: error.map(String::from),
                 ..super::status_update(job.job_id, state)
             })
             .expect("update ai job status")
-    };
-    assert_eq!(update(JobState::Running, None).error_message, None);
-    assert_eq!(
-        update(JobState::Failed, Some("boom 💥"))
             .error_message
-            .as_deref(),
-        Some("boom 💥")
-    );
-    let kept = update(JobState::Queued, None);
+    });
+    let read = job_by(h, job.job_id);
     assert_eq!(
-        (kept.state, kept.error_message.as_deref()),
-        (JobState::Queued, Some("boom 💥")),
-        "None keeps it"
+        (read.state, read.error_message.as_deref()),
+        (JobState::Poisoned, Some(""))
     );
-    assert_eq!(
-        update(JobState::Completed, Some(""))
-            .error_message
-            .as_deref(),
-        Some(""),
-        "Some replaces it"
-    );
-    assert_eq!(job_by(h, job.job_id).error_message.as_deref(), Some(""));
 }
 
 /// `min_versions` counts every unpinned completed or failed job, the recent
