@@ -13,6 +13,8 @@ use std::path::Path;
 
 use handshake_storage::conformance::TestTarget;
 
+// With one backend feature the loop has one element.
+#[allow(clippy::single_element_loop)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for backend in [
         #[cfg(feature = "sqlite")]

@@ -911,37 +911,51 @@ fn json_bytes(value: &serde_json::Value) -> usize {
 /// inserts on top (raw SQL, the id the only difference) and the size of
 /// the primary-key index compared.
 pub struct IdVersions {
-    v7: (Harness, Box<dyn Baseline>),
-    v4: (Harness, Box<dyn Baseline>),
+    v7: IdSide,
+    v4: IdSide,
     pub rows: usize,
     /// Time to bulk insert `rows` jobs: v7, v4.
     pub bulk: (Duration, Duration),
 }
 
-impl IdVersions {
+/// One database of [`IdVersions`] and its raw-SQL access.
+struct IdSide {
+    harness: Harness,
+    baseline: Box<dyn Baseline>,
+}
+
+impl IdSide {
     /// Rows per INSERT of the bulk seeding.
     const CHUNK: usize = 10_000;
 
+    /// A fresh database with `rows` jobs whose ids `new_id` makes, and how
+    /// long inserting them took.
+    fn seed(
+        target: &TestTarget,
+        rows: usize,
+        new_id: fn() -> Uuid,
+    ) -> StorageResult<(Self, Duration)> {
+        let harness = target.harness()?;
+        let baseline = harness.baseline()?;
+        let backend = harness.backend();
+        let start = Instant::now();
+        let mut done = 0;
+        while done < rows {
+            let n = Self::CHUNK.min(rows - done);
+            let ids: Vec<Uuid> = (0..n).map(|_| new_id()).collect();
+            harness.execute_sql(&bulk_jobs_sql(backend, &ids))?;
+            done += n;
+        }
+        let elapsed = start.elapsed();
+        harness.execute_sql("ANALYZE ai_jobs")?;
+        Ok((IdSide { harness, baseline }, elapsed))
+    }
+}
+
+impl IdVersions {
     pub fn seed(target: &TestTarget, rows: usize) -> StorageResult<Self> {
-        let side =
-            |new_id: fn() -> Uuid| -> StorageResult<((Harness, Box<dyn Baseline>), Duration)> {
-                let harness = target.harness()?;
-                let baseline = harness.baseline()?;
-                let backend = harness.backend();
-                let start = Instant::now();
-                let mut done = 0;
-                while done < rows {
-                    let n = Self::CHUNK.min(rows - done);
-                    let ids: Vec<Uuid> = (0..n).map(|_| new_id()).collect();
-                    harness.execute_sql(&bulk_jobs_sql(backend, &ids))?;
-                    done += n;
-                }
-                let elapsed = start.elapsed();
-                harness.execute_sql("ANALYZE ai_jobs")?;
-                Ok(((harness, baseline), elapsed))
-            };
-        let (v7, bulk_v7) = side(Uuid::now_v7)?;
-        let (v4, bulk_v4) = side(Uuid::new_v4)?;
+        let (v7, bulk_v7) = IdSide::seed(target, rows, Uuid::now_v7)?;
+        let (v4, bulk_v4) = IdSide::seed(target, rows, Uuid::new_v4)?;
         Ok(IdVersions {
             v7,
             v4,
@@ -951,13 +965,13 @@ impl IdVersions {
     }
 
     pub fn backend(&self) -> Backend {
-        self.v7.0.backend()
+        self.v7.harness.backend()
     }
 
     /// One `create_ai_job` insert on top of the seeded rows: `store` is the
     /// v7 side, `baseline` the v4 side.
     pub fn create_ai_job(&self) -> Workload<'_> {
-        let (v7, v4) = (&*self.v7.1, &*self.v4.1);
+        let (v7, v4) = (&*self.v7.baseline, &*self.v4.baseline);
         let job = || workspace_job("ws-ids");
         pair(
             "ids",
@@ -971,8 +985,8 @@ impl IdVersions {
     /// Bytes of the primary-key index: v7, v4.
     pub fn pkey_bytes(&self) -> StorageResult<(u64, u64)> {
         Ok((
-            self.v7.1.ai_jobs_pkey_bytes()?,
-            self.v4.1.ai_jobs_pkey_bytes()?,
+            self.v7.baseline.ai_jobs_pkey_bytes()?,
+            self.v4.baseline.ai_jobs_pkey_bytes()?,
         ))
     }
 }
