@@ -49,11 +49,10 @@ pub mod bench;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use std::path::Path;
 use std::sync::Arc;
 
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
-pub use error::{StorageError, StorageResult};
+pub use error::{ErrorKind, StorageError, StorageResult};
 pub use schema_info::SchemaFingerprint;
 pub use startup::{
     postgres_required_by, require_postgres_if_configured, REQUIRES_POSTGRES_VAR, STORAGE_MODE_VAR,
@@ -101,16 +100,4 @@ fn env_database_url() -> Option<String> {
     std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
-}
-
-/// Creates the parent directory of a SQLite file if it is missing.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
-            .map_err(|e| {
-                StorageError::Database(format!("cannot create directory {}: {e}", dir.display()))
-            }),
-        _ => Ok(()),
-    }
 }

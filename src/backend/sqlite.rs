@@ -4,6 +4,7 @@
 //! silently do nothing); writes take the write lock up front (`BEGIN
 //! IMMEDIATE`) so concurrent writers wait instead of failing.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use diesel::connection::SimpleConnection;
@@ -155,7 +156,7 @@ fn build_pool(
             1,
         ),
         DatabaseUrl::SqliteFile(path) => {
-            crate::ensure_parent_dir(path)?;
+            ensure_parent_dir(path)?;
             (path.to_string_lossy().into_owned(), true, config.pool_size)
         }
         DatabaseUrl::Postgres(_) => {
@@ -188,4 +189,15 @@ fn build_pool(
             StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
         })?;
     Ok((pool, keep_alive))
+}
+
+/// Creates the parent directory of a SQLite file if it is missing.
+fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| {
+                StorageError::Database(format!("cannot create directory {}: {e}", dir.display()))
+            }),
+        _ => Ok(()),
+    }
 }

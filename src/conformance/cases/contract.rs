@@ -3,31 +3,13 @@
 //! check, the semantics aligned with Handshake, replay-safe migrations, the
 //! schema fingerprint and time-ordered ids.
 
-use uuid::Uuid;
-
-use super::{
-    add_exec, add_job, add_run, all_jobs, counts, cutoff_now, expect_kind, job_by, new_job, prune,
-    remaining, seed_jobs,
-};
-use crate::conformance::Harness;
+use super::*;
 use crate::job_contract::{
     LOOM_PREVIEW_PROTOCOL, MEDIA_DOWNLOADER_PROTOCOLS, MICRO_TASK_EXECUTOR_V1,
 };
-use crate::*;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/// The profile and protocol ids that fit `kind` under the job contract:
-/// what [`new_job`] gives each kind.
-pub(super) fn fitting_ids(kind: JobKind) -> (&'static str, &'static str) {
-    match kind {
-        JobKind::MicroTaskExecution => (MICRO_TASK_EXECUTOR_V1, MICRO_TASK_EXECUTOR_V1),
-        JobKind::MediaDownloader => ("default", MEDIA_DOWNLOADER_PROTOCOLS[0]),
-        JobKind::LoomPreviewGenerate => ("default", LOOM_PREVIEW_PROTOCOL),
-        _ => ("default", "default"),
-    }
-}
 
 fn job_with(kind: JobKind, profile_id: &str, protocol_id: &str) -> NewAiJob {
     NewAiJob {
@@ -44,7 +26,7 @@ fn assert_refused(h: &Harness, jobs: &[(JobKind, &str, &str)]) {
     for &(kind, profile, protocol) in jobs {
         let err = expect_kind(
             h.store().create_ai_job(job_with(kind, profile, protocol)),
-            "Validation",
+            ErrorKind::Validation,
         );
         assert!(
             err.to_string().contains("job contract"),
@@ -171,7 +153,7 @@ pub fn contract_job_micro_task_profile_or_protocol_needs_its_kind(h: &Harness) {
         .iter()
         .filter(|k| **k != JobKind::MicroTaskExecution)
     {
-        let (profile, protocol) = fitting_ids(*kind);
+        let (profile, protocol) = contract_ids(*kind);
         refused.push((*kind, MICRO_TASK_EXECUTOR_V1, protocol));
         if *kind != JobKind::MediaDownloader && *kind != JobKind::LoomPreviewGenerate {
             refused.push((*kind, profile, MICRO_TASK_EXECUTOR_V1));
@@ -228,7 +210,7 @@ pub fn contract_job_loom_preview_protocol_needs_its_kind(h: &Harness) {
     let refused: Vec<_> = JobKind::ALL
         .iter()
         .filter(|k| **k != JobKind::LoomPreviewGenerate)
-        .map(|k| (*k, fitting_ids(*k).0, LOOM_PREVIEW_PROTOCOL))
+        .map(|k| (*k, contract_ids(*k).0, LOOM_PREVIEW_PROTOCOL))
         .collect();
     assert_refused(h, &refused);
     assert_accepted(
@@ -257,7 +239,7 @@ pub fn contract_node_execution_stalled_sets_finished_at(h: &Harness) {
     assert_eq!(stalled.status, JobState::Stalled);
     let finished = stalled.finished_at.expect("stalled sets finished_at");
     assert!(finished >= exec.started_at.min(exec.created_at));
-    assert_eq!(super::execs(h, run.id), vec![stalled]);
+    assert_eq!(execs(h, run.id), vec![stalled]);
     let running = h
         .store()
         .update_workflow_node_execution_status(exec.id, JobState::Running, None, None)
@@ -297,10 +279,7 @@ pub fn contract_node_execution_none_error_message_keeps_stored(h: &Harness) {
             .expect("update node execution")
             .error_message
     });
-    assert_eq!(
-        super::execs(h, run.id)[0].error_message.as_deref(),
-        Some("")
-    );
+    assert_eq!(execs(h, run.id)[0].error_message.as_deref(), Some(""));
 }
 
 /// `update_ai_job_status` with `error_message: None` keeps the stored
@@ -311,7 +290,7 @@ pub fn contract_ai_job_none_error_message_keeps_stored(h: &Harness) {
         h.store()
             .update_ai_job_status(JobStatusUpdate {
                 error_message: error.map(String::from),
-                ..super::status_update(job.job_id, state)
+                ..status_update(job.job_id, state)
             })
             .expect("update ai job status")
             .error_message
@@ -357,13 +336,13 @@ pub fn contract_prune_min_versions_counts_recent_jobs(h: &Harness) {
 /// New ids are UUID version 7 (time-ordered); rows with version 4 ids, as
 /// written before, keep working.
 pub fn contract_new_ids_are_v7_and_v4_ids_keep_working(h: &Harness) {
-    let ctx = super::human();
+    let ctx = human();
     let ws = h
         .store()
         .create_workspace(&ctx, NewWorkspace { name: "ids".into() })
         .expect("workspace");
-    let doc = super::seed_document_in(h, &ws.id, "ids");
-    let block = super::add_block(h, &doc.id, 0, None);
+    let doc = seed_document_in(h, &ws.id, "ids");
+    let block = add_block(h, &doc.id, 0, None);
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
     let exec = add_exec(h, run.id, "n", 0);
@@ -378,7 +357,7 @@ pub fn contract_new_ids_are_v7_and_v4_ids_keep_working(h: &Harness) {
     // v4 ids: a caller's block id, and a job row written before v7.
     let v4 = Uuid::new_v4();
     assert_eq!(v4.get_version_num(), 4);
-    let given = super::add_block(h, &doc.id, 1, Some(&v4.to_string()));
+    let given = add_block(h, &doc.id, 1, Some(&v4.to_string()));
     assert_eq!(h.store().get_block(&v4.to_string()).expect("get"), given);
     let old_job = Uuid::new_v4();
     let fresh = add_job(h);
@@ -393,7 +372,7 @@ pub fn contract_new_ids_are_v7_and_v4_ids_keep_working(h: &Harness) {
     assert_eq!(read.job_id, old_job);
     let run = add_run(h, old_job, JobState::Running);
     assert_eq!(run.job_id, old_job);
-    let done = super::set_state(h.store(), old_job, JobState::Completed);
+    let done = set_state(h.store(), old_job, JobState::Completed);
     assert_eq!(done.job_id, old_job);
 }
 
@@ -507,7 +486,7 @@ fn full_dump(h: &Harness, runs: &[Uuid]) -> String {
         &store.find_stalled_workflows(0).expect("runs"),
     );
     for run in runs {
-        push("executions", &super::execs(h, *run));
+        push("executions", &execs(h, *run));
     }
     dump
 }
@@ -517,21 +496,21 @@ fn full_dump(h: &Harness, runs: &[Uuid]) -> String {
 /// deleted, migrating again succeeds and changes neither the schema nor
 /// the data, and the trigger still indexes new jobs.
 pub fn contract_migrations_replay_keeps_schema_and_data(h: &Harness) {
-    let ctx = super::human();
-    let ws = super::seed_workspace(h);
-    let doc = super::seed_document_in(h, &ws.id, "replayed");
-    super::add_block(h, &doc.id, 0, Some("b-0"));
-    super::add_block(h, &doc.id, 1, None);
-    let canvas = super::seed_canvas_in(h, &ws.id, "replayed");
-    super::seed_graph(h, &canvas.id);
+    let ctx = human();
+    let ws = seed_workspace(h);
+    let doc = seed_document_in(h, &ws.id, "replayed");
+    add_block(h, &doc.id, 0, Some("b-0"));
+    add_block(h, &doc.id, 1, None);
+    let canvas = seed_canvas_in(h, &ws.id, "replayed");
+    seed_graph(h, &canvas.id);
     let tricky = EntityRef {
         entity_id: "quote \" backslash \\ tab \t é 📄".into(),
         entity_kind: "document".into(),
     };
     let jobs: Vec<AiJob> = [
-        vec![super::ws_ref(&ws.id), tricky, super::ws_ref(&ws.id)],
+        vec![ws_ref(&ws.id), tricky, ws_ref(&ws.id)],
         vec![],
-        vec![super::ws_ref(&ws.id)],
+        vec![ws_ref(&ws.id)],
     ]
     .into_iter()
     .map(|refs| {
@@ -555,7 +534,7 @@ pub fn contract_migrations_replay_keeps_schema_and_data(h: &Harness) {
         add_exec(h, *run, "n", i as i64);
     }
     h.store()
-        .update_block(&ctx, "b-0", super::raw_update("edited"))
+        .update_block(&ctx, "b-0", raw_update("edited"))
         .expect("edit");
     let fingerprint = h.store().schema_fingerprint().expect("fingerprint");
     let dump = full_dump(h, &runs);
@@ -581,7 +560,7 @@ pub fn contract_migrations_replay_keeps_schema_and_data(h: &Harness) {
     }
     let later = h
         .store()
-        .create_ai_job(new_job(JobKind::DocEdit, vec![super::ws_ref(&ws.id)]))
+        .create_ai_job(new_job(JobKind::DocEdit, vec![ws_ref(&ws.id)]))
         .expect("a job after the replay");
     let in_ws = h
         .store()

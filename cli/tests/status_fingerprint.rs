@@ -1,6 +1,5 @@
 //! `hsk-storage status` prints the schema fingerprint and says whether it is
 //! the one committed for this release, on every backend.
-#![cfg(feature = "cli")]
 
 use std::process::Command;
 
