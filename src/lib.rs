@@ -31,8 +31,12 @@ mod backend;
 mod config;
 mod error;
 mod guard;
+mod ids;
+pub mod job_contract;
 mod replicas;
 mod schema;
+pub mod schema_info;
+mod startup;
 mod storage;
 pub mod types;
 mod validate;
@@ -51,6 +55,10 @@ use std::sync::Arc;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{ErrorKind, StorageError, StorageResult};
 pub use replicas::{ReplicaConfig, REPLICA_URLS_ENV};
+pub use schema_info::SchemaFingerprint;
+pub use startup::{
+    postgres_required_by, require_postgres_if_configured, REQUIRES_POSTGRES_VAR, STORAGE_MODE_VAR,
+};
 pub use storage::Storage;
 pub use types::*;
 
@@ -70,18 +78,28 @@ pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<
 
 /// Opens the store named by `DATABASE_URL` (a `.env` file is honoured);
 /// unset means `sqlite://data/handshake.db`, whose directory is created.
+///
+/// Fails closed: under `HANDSHAKE_CONTROL_PLANE_REQUIRES_POSTGRES=true` or
+/// `HANDSHAKE_STORAGE_MODE=postgres_primary`, an unset or SQLite
+/// `DATABASE_URL` is a `Validation` error naming the variable.
+///
 /// `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas.
 pub fn open_from_env() -> StorageResult<Arc<dyn Storage>> {
-    let url = database_url_from_env();
+    let url = env_database_url();
+    require_postgres_if_configured(url.as_deref())?;
     let config = StorageConfig::default().read_replicas(replicas::replica_urls_from_env());
-    open_with_config(&url, &config)
+    open_with_config(url.as_deref().unwrap_or(DEFAULT_DATABASE_URL), &config)
 }
 
 /// `DATABASE_URL` from the environment or `.env`, else the default.
 pub fn database_url_from_env() -> String {
+    env_database_url().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// `DATABASE_URL` from the environment or `.env`, if set and not blank.
+fn env_database_url() -> Option<String> {
     let _ = dotenvy::dotenv();
     std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
 }

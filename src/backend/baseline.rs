@@ -212,7 +212,7 @@ fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
         Arg::OptText(Some("bench".into())),
         Arg::OptUuid(None),
         Arg::OptUuid(None),
-        Arg::Uuid(DbUuid(Uuid::new_v4())),
+        Arg::Uuid(DbUuid(crate::ids::new_uuid())),
     ]
 }
 
@@ -250,7 +250,7 @@ fn block_args(document_id: &str, block: &NewBlock, at: DateTime<Utc>) -> Vec<Arg
             block
                 .id
                 .clone()
-                .unwrap_or_else(|| Uuid::new_v4().to_string()),
+                .unwrap_or_else(|| crate::ids::new_uuid().to_string()),
         ),
         Arg::Text(document_id.to_string()),
         Arg::Text(block.kind.clone()),
@@ -333,7 +333,24 @@ impl Baseline for RawSql {
     }
 
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid> {
-        let id = Uuid::new_v4();
+        let id = crate::ids::new_uuid();
+        self.create_ai_job_with_id(id, job)?;
+        Ok(id)
+    }
+
+    fn ai_jobs_pkey_bytes(&self) -> StorageResult<u64> {
+        #[derive(QueryableByName)]
+        struct Size {
+            #[diesel(sql_type = BigInt)]
+            bytes: i64,
+        }
+        diesel::sql_query(super::AI_JOBS_PKEY_BYTES_SQL)
+            .get_result::<Size>(&mut *self.conn()?)
+            .map(|s| s.bytes.max(0) as u64)
+            .map_err(|e| from_diesel(e, "ai_jobs primary key size"))
+    }
+
+    fn create_ai_job_with_id(&self, id: Uuid, job: &NewAiJob) -> StorageResult<()> {
         let at = now();
         let job_sql = format!(
             "INSERT INTO ai_jobs ({}) VALUES {}",
@@ -366,13 +383,13 @@ impl Baseline for RawSql {
         raw::<()>(&job_sql, job_args)
             .execute(&mut *self.conn()?)
             .map_err(|e| from_diesel(e, "ai job"))?;
-        Ok(id)
+        Ok(())
     }
 
     fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()> {
         let sql = format!(
-            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, \
-             updated_at = ? WHERE id = ? RETURNING {JOB_COLUMNS}"
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? \
+             RETURNING {JOB_COLUMNS}"
         );
         let args = vec![
             Arg::Text(state.as_str().into()),
@@ -440,7 +457,10 @@ impl Baseline for RawSql {
         edges: &[NewCanvasEdge],
     ) -> StorageResult<()> {
         let at = now();
-        let new_id = |id: &Option<String>| id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+        let new_id = |id: &Option<String>| {
+            id.clone()
+                .unwrap_or_else(|| crate::ids::new_uuid().to_string())
+        };
         let node_rows = nodes
             .iter()
             .map(|n| {
@@ -580,18 +600,20 @@ impl Baseline for RawSql {
     }
 
     fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64> {
-        let sql = "SELECT pinned, COUNT(*) FROM ai_jobs WHERE status IN (?, ?) \
-                   AND created_at < ? GROUP BY pinned";
-        let counts: Vec<(bool, i64)> = raw::<(Bool, BigInt)>(
+        // The store counts recent jobs too: they fill the min_versions
+        // window first.
+        let sql = "SELECT pinned, COUNT(*), COUNT(CASE WHEN created_at < ? THEN id END) \
+                   FROM ai_jobs WHERE status IN (?, ?) GROUP BY pinned";
+        let counts: Vec<(bool, i64, i64)> = raw::<(Bool, BigInt, BigInt)>(
             sql,
             vec![
+                Arg::Time(DbTime(cutoff)),
                 Arg::Text(JobState::Completed.as_str().into()),
                 Arg::Text(JobState::Failed.as_str().into()),
-                Arg::Time(DbTime(cutoff)),
             ],
         )
         .load(&mut *self.conn()?)
         .map_err(|e| from_diesel(e, "ai jobs"))?;
-        Ok(counts.iter().map(|(_, n)| *n as u64).sum())
+        Ok(counts.iter().map(|(_, _, n)| *n as u64).sum())
     }
 }

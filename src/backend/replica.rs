@@ -62,10 +62,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{connect, with_connect_timeout, Conn, Manager, Store};
-use crate::backend::{from_diesel, ColumnInfo, Maintenance};
+#[cfg(feature = "testing")]
+use crate::backend::ColumnInfo;
+use crate::backend::{from_diesel, Maintenance};
 use crate::config::{PgUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::replicas::ReplicaConfig;
+use crate::schema_info::SchemaFingerprint;
 use crate::storage::Storage;
 use crate::types::*;
 
@@ -381,6 +384,12 @@ impl Storage for Replicated {
     fn migration_status(&self) -> StorageResult<MigrationStatus> {
         self.primary.migration_status()
     }
+    fn migration_version(&self) -> StorageResult<Option<u64>> {
+        self.primary.migration_version()
+    }
+    fn schema_fingerprint(&self) -> StorageResult<SchemaFingerprint> {
+        self.primary.schema_fingerprint()
+    }
 
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>> {
         self.read(|s| s.list_workspaces())
@@ -552,6 +561,10 @@ impl Storage for Replicated {
     }
 }
 
+#[cfg(not(feature = "testing"))]
+impl Maintenance for Replicated {}
+
+#[cfg(feature = "testing")]
 impl Maintenance for Replicated {
     fn revert_all_migrations(&self) -> StorageResult<usize> {
         self.write(|s| s.revert_all_migrations())
