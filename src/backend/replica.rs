@@ -39,9 +39,10 @@
 //! (a dropped connection, a query cancelled by recovery), is not in
 //! recovery, or lags by more than [`ReplicaConfig::max_lag`] is skipped:
 //! the read goes to the primary and the caller sees no error. A replica
-//! that failed is measured again on a fresh connection (refused at once
-//! when the server is down) no more often than once per check interval,
-//! and used again as soon as it answers. Only one thread measures a given
+//! that failed a read is measured again by the next read, on a fresh
+//! connection (refused at once when the server is down); one found down is
+//! measured again once per check interval, and used again as soon as it
+//! answers. Only one thread measures a given
 //! replica at a time; the others read from the primary meanwhile.
 //!
 //! Lag is measured on the replica as the age of the last replayed

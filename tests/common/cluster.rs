@@ -59,8 +59,7 @@ impl PgCluster {
             conf.push_str("wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '512MB'\n");
         }
         cluster.configure(&conf);
-        cluster.start_server();
-        cluster
+        cluster.first_start()
     }
 
     /// A streaming replica of `primary` (which must have been started with
@@ -93,8 +92,48 @@ impl PgCluster {
              recovery_min_apply_delay = '{}ms'\n",
             apply_delay.as_millis()
         ));
-        cluster.start_server();
-        cluster
+        cluster.first_start()
+    }
+
+    /// Starts a new cluster's server. The port was free when it was picked
+    /// but may have been taken since (other tests start servers too): then
+    /// a new port, up to three times.
+    fn first_start(mut self) -> PgCluster {
+        for attempt in 1.. {
+            let args = self.start_args();
+            let out = self.run_unchecked(
+                "pg_ctl",
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
+            if out.status.success() {
+                self.wait_ready();
+                return self;
+            }
+            let log = self.server_log();
+            let port_taken = log.contains("could not bind") || log.contains("already in use");
+            if !port_taken || attempt == 3 {
+                check("pg_ctl start", &out);
+                panic!("pg_ctl start failed: {log}");
+            }
+            self.port = free_port();
+            self.configure("");
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn start_args(&self) -> Vec<String> {
+        [
+            "-D",
+            &self.data().to_string_lossy(),
+            "-l",
+            &self.dir.path().join("server.log").to_string_lossy(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// An empty temporary directory owned by the server user, and a port.
@@ -129,19 +168,19 @@ impl PgCluster {
     /// Starts the server (again, after [`PgCluster::stop`]) and waits until
     /// it accepts connections.
     pub fn start_server(&self) {
-        self.run(
+        let args = self.start_args();
+        let out = self.run_unchecked(
             "pg_ctl",
-            &[
-                "-D",
-                &self.data().to_string_lossy(),
-                "-l",
-                &self.dir.path().join("server.log").to_string_lossy(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
         );
+        if !out.status.success() {
+            panic!(
+                "pg_ctl start failed ({}): {}\nserver log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.server_log()
+            );
+        }
         self.wait_ready();
     }
 
@@ -203,8 +242,15 @@ impl PgCluster {
 
     /// Runs a server binary, as the `postgres` user when we are root.
     fn run(&self, program: &str, args: &[&str]) -> Output {
+        let out = self.run_unchecked(program, args);
+        check(program, &out);
+        out
+    }
+
+    /// [`PgCluster::run`] without the check: the caller looks at the status.
+    fn run_unchecked(&self, program: &str, args: &[&str]) -> Output {
         let path = self.bindir.join(program);
-        let out = if is_root() {
+        if is_root() {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(&path)
@@ -217,9 +263,7 @@ impl PgCluster {
                 .current_dir(self.dir.path())
                 .output()
         }
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        check(program, &out);
-        out
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
     }
 
     fn wait_ready(&self) {
