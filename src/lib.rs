@@ -29,6 +29,7 @@ compile_error!(
 
 mod backend;
 mod config;
+pub mod copy;
 mod error;
 mod guard;
 mod schema;

@@ -72,6 +72,24 @@ pub(crate) fn open_baseline(
     }
 }
 
+/// A store as the copier's source or target (`crate::copy`).
+pub(crate) fn open_copy_end(
+    url: &str,
+    config: &StorageConfig,
+) -> StorageResult<Box<dyn crate::copy::CopyEnd>> {
+    config.validate()?;
+    match DatabaseUrl::parse(url)? {
+        #[cfg(feature = "sqlite")]
+        target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
+            Ok(Box::new(sqlite::open(&target, config)?))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::open(&url, config)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(missing_feature(&other)),
+    }
+}
+
 #[allow(dead_code)]
 fn missing_feature(url: &DatabaseUrl) -> StorageError {
     let feature = match url {

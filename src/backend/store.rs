@@ -1568,3 +1568,6 @@ impl Maintenance for Store {
             .map_err(|e| map_err(e, "raw SQL"))
     }
 }
+
+// The copier's reading and writing, compiled per backend with this file.
+include!("../copy/end.rs");
