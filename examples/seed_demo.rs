@@ -17,11 +17,19 @@ fn main() -> StorageResult<()> {
     let store = open(&url)?;
     let ctx = WriteContext::human(Some("seed-demo".into()));
     for w in 0..3 {
-        let ws = store.create_workspace(&ctx, NewWorkspace { name: format!("Workspace {w} ✓") })?;
+        let ws = store.create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: format!("Workspace {w} ✓"),
+            },
+        )?;
         for d in 0..2 {
             let doc = store.create_document(
                 &ctx,
-                NewDocument { workspace_id: ws.id.clone(), title: format!("Document {d}") },
+                NewDocument {
+                    workspace_id: ws.id.clone(),
+                    title: format!("Document {d}"),
+                },
             )?;
             let blocks = (0..200)
                 .map(|k| NewBlock {
@@ -37,7 +45,10 @@ fn main() -> StorageResult<()> {
         }
         let canvas = store.create_canvas(
             &ctx,
-            NewCanvas { workspace_id: ws.id.clone(), title: "Board".into() },
+            NewCanvas {
+                workspace_id: ws.id.clone(),
+                title: "Board".into(),
+            },
         )?;
         let nodes = (0..50)
             .map(|i| NewCanvasNode {

@@ -79,7 +79,9 @@ fn seed(store: &dyn Storage, scale: usize, huge: bool) {
                 total_tokens: u32::MAX,
                 ..JobMetrics::zero()
             },
-            job_inputs: Some(json!({"big": u64::MAX, "neg": i64::MIN, "f": 1e300, "deep": nested(90)})),
+            job_inputs: Some(
+                json!({"big": u64::MAX, "neg": i64::MIN, "f": 1e300, "deep": nested(90)}),
+            ),
             ..Default::default()
         })
         .unwrap();
@@ -248,7 +250,9 @@ fn dump(store: &dyn Storage) -> Value {
                 ..Default::default()
             })
             .unwrap();
-        out.push(json!({"ws": ws, "docs": docs, "blocks": blocks, "graphs": graphs, "ws_jobs": jobs}));
+        out.push(
+            json!({"ws": ws, "docs": docs, "blocks": blocks, "graphs": graphs, "ws_jobs": jobs}),
+        );
     }
     let jobs = store.list_ai_jobs(AiJobListFilter::default()).unwrap();
     let executions: Vec<_> = jobs
@@ -316,7 +320,10 @@ fn verify_names_the_first_difference(from: &str, to: &str) {
     assert_eq!((blocks.rows_a, blocks.rows_b), (22, 21));
     assert_ne!(blocks.digest_a, blocks.digest_b);
     let first = blocks.first_difference.as_deref().unwrap();
-    assert!(first.contains("b000007") && first.contains("differ"), "{first}");
+    assert!(
+        first.contains("b000007") && first.contains("differ"),
+        "{first}"
+    );
     let others_match = report
         .tables
         .iter()
@@ -329,12 +336,28 @@ fn non_empty_target_is_refused(from: &str, to: &str) {
     let (a, b) = copy_cases_for(from, to);
     seed(a.store(), 5, false);
     b.store()
-        .create_workspace(&human(), NewWorkspace { name: "mine".into() })
+        .create_workspace(
+            &human(),
+            NewWorkspace {
+                name: "mine".into(),
+            },
+        )
         .unwrap();
     for resume in [false, true] {
-        let err = copy(&a, &b, &CopyOptions { resume, ..Default::default() }).unwrap_err();
+        let err = copy(
+            &a,
+            &b,
+            &CopyOptions {
+                resume,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), "Validation", "{err}");
-        assert!(err.to_string().contains("table workspaces has 1 rows"), "{err}");
+        assert!(
+            err.to_string().contains("table workspaces has 1 rows"),
+            "{err}"
+        );
     }
     assert_eq!(b.store().list_workspaces().unwrap().len(), 1);
 }
@@ -365,8 +388,15 @@ fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
     };
     let err = copy(&a, &b, &small).unwrap_err();
     assert!(err.to_string().contains("b000030"), "{err}");
-    let partial = b.store().get_blocks(&a.store().get_block("b000000").unwrap().document_id).unwrap();
-    assert_eq!(partial.len(), 30, "the pages before the bad row are committed");
+    let partial = b
+        .store()
+        .get_blocks(&a.store().get_block("b000000").unwrap().document_id)
+        .unwrap();
+    assert_eq!(
+        partial.len(),
+        30,
+        "the pages before the bad row are committed"
+    );
     // Without resume: refused, and so is another source.
     let err = copy(&a, &b, &small).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
@@ -381,11 +411,22 @@ fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
         },
     )
     .unwrap_err();
-    assert!(err.to_string().contains("another") || err.to_string().contains("not from"), "{err}");
+    assert!(
+        err.to_string().contains("another") || err.to_string().contains("not from"),
+        "{err}"
+    );
     // Fixed at the source, the copy resumes and finishes.
     a.execute_sql("UPDATE blocks SET last_actor_kind = 'HUMAN' WHERE id = 'b000030'")
         .unwrap();
-    let report = copy(&a, &b, &CopyOptions { resume: true, ..small }).unwrap();
+    let report = copy(
+        &a,
+        &b,
+        &CopyOptions {
+            resume: true,
+            ..small
+        },
+    )
+    .unwrap();
     assert!(report.resumed);
     let blocks = report.tables.iter().find(|t| t.table == "blocks").unwrap();
     assert_eq!((blocks.rows, blocks.rows_this_run), (52, 22));
@@ -420,7 +461,10 @@ fn bad_row_stops_the_copy(from: &str, to: &str, sql: &str, table: &str, key: &st
         matches!(err.kind(), "Serialization" | "Validation"),
         "{err}"
     );
-    assert!(text.contains(&format!("{table} row")) && text.contains(key), "{text}");
+    assert!(
+        text.contains(&format!("{table} row")) && text.contains(key),
+        "{text}"
+    );
     let report = verify_stores(a.url(), b.url());
     // The source cannot be read in full either; the target's table is empty.
     assert!(report.is_err());
@@ -434,7 +478,11 @@ fn bad_row_stops_the_copy(from: &str, to: &str, sql: &str, table: &str, key: &st
                 .flat_map(|w| h.store().list_documents(&w.id).unwrap())
                 .map(|d| h.store().get_blocks(&d.id).unwrap().len())
                 .sum(),
-            "ai_jobs" => h.store().list_ai_jobs(AiJobListFilter::default()).unwrap().len(),
+            "ai_jobs" => h
+                .store()
+                .list_ai_jobs(AiJobListFilter::default())
+                .unwrap()
+                .len(),
             "workspaces" => h.store().list_workspaces().unwrap().len(),
             other => panic!("{other}"),
         }
@@ -520,7 +568,11 @@ fn a_second_copy_into_the_same_target_is_refused(from: &str, to: &str) {
         ..Default::default()
     };
     copy(&a, &b, &options).unwrap();
-    let err = second.lock().unwrap().take().expect("the second copy was refused");
+    let err = second
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the second copy was refused");
     assert_eq!(err.kind(), "Conflict", "{err}");
     assert!(err.to_string().contains("another copy"), "{err}");
     assert_identical(a.url(), b.url());
@@ -539,10 +591,19 @@ fn same_database_is_refused(from: &str, _to: &str) {
 fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
     const N: usize = 400;
     let (a, b) = copy_cases_for(from, to);
-    let ws = a.store().create_workspace(&human(), NewWorkspace { name: "w".into() }).unwrap();
+    let ws = a
+        .store()
+        .create_workspace(&human(), NewWorkspace { name: "w".into() })
+        .unwrap();
     let doc = a
         .store()
-        .create_document(&human(), NewDocument { workspace_id: ws.id, title: "d".into() })
+        .create_document(
+            &human(),
+            NewDocument {
+                workspace_id: ws.id,
+                title: "d".into(),
+            },
+        )
         .unwrap();
     let doc_id = doc.id.clone();
     let version = move |v: usize| -> Vec<NewBlock> {
@@ -557,7 +618,9 @@ fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
             })
             .collect()
     };
-    a.store().replace_blocks(&human(), &doc.id, version(0)).unwrap();
+    a.store()
+        .replace_blocks(&human(), &doc.id, version(0))
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (store, stop, doc_id) = (a.shared_store(), stop.clone(), doc.id.clone());
@@ -572,7 +635,14 @@ fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
         })
     };
     std::thread::sleep(Duration::from_millis(50));
-    let report = copy(&a, &b, &CopyOptions { batch_rows: 7, ..Default::default() });
+    let report = copy(
+        &a,
+        &b,
+        &CopyOptions {
+            batch_rows: 7,
+            ..Default::default()
+        },
+    );
     stop.store(true, Ordering::SeqCst);
     let versions = writer.join().unwrap();
     report.unwrap();
@@ -580,7 +650,10 @@ fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
     let blocks = b.store().get_blocks(&doc.id).unwrap();
     assert_eq!(blocks.len(), N);
     let v = &blocks[0].raw_content;
-    assert!(blocks.iter().all(|b| &b.raw_content == v), "blocks of several versions");
+    assert!(
+        blocks.iter().all(|b| &b.raw_content == v),
+        "blocks of several versions"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -589,14 +662,31 @@ fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
 const CHILD_FROM: &str = "HSK_COPY_CHILD_FROM";
 const CHILD_TO: &str = "HSK_COPY_CHILD_TO";
 
-/// The copier as a child process (the test binary again, this test only).
+/// The copier as a child process (the test binary again, this test only):
+/// prints a line per progress report, so the parent can kill it at a
+/// chosen page.
 #[test]
 #[ignore = "runs only as the child of an interrupted-copy test"]
 fn copy_child() {
     let from = std::env::var(CHILD_FROM).expect("run only as a child (HSK_COPY_CHILD_FROM unset)");
     let to = std::env::var(CHILD_TO).expect(CHILD_TO);
-    let _ = copy_store(&from, &to, &kill_options());
+    let options = CopyOptions {
+        progress: Some(Arc::new(|p| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{PROGRESS} {} {}/{}",
+                p.table, p.rows_done, p.rows_total
+            );
+            let _ = out.flush();
+        })),
+        ..kill_options()
+    };
+    let _ = copy_store(&from, &to, &options);
 }
+
+const PROGRESS: &str = "HSK-COPY-PROGRESS";
 
 fn kill_options() -> CopyOptions {
     CopyOptions {
@@ -631,29 +721,66 @@ fn random_below(n: u64) -> u64 {
 }
 
 fn sigkill_at_five_points_then_resume(from: &str, to: &str) {
+    use std::io::BufRead;
     let (a, b) = copy_cases_for(from, to);
     seed_for_interruption(a.store());
     for round in 0..5 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["copy_child", "--exact", "--ignored", "--test-threads=1", "-q"])
+            .args([
+                "copy_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_FROM, a.url())
             .env(CHILD_TO, b.url())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let delay = 100 + random_below(1500);
-        std::thread::sleep(Duration::from_millis(delay));
+        // Kill after a random number of progress reports (pages), then a
+        // random pause: inside the next page's read, write or commit.
+        let reports = 1 + random_below(4);
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        while seen < reports {
+            match lines.next() {
+                Some(line) if line.as_ref().unwrap().contains(PROGRESS) => seen += 1,
+                Some(_) => {}
+                None => panic!("the child copier ended before it was killed"),
+            }
+        }
+        let pause = random_below(30);
+        std::thread::sleep(Duration::from_millis(pause));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        eprintln!("round {round}: killed after {delay} ms ({status})");
+        assert!(
+            !status.success(),
+            "round {round}: the copy finished before the kill"
+        );
+        eprintln!("round {round}: killed after {reports} pages + {pause} ms");
     }
     let report = resume_to_the_end(a.url(), b.url());
+    assert!(report.resumed);
     assert!(report.verify.identical);
     assert_identical(a.url(), b.url());
 }
 
+/// Ends every PostgreSQL connection whose application_name is `tag`.
+#[cfg(feature = "postgres")]
+fn terminate(admin_url: &str, tag: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(admin_url).unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{tag}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+}
+
 /// Terminates the copier's PostgreSQL connections (found by their
 /// application_name) at random points; each rerun resumes.
+#[cfg(feature = "postgres")]
 fn terminated_connections_then_resume(from: &str, to: &str) {
     let (a, b) = copy_cases_for(from, to);
     seed_for_interruption(a.store());
@@ -668,26 +795,37 @@ fn terminated_connections_then_resume(from: &str, to: &str) {
         }
     };
     let (from_url, to_url) = (with_tag(a.url()), with_tag(b.url()));
-    let admin = if to == "postgres" { &b } else { &a };
+    let admin = if to == "postgres" { b.url() } else { a.url() }.to_string();
     let mut failures = 0;
     for _ in 0..5 {
-        let (f, t) = (from_url.clone(), to_url.clone());
-        let copier = std::thread::spawn(move || copy_store(&f, &t, &kill_options()));
-        std::thread::sleep(Duration::from_millis(50 + random_below(1200)));
-        admin
-            .execute_sql(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = '{tag}'"
-            ))
-            .unwrap();
-        if let Err(e) = copier.join().unwrap() {
-            failures += 1;
-            eprintln!("interrupted: {e}");
-            assert!(!e.to_string().contains("postgres:postgres@"), "{e}");
+        // Terminate after a random number of pages and a random pause.
+        let at_report = 1 + random_below(4);
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (admin, tag) = (admin.clone(), tag.clone());
+        let options = CopyOptions {
+            progress: Some(Arc::new(move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) + 1 == at_report {
+                    let (admin, tag) = (admin.clone(), tag.clone());
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(random_below(30)));
+                        terminate(&admin, &tag);
+                    });
+                }
+            })),
+            ..kill_options()
+        };
+        match copy_store(&from_url, &to_url, &options) {
+            Err(e) => {
+                failures += 1;
+                eprintln!("interrupted: {e}");
+                assert!(!e.to_string().contains("postgres:postgres@"), "{e}");
+            }
+            Ok(_) => panic!("the copy finished before its connections were terminated"),
         }
     }
-    eprintln!("{failures} of 5 copies interrupted");
+    assert_eq!(failures, 5);
     let report = resume_to_the_end(&from_url, &to_url);
+    assert!(report.resumed);
     assert!(report.verify.identical);
     assert_identical(a.url(), b.url());
 }

@@ -33,7 +33,13 @@ fn seeded(backend: &str) -> handshake_storage::conformance::Harness {
         .unwrap();
     let doc = h
         .store()
-        .create_document(&ctx, NewDocument { workspace_id: ws.id, title: "d".into() })
+        .create_document(
+            &ctx,
+            NewDocument {
+                workspace_id: ws.id,
+                title: "d".into(),
+            },
+        )
         .unwrap();
     let blocks = (0..50)
         .map(|k| NewBlock {
@@ -54,10 +60,21 @@ fn copy_then_verify_on_sqlite_files() {
     let a = seeded("sqlite");
     let dir = tempfile::tempdir().unwrap();
     let target = format!("sqlite://{}", dir.path().join("new/target.db").display());
-    let out = hsk(&["copy", "--from", a.url(), "--to", &target, "--batch-rows", "7"]);
+    let out = hsk(&[
+        "copy",
+        "--from",
+        a.url(),
+        "--to",
+        &target,
+        "--batch-rows",
+        "7",
+    ]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.contains("blocks") && shown.contains("match"), "{shown}");
+    assert!(
+        shown.contains("blocks") && shown.contains("match"),
+        "{shown}"
+    );
     assert!(shown.contains("verified identical"), "{shown}");
     let out = hsk(&["verify", "--from", a.url(), "--to", &target]);
     assert!(out.status.success(), "{}", text(&out));
@@ -77,7 +94,10 @@ fn copy_then_verify_on_sqlite_files() {
     let out = hsk(&["verify", "--from", a.url(), "--to", &target]);
     let shown = text(&out);
     assert!(!out.status.success(), "{shown}");
-    assert!(shown.contains("blocks") && shown.contains("blk-017"), "{shown}");
+    assert!(
+        shown.contains("blocks") && shown.contains("blk-017"),
+        "{shown}"
+    );
 
     // A second copy into the now non-empty target: one line, non-zero.
     let out = hsk(&["copy", "--from", a.url(), "--to", &target]);
@@ -111,5 +131,8 @@ fn copy_to_postgres_and_back_never_prints_the_password() {
     let out = hsk(&["copy", "--from", a.url(), "--to", &pg_url]);
     assert!(!out.status.success());
     let shown = text(&out);
-    assert!(shown.contains("not empty") && !shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("not empty") && !shown.contains("hunter2"),
+        "{shown}"
+    );
 }

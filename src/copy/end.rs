@@ -7,8 +7,8 @@
 
 mod copy_end {
     use super::*;
-    use crate::copy::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
     use crate::copy::Table as CopyTable;
+    use crate::copy::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
     use crate::copy::{IndexedRef, WriteRecords};
 
     diesel::table! {
@@ -125,16 +125,23 @@ mod copy_end {
                             .into_domain()
                             .map(Record::$variant)
                             .map_err(|e| at_row(table, &key.to_string(), e))?;
-                        record.check().map_err(|e| at_row(table, &key.to_string(), e))?;
+                        record
+                            .check()
+                            .map_err(|e| at_row(table, &key.to_string(), e))?;
                         Ok(record)
                     })
                     .collect::<StorageResult<Vec<Record>>>(),
-                Err(page_err) => {
-                    let mut keys = $table::table.select($table::id).order($table::id).limit($limit).into_boxed();
+                Err(page_err @ diesel::result::Error::DeserializationError(_)) => {
+                    let mut keys = $table::table
+                        .select($table::id)
+                        .order($table::id)
+                        .limit($limit)
+                        .into_boxed();
                     if let Some(after) = $after {
                         keys = keys.filter($table::id.gt($key_value(after)?));
                     }
-                    let after_text = $after.map_or("the start".to_string(), |k: &Key| k.to_string());
+                    let after_text =
+                        $after.map_or("the start".to_string(), |k: &Key| k.to_string());
                     let keys: Vec<$key_ty> = keys.load($conn).map_err(|e| {
                         at_row(table, &format!("after {after_text}"), map_err(e, what))
                     })?;
@@ -147,8 +154,13 @@ mod copy_end {
                             return Err(at_row(table, &format!("{key:?}"), map_err(e, what)));
                         }
                     }
-                    Err(at_row(table, &format!("after {after_text}"), map_err(page_err, what)))
+                    Err(at_row(
+                        table,
+                        &format!("after {after_text}"),
+                        map_err(page_err, what),
+                    ))
                 }
+                Err(other) => Err(map_err(other, what)),
             }
         }};
     }
@@ -156,21 +168,125 @@ mod copy_end {
     struct Snap<'c>(&'c mut Conn);
 
     impl Snapshot for Snap<'_> {
-        fn page(&mut self, table: CopyTable, after: Option<&Key>, limit: usize) -> StorageResult<Vec<Record>> {
+        fn page(
+            &mut self,
+            table: CopyTable,
+            after: Option<&Key>,
+            limit: usize,
+        ) -> StorageResult<Vec<Record>> {
             let conn = &mut *self.0;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let text_key = |k: &Key| -> StorageResult<String> { Ok(k.id.clone()) };
             let uuid_of = |k: &Key| uuid_key(table, k);
             match table {
-                CopyTable::Workspaces => page_by_id!(conn, table, workspaces, WorkspaceRow, Workspace, after, limit, String, |r: &WorkspaceRow| Key::id(&r.id), text_key),
-                CopyTable::Documents => page_by_id!(conn, table, documents, DocumentRow, Document, after, limit, String, |r: &DocumentRow| Key::id(&r.id), text_key),
-                CopyTable::Blocks => page_by_id!(conn, table, blocks, BlockRow, Block, after, limit, String, |r: &BlockRow| Key::id(&r.id), text_key),
-                CopyTable::Canvases => page_by_id!(conn, table, canvases, CanvasRow, Canvas, after, limit, String, |r: &CanvasRow| Key::id(&r.id), text_key),
-                CopyTable::CanvasNodes => page_by_id!(conn, table, canvas_nodes, NodeRow, Node, after, limit, String, |r: &NodeRow| Key::id(&r.id), text_key),
-                CopyTable::CanvasEdges => page_by_id!(conn, table, canvas_edges, EdgeRow, Edge, after, limit, String, |r: &EdgeRow| Key::id(&r.id), text_key),
-                CopyTable::AiJobs => page_by_id!(conn, table, ai_jobs, AiJobRow, Job, after, limit, DbUuid, |r: &AiJobRow| Key::uuid(r.id.0), uuid_of),
-                CopyTable::WorkflowRuns => page_by_id!(conn, table, workflow_runs, RunRow, Run, after, limit, DbUuid, |r: &RunRow| Key::uuid(r.id.0), uuid_of),
-                CopyTable::WorkflowNodeExecutions => page_by_id!(conn, table, workflow_node_executions, ExecutionRow, Execution, after, limit, DbUuid, |r: &ExecutionRow| Key::uuid(r.id.0), uuid_of),
+                CopyTable::Workspaces => page_by_id!(
+                    conn,
+                    table,
+                    workspaces,
+                    WorkspaceRow,
+                    Workspace,
+                    after,
+                    limit,
+                    String,
+                    |r: &WorkspaceRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Documents => page_by_id!(
+                    conn,
+                    table,
+                    documents,
+                    DocumentRow,
+                    Document,
+                    after,
+                    limit,
+                    String,
+                    |r: &DocumentRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Blocks => page_by_id!(
+                    conn,
+                    table,
+                    blocks,
+                    BlockRow,
+                    Block,
+                    after,
+                    limit,
+                    String,
+                    |r: &BlockRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Canvases => page_by_id!(
+                    conn,
+                    table,
+                    canvases,
+                    CanvasRow,
+                    Canvas,
+                    after,
+                    limit,
+                    String,
+                    |r: &CanvasRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::CanvasNodes => page_by_id!(
+                    conn,
+                    table,
+                    canvas_nodes,
+                    NodeRow,
+                    Node,
+                    after,
+                    limit,
+                    String,
+                    |r: &NodeRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::CanvasEdges => page_by_id!(
+                    conn,
+                    table,
+                    canvas_edges,
+                    EdgeRow,
+                    Edge,
+                    after,
+                    limit,
+                    String,
+                    |r: &EdgeRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::AiJobs => page_by_id!(
+                    conn,
+                    table,
+                    ai_jobs,
+                    AiJobRow,
+                    Job,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &AiJobRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
+                CopyTable::WorkflowRuns => page_by_id!(
+                    conn,
+                    table,
+                    workflow_runs,
+                    RunRow,
+                    Run,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &RunRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
+                CopyTable::WorkflowNodeExecutions => page_by_id!(
+                    conn,
+                    table,
+                    workflow_node_executions,
+                    ExecutionRow,
+                    Execution,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &ExecutionRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
                 CopyTable::AiJobEntityRefs => {
                     use ai_job_entity_refs::dsl as r;
                     let mut query = r::ai_job_entity_refs
@@ -181,15 +297,25 @@ mod copy_end {
                     if let Some(after) = after {
                         let job = uuid_key(table, after)?;
                         let pos = after.pos.unwrap_or(i64::MIN);
-                        query = query.filter(r::job_id.gt(job).or(r::job_id.eq(job).and(r::position.gt(pos))));
+                        query = query.filter(
+                            r::job_id
+                                .gt(job)
+                                .or(r::job_id.eq(job).and(r::position.gt(pos))),
+                        );
                     }
-                    let rows: Vec<(DbUuid, i64, String, String)> = query
-                        .load(conn)
-                        .map_err(|e| map_err(e, table.name()))?;
+                    let rows: Vec<(DbUuid, i64, String, String)> =
+                        query.load(conn).map_err(|e| map_err(e, table.name()))?;
                     rows.into_iter()
                         .map(|(job_id, position, entity_id, entity_kind)| {
-                            let record = Record::Ref(IndexedRef { job_id: job_id.0, position, entity_id, entity_kind });
-                            record.check().map_err(|e| at_row(table, &record.key().to_string(), e))?;
+                            let record = Record::Ref(IndexedRef {
+                                job_id: job_id.0,
+                                position,
+                                entity_id,
+                                entity_kind,
+                            });
+                            record
+                                .check()
+                                .map_err(|e| at_row(table, &record.key().to_string(), e))?;
                             Ok(record)
                         })
                         .collect()
@@ -239,12 +365,20 @@ mod copy_end {
     }
 
     impl CopyEnd for Store {
-        fn snapshot(&self, f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>) -> StorageResult<()> {
+        fn snapshot(
+            &self,
+            f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>,
+        ) -> StorageResult<()> {
             let mut conn = self.conn()?;
             read_tx(&mut conn, |c| f(&mut Snap(c)))
         }
 
-        fn write_batch(&self, table: CopyTable, records: &[Record], progress: &[Checkpoint]) -> StorageResult<()> {
+        fn write_batch(
+            &self,
+            table: CopyTable,
+            records: &[Record],
+            progress: &[Checkpoint],
+        ) -> StorageResult<()> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
                 if !records.is_empty() {
@@ -264,10 +398,14 @@ mod copy_end {
         fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>> {
             let mut conn = self.conn()?;
             let exists = match BACKEND {
-                Backend::Sqlite => "SELECT COUNT(*) AS n FROM sqlite_master \
-                     WHERE type = 'table' AND name = 'hsk_copy_checkpoint'",
-                Backend::Postgres => "SELECT COUNT(*) AS n FROM information_schema.tables \
-                     WHERE table_schema = current_schema() AND table_name = 'hsk_copy_checkpoint'",
+                Backend::Sqlite => {
+                    "SELECT COUNT(*) AS n FROM sqlite_master \
+                     WHERE type = 'table' AND name = 'hsk_copy_checkpoint'"
+                }
+                Backend::Postgres => {
+                    "SELECT COUNT(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = 'hsk_copy_checkpoint'"
+                }
             };
             let found: Found = diesel::sql_query(exists)
                 .get_result(&mut *conn)

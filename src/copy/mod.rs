@@ -207,8 +207,12 @@ pub(crate) type CopyLock = Box<dyn std::any::Any>;
 pub(crate) trait Snapshot {
     /// Up to `limit` rows of `table` after `after`, in key order, decoded
     /// and checked.
-    fn page(&mut self, table: Table, after: Option<&Key>, limit: usize)
-        -> StorageResult<Vec<Record>>;
+    fn page(
+        &mut self,
+        table: Table,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> StorageResult<Vec<Record>>;
     fn count(&mut self, table: Table) -> StorageResult<u64>;
 }
 

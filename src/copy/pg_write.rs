@@ -16,13 +16,21 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// The binary COPY stream of `records`: header, one tuple per record,
 /// trailer.
-fn encode(records: &[Record]) -> StorageResult<Vec<u8>> {
+fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
     let mut out = Vec::with_capacity(records.len() * 256);
     out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     out.extend_from_slice(&0i32.to_be_bytes()); // flags
     out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     for record in records {
         let cells = record.cells()?;
+        if cells.len() != table.columns().len() {
+            return Err(StorageError::Serialization(format!(
+                "a {} row has {} values for {} columns",
+                table.name(),
+                cells.len(),
+                table.columns().len()
+            )));
+        }
         out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
         for cell in cells {
             field(&mut out, cell)?;
@@ -79,7 +87,7 @@ fn variable(
 
 impl WriteRecords for PgConnection {
     fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
-        let data = encode(records)?;
+        let data = encode(table, records)?;
         let send = |w: &mut dyn std::io::Write| {
             w.write_all(&data)
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))

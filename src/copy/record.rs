@@ -410,7 +410,11 @@ impl Record {
         fn opt<'a, T>(value: &'a Option<T>, f: impl FnOnce(&'a T) -> Cell<'a>) -> Cell<'a> {
             value.as_ref().map_or(Null, f)
         }
-        fn stamp<'a>(created: &DateTime<Utc>, updated: &DateTime<Utc>, p: &'a Provenance) -> [Cell<'a>; 7] {
+        fn stamp<'a>(
+            created: &DateTime<Utc>,
+            updated: &DateTime<Utc>,
+            p: &'a Provenance,
+        ) -> [Cell<'a>; 7] {
             [
                 Time(*created),
                 Time(*updated),

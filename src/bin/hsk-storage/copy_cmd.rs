@@ -18,10 +18,9 @@ pub fn copy(from: &str, to: &str, resume: bool, batch_rows: usize) -> StorageRes
         if resume { " (resume)" } else { "" }
     );
     let bars: Arc<Mutex<HashMap<&'static str, ProgressBar>>> = Default::default();
-    let style = ProgressStyle::with_template(
-        "{msg:26} {bar:30} {pos:>9}/{len:9} {per_sec:>14} ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{msg:26} {bar:30} {pos:>9}/{len:9} {per_sec:>14} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let options = CopyOptions {
         resume,
         batch_rows,
@@ -79,10 +78,7 @@ pub fn verify(a: &str, b: &str) -> StorageResult<ExitCode> {
 }
 
 fn print_table(report: &VerifyReport) {
-    println!(
-        "{:26} {:>10} {:>10}  {}",
-        "table", "source", "target", "digest"
-    );
+    println!("{:26} {:>10} {:>10}  digest", "table", "source", "target");
     for t in &report.tables {
         let verdict = if t.matches() {
             "match".to_string()
@@ -92,6 +88,9 @@ fn print_table(report: &VerifyReport) {
                 None => "DIFFERS".to_string(),
             }
         };
-        println!("{:26} {:>10} {:>10}  {verdict}", t.table, t.rows_a, t.rows_b);
+        println!(
+            "{:26} {:>10} {:>10}  {verdict}",
+            t.table, t.rows_a, t.rows_b
+        );
     }
 }
