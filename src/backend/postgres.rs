@@ -112,10 +112,15 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
         init_tls();
+        // The loss count from before the connection exists: a server killed
+        // while it is being set up (its process already started) counts a
+        // loss that this connection must not be taken to have seen, or it
+        // would be handed out unchecked and fail a second call in a row.
+        let losses_seen = self.losses.load(Ordering::SeqCst);
         let mut conn = self.inner.connect()?;
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
-            losses_seen: self.losses.load(Ordering::SeqCst),
+            losses_seen,
             passed_on: diesel::connection::get_default_instrumentation(),
         });
         Ok(conn)
