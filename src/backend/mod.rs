@@ -17,10 +17,10 @@ use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{one_line, StorageError, StorageResult};
 use crate::storage::Storage;
 
-/// What the conformance harness needs beyond the public API. Crate-private:
-/// callers only ever see `dyn Storage`.
+/// What the conformance harness and the copier need beyond the public API.
+/// Crate-private: callers only ever see `dyn Storage`.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-pub(crate) trait Maintenance: Storage {
+pub(crate) trait Maintenance: Storage + crate::copy::CopyEnd {
     fn revert_all_migrations(&self) -> StorageResult<usize>;
     fn revert_last_migration(&self) -> StorageResult<()>;
     fn columns(&self) -> StorageResult<Vec<ColumnInfo>>;
@@ -67,24 +67,6 @@ pub(crate) fn open_baseline(
         }
         #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::open_baseline(&url, config)?)),
-        #[allow(unreachable_patterns)]
-        other => Err(missing_feature(&other)),
-    }
-}
-
-/// A store as the copier's source or target (`crate::copy`).
-pub(crate) fn open_copy_end(
-    url: &str,
-    config: &StorageConfig,
-) -> StorageResult<Box<dyn crate::copy::CopyEnd>> {
-    config.validate()?;
-    match DatabaseUrl::parse(url)? {
-        #[cfg(feature = "sqlite")]
-        target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
-            Ok(Box::new(sqlite::open(&target, config)?))
-        }
-        #[cfg(feature = "postgres")]
-        DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::open(&url, config)?)),
         #[allow(unreachable_patterns)]
         other => Err(missing_feature(&other)),
     }

@@ -43,6 +43,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::backend::Maintenance;
 use crate::config::{redact_url, DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::storage::Storage;
@@ -663,11 +664,11 @@ impl Pager {
 // ---------------------------------------------------------------------------
 // Helpers
 
-fn open_end(url: &str, run_migrations: bool) -> StorageResult<Box<dyn CopyEnd>> {
+fn open_end(url: &str, run_migrations: bool) -> StorageResult<Arc<dyn Maintenance>> {
     let config = StorageConfig::default()
         .pool_size(4)
         .run_migrations(run_migrations);
-    crate::backend::open_copy_end(url, &config)
+    crate::backend::open_maintained(url, &config)
 }
 
 /// A name for the database a URL names, the same for two URLs that name

@@ -294,65 +294,66 @@ impl Record {
             }
             Ok(())
         }
-        fn provenance(p: &Provenance) -> StorageResult<()> {
+        /// What every content row has: id, times, provenance.
+        fn content(
+            key: &str,
+            created_at: &DateTime<Utc>,
+            updated_at: &DateTime<Utc>,
+            p: &Provenance,
+        ) -> StorageResult<()> {
+            id("id", key)?;
+            time("created_at", created_at)?;
+            time("updated_at", updated_at)?;
             opt_text("last_actor_id", &p.actor_id)
         }
         match self {
             Record::Workspace(r) => {
-                id("id", &r.id)?;
-                text("name", &r.name)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
+                text("name", &r.name)
             }
-            Record::Document(r) => {
-                id("id", &r.id)?;
-                id("workspace_id", &r.workspace_id)?;
-                text("title", &r.title)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
-            }
-            Record::Canvas(r) => {
-                id("id", &r.id)?;
-                id("workspace_id", &r.workspace_id)?;
-                text("title", &r.title)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
+            Record::Document(Document {
+                id: key,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance: p,
+            })
+            | Record::Canvas(Canvas {
+                id: key,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance: p,
+            }) => {
+                content(key, created_at, updated_at, p)?;
+                id("workspace_id", workspace_id)?;
+                text("title", title)
             }
             Record::Block(r) => {
-                id("id", &r.id)?;
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
                 id("document_id", &r.document_id)?;
                 text("kind", &r.kind)?;
                 text("raw_content", &r.raw_content)?;
                 text("display_content", &r.display_content)?;
                 json("derived_content", &r.derived_content)?;
-                opt_text("sensitivity", &r.sensitivity)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
+                opt_text("sensitivity", &r.sensitivity)
             }
             Record::Node(r) => {
-                id("id", &r.id)?;
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
                 id("canvas_id", &r.canvas_id)?;
                 text("kind", &r.kind)?;
                 finite("position_x", r.position_x)?;
                 finite("position_y", r.position_y)?;
-                json("data", &r.data)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
+                json("data", &r.data)
             }
             Record::Edge(r) => {
-                id("id", &r.id)?;
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
                 id("canvas_id", &r.canvas_id)?;
                 id("from_node_id", &r.from_node_id)?;
                 id("to_node_id", &r.to_node_id)?;
-                text("kind", &r.kind)?;
-                time("created_at", &r.created_at)?;
-                time("updated_at", &r.updated_at)?;
-                provenance(&r.provenance)
+                text("kind", &r.kind)
             }
             Record::Job(r) => {
                 opt_text("error_message", &r.error_message)?;
@@ -436,14 +437,24 @@ impl Record {
                 c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
                 c
             }
-            Record::Document(r) => {
-                let mut c = vec![Text(&r.id), Text(&r.workspace_id), Text(&r.title)];
-                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
-                c
-            }
-            Record::Canvas(r) => {
-                let mut c = vec![Text(&r.id), Text(&r.workspace_id), Text(&r.title)];
-                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
+            Record::Document(Document {
+                id,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance,
+            })
+            | Record::Canvas(Canvas {
+                id,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance,
+            }) => {
+                let mut c = vec![Text(id), Text(workspace_id), Text(title)];
+                c.extend(stamp(created_at, updated_at, provenance));
                 c
             }
             Record::Block(r) => {
