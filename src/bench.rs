@@ -897,3 +897,16 @@ fn json_bytes(value: &serde_json::Value) -> usize {
         _ => 0,
     }
 }
+
+/// Live heap bytes now, counted by [`CountingAllocator`], and the peak is
+/// reset to it: the start of a measurement of [`heap_peak_since`].
+pub fn heap_mark() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// Peak heap growth since `mark` (from [`heap_mark`]).
+pub fn heap_peak_since(mark: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(mark)
+}
