@@ -11,7 +11,8 @@
 
 use std::time::Instant;
 
-use handshake_storage::bench::{self, block, workspace_job};
+use handshake_storage::bench;
+use handshake_storage::conformance::fixtures::{ordinary_block, workspace_job};
 use handshake_storage::conformance::TestTarget;
 use handshake_storage::copy::{copy_store, CopyOptions};
 use handshake_storage::*;
@@ -43,7 +44,7 @@ fn seed(url: &str, jobs: usize) -> StorageResult<usize> {
         store.replace_blocks(
             &ctx,
             &doc.id,
-            (0..n as i64).map(|i| block(&doc.id, i)).collect(),
+            (0..n as i64).map(|i| ordinary_block(&doc.id, i)).collect(),
         )?;
     }
     let nodes = jobs / 100;

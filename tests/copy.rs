@@ -458,7 +458,10 @@ fn bad_row_stops_the_copy(from: &str, to: &str, sql: &str, table: &str, key: &st
     let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err.kind().to_string().as_str(), "Serialization" | "Validation"),
+        matches!(
+            err.kind().to_string().as_str(),
+            "Serialization" | "Validation"
+        ),
         "{err}"
     );
     assert!(

@@ -1,6 +1,6 @@
 //! The benchmarks' baseline: the store's hot paths written by hand as raw
 //! SQL through the same driver, for `crate::bench` to measure the store
-//! against. Like `store.rs`, this file is written once and compiled per
+//! against (the trait is `seeding::Baseline`). Like `store.rs`, this file is written once and compiled per
 //! backend (`#[path]` from `sqlite.rs` and `postgres.rs`), so the SQL text
 //! is the same on both; `?` marks a bind parameter (`$n` on PostgreSQL).
 //!
@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::schema::ai_jobs;
 use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, MAX_BIND_PARAMS};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
-use crate::backend::map_err;
-use crate::bench::Baseline;
+use crate::backend::from_diesel;
+use crate::backend::seeding::Baseline;
 use crate::error::{StorageError, StorageResult};
 use crate::types::*;
 
@@ -239,7 +239,7 @@ fn insert_rows(
         );
         raw::<()>(&sql, chunk.into_iter().flatten().collect())
             .execute(conn)
-            .map_err(|e| map_err(e, table))?;
+            .map_err(|e| from_diesel(e, table))?;
     }
     Ok(())
 }
@@ -306,7 +306,7 @@ impl Baseline for RawSql {
         raw::<()>(&sql, block_args(&block.document_id, block, now()))
             .execute(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "block"))
+            .map_err(|e| from_diesel(e, "block"))
     }
 
     fn get_block(&self, id: &str) -> StorageResult<()> {
@@ -314,7 +314,7 @@ impl Baseline for RawSql {
         raw::<BlockSql>(&sql, vec![Arg::Text(id.into())])
             .get_result::<BlockTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "block"))
+            .map_err(|e| from_diesel(e, "block"))
     }
 
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()> {
@@ -329,7 +329,7 @@ impl Baseline for RawSql {
         raw::<BlockSql>(&sql, args)
             .get_result::<BlockTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "block"))
+            .map_err(|e| from_diesel(e, "block"))
     }
 
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid> {
@@ -365,7 +365,7 @@ impl Baseline for RawSql {
         // One INSERT, like the store: the trigger fills ai_job_entity_refs.
         raw::<()>(&job_sql, job_args)
             .execute(&mut *self.conn()?)
-            .map_err(|e| map_err(e, "ai job"))?;
+            .map_err(|e| from_diesel(e, "ai job"))?;
         Ok(id)
     }
 
@@ -383,14 +383,14 @@ impl Baseline for RawSql {
         raw::<JobSql>(&sql, args)
             .get_result::<JobTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "ai job"))
+            .map_err(|e| from_diesel(e, "ai job"))
     }
 
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE id = ?");
         let rows: Vec<JobTuple> = raw::<JobSql>(&sql, vec![Arg::Uuid(DbUuid(id))])
             .load(&mut *self.conn()?)
-            .map_err(|e| map_err(e, "ai job"))?;
+            .map_err(|e| from_diesel(e, "ai job"))?;
         if rows.is_empty() {
             return Err(StorageError::not_found("ai job", id));
         }
@@ -412,13 +412,13 @@ impl Baseline for RawSql {
         write_tx(&mut *self.conn()?, |conn| {
             raw::<()>(&stamp_sql, stamp)
                 .execute(conn)
-                .map_err(|e| map_err(e, "document"))?;
+                .map_err(|e| from_diesel(e, "document"))?;
             raw::<()>(
                 "DELETE FROM blocks WHERE document_id = ?",
                 vec![Arg::Text(document_id.into())],
             )
             .execute(conn)
-            .map_err(|e| map_err(e, "blocks"))?;
+            .map_err(|e| from_diesel(e, "blocks"))?;
             insert_rows(conn, "blocks", BLOCK_COLUMNS, 16, rows)
         })
     }
@@ -430,7 +430,7 @@ impl Baseline for RawSql {
         raw::<BlockSql>(&sql, vec![Arg::Text(document_id.into())])
             .load::<BlockTuple>(&mut *self.conn()?)
             .map(|rows| rows.len())
-            .map_err(|e| map_err(e, "blocks"))
+            .map_err(|e| from_diesel(e, "blocks"))
     }
 
     fn update_canvas_graph(
@@ -483,14 +483,14 @@ impl Baseline for RawSql {
         write_tx(&mut *self.conn()?, |conn| {
             raw::<()>(&stamp_sql, stamp)
                 .execute(conn)
-                .map_err(|e| map_err(e, "canvas"))?;
+                .map_err(|e| from_diesel(e, "canvas"))?;
             for table in ["canvas_edges", "canvas_nodes"] {
                 raw::<()>(
                     &format!("DELETE FROM {table} WHERE canvas_id = ?"),
                     vec![Arg::Text(canvas_id.into())],
                 )
                 .execute(conn)
-                .map_err(|e| map_err(e, table))?;
+                .map_err(|e| from_diesel(e, table))?;
             }
             insert_rows(conn, "canvas_nodes", NODE_COLUMNS, 13, node_rows)?;
             insert_rows(conn, "canvas_edges", EDGE_COLUMNS, 12, edge_rows)
@@ -505,19 +505,19 @@ impl Baseline for RawSql {
                 id(),
             )
             .get_result::<CanvasTuple>(conn)
-            .map_err(|e| map_err(e, "canvas"))?;
+            .map_err(|e| from_diesel(e, "canvas"))?;
             let nodes = raw::<NodeSql>(
                 &format!("SELECT {NODE_COLUMNS} FROM canvas_nodes WHERE canvas_id = ? ORDER BY id"),
                 id(),
             )
             .load::<NodeTuple>(conn)
-            .map_err(|e| map_err(e, "canvas nodes"))?;
+            .map_err(|e| from_diesel(e, "canvas nodes"))?;
             let edges = raw::<EdgeSql>(
                 &format!("SELECT {EDGE_COLUMNS} FROM canvas_edges WHERE canvas_id = ? ORDER BY id"),
                 id(),
             )
             .load::<EdgeTuple>(conn)
-            .map_err(|e| map_err(e, "canvas edges"))?;
+            .map_err(|e| from_diesel(e, "canvas edges"))?;
             Ok(nodes.len() + edges.len())
         })
     }
@@ -556,7 +556,7 @@ impl Baseline for RawSql {
         raw::<JobSql>(&sql, args)
             .load::<JobTuple>(&mut *self.conn()?)
             .map(|jobs| jobs.len())
-            .map_err(|e| map_err(e, "ai jobs"))
+            .map_err(|e| from_diesel(e, "ai jobs"))
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize> {
@@ -576,7 +576,7 @@ impl Baseline for RawSql {
         )
         .load::<RunTuple>(&mut *self.conn()?)
         .map(|rows| rows.len())
-        .map_err(|e| map_err(e, "workflow runs"))
+        .map_err(|e| from_diesel(e, "workflow runs"))
     }
 
     fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64> {
@@ -591,7 +591,7 @@ impl Baseline for RawSql {
             ],
         )
         .load(&mut *self.conn()?)
-        .map_err(|e| map_err(e, "ai jobs"))?;
+        .map_err(|e| from_diesel(e, "ai jobs"))?;
         Ok(counts.iter().map(|(_, n)| *n as u64).sum())
     }
 }

@@ -143,7 +143,7 @@ mod copy_end {
                     let after_text =
                         $after.map_or("the start".to_string(), |k: &Key| k.to_string());
                     let keys: Vec<$key_ty> = keys.load($conn).map_err(|e| {
-                        at_row(table, &format!("after {after_text}"), map_err(e, what))
+                        at_row(table, &format!("after {after_text}"), from_diesel(e, what))
                     })?;
                     for key in keys {
                         if let Err(e) = $table::table
@@ -151,16 +151,16 @@ mod copy_end {
                             .select(<$row>::as_select())
                             .first::<$row>($conn)
                         {
-                            return Err(at_row(table, &format!("{key:?}"), map_err(e, what)));
+                            return Err(at_row(table, &format!("{key:?}"), from_diesel(e, what)));
                         }
                     }
                     Err(at_row(
                         table,
                         &format!("after {after_text}"),
-                        map_err(page_err, what),
+                        from_diesel(page_err, what),
                     ))
                 }
-                Err(other) => Err(map_err(other, what)),
+                Err(other) => Err(from_diesel(other, what)),
             }
         }};
     }
@@ -304,7 +304,7 @@ mod copy_end {
                         );
                     }
                     let rows: Vec<(DbUuid, i64, String, String)> =
-                        query.load(conn).map_err(|e| map_err(e, table.name()))?;
+                        query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
                     rows.into_iter()
                         .map(|(job_id, position, entity_id, entity_kind)| {
                             let record = Record::Ref(IndexedRef {
@@ -342,7 +342,7 @@ mod copy_end {
                 CopyTable::WorkflowRuns => count!(workflow_runs),
                 CopyTable::WorkflowNodeExecutions => count!(workflow_node_executions),
             }
-            .map_err(|e| map_err(e, table.name()))?;
+            .map_err(|e| from_diesel(e, table.name()))?;
             Ok(u64::try_from(n).unwrap_or(0))
         }
     }
@@ -389,7 +389,7 @@ mod copy_end {
                     diesel::update(hsk_copy_checkpoint::table.find(&row.table_name))
                         .set(&row)
                         .execute(c)
-                        .map_err(|e| map_err(e, "copy checkpoint"))?;
+                        .map_err(|e| from_diesel(e, "copy checkpoint"))?;
                 }
                 Ok(())
             })
@@ -409,14 +409,14 @@ mod copy_end {
             };
             let found: Found = diesel::sql_query(exists)
                 .get_result(&mut *conn)
-                .map_err(|e| map_err(e, "copy checkpoint"))?;
+                .map_err(|e| from_diesel(e, "copy checkpoint"))?;
             if found.n == 0 {
                 return Ok(None);
             }
             let rows: Vec<CheckpointRow> = hsk_copy_checkpoint::table
                 .select(CheckpointRow::as_select())
                 .load(&mut *conn)
-                .map_err(|e| map_err(e, "copy checkpoint"))?;
+                .map_err(|e| from_diesel(e, "copy checkpoint"))?;
             rows.into_iter()
                 .map(CheckpointRow::into_checkpoint)
                 .collect::<StorageResult<_>>()
@@ -428,12 +428,12 @@ mod copy_end {
             write_tx(&mut conn, |c| {
                 diesel::sql_query(CREATE_CHECKPOINT)
                     .execute(c)
-                    .map_err(|e| map_err(e, "copy checkpoint"))?;
+                    .map_err(|e| from_diesel(e, "copy checkpoint"))?;
                 let rows: Vec<CheckpointRow> = checkpoints.iter().map(CheckpointRow::new).collect();
                 diesel::insert_into(hsk_copy_checkpoint::table)
                     .values(&rows)
                     .execute(c)
-                    .map_err(|e| map_err(e, "copy checkpoint"))?;
+                    .map_err(|e| from_diesel(e, "copy checkpoint"))?;
                 Ok(())
             })
         }
@@ -442,7 +442,7 @@ mod copy_end {
             diesel::sql_query("DROP TABLE IF EXISTS hsk_copy_checkpoint")
                 .execute(&mut *self.conn()?)
                 .map(drop)
-                .map_err(|e| map_err(e, "copy checkpoint"))
+                .map_err(|e| from_diesel(e, "copy checkpoint"))
         }
 
         fn lock_copies(&self) -> StorageResult<Option<CopyLock>> {
@@ -454,7 +454,7 @@ mod copy_end {
                 "SELECT pg_try_advisory_lock({COPY_LOCK_KEY}) AS locked"
             ))
             .get_result(&mut *conn)
-            .map_err(|e| map_err(e, "copy lock"))?;
+            .map_err(|e| from_diesel(e, "copy lock"))?;
             if !got.locked {
                 return Err(StorageError::Conflict(
                     "another copy into this database is running".into(),

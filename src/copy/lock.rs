@@ -3,7 +3,8 @@
 //! transaction on a small side file, `<target>.hsk-copy-lock`, for the
 //! length of the copy. The operating system releases it when the copier
 //! exits or is killed, so a crash never leaves a stale lock. The side file
-//! stays (removing it could let two copies lock two different files).
+//! stays (removing it could let two copies lock two different files). Taken
+//! once the target is open, so its directory exists.
 
 use std::path::Path;
 
@@ -15,7 +16,6 @@ use super::CopyLock;
 use crate::error::{one_line, StorageError, StorageResult};
 
 pub(crate) fn lock_sqlite_target(target: &Path) -> StorageResult<CopyLock> {
-    crate::ensure_parent_dir(target)?;
     let path = format!("{}.hsk-copy-lock", target.display());
     let mut conn = SqliteConnection::establish(&path).map_err(|e| {
         StorageError::Database(format!("cannot open the copy lock file {path}: {e}"))

@@ -289,12 +289,12 @@ pub fn copy_store(
     let source = open_end(from_url, false)?;
     let source_version = schema_version(&*source, "source", &source_name)?;
 
+    let target = open_end(to_url, true)?;
     #[cfg(feature = "sqlite")]
     let _file_lock = match &to {
         DatabaseUrl::SqliteFile(path) => Some(lock::lock_sqlite_target(path)?),
         _ => None,
     };
-    let target = open_end(to_url, true)?;
     let _server_lock = target.lock_copies()?;
     let target_version = schema_version(&*target, "target", &target_name)?;
     if target_version != source_version {

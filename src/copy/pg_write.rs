@@ -7,7 +7,7 @@ use diesel::ExecuteCopyFromDsl;
 
 use super::{Cell, Record, Table, WriteRecords};
 use crate::backend::fields::write_json;
-use crate::backend::map_err;
+use crate::backend::from_diesel;
 use crate::error::{StorageError, StorageResult};
 use crate::schema::postgres as schema;
 
@@ -112,7 +112,7 @@ impl WriteRecords for PgConnection {
             Table::WorkflowRuns => copy!(workflow_runs),
             Table::WorkflowNodeExecutions => copy!(workflow_node_executions),
         }
-        .map_err(|e| map_err(e, &format!("{} rows", table.name())))?;
+        .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))?;
         if written != records.len() {
             return Err(StorageError::Database(format!(
                 "COPY into {} wrote {written} rows of {}",

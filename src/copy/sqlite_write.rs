@@ -8,7 +8,7 @@ use diesel::RunQueryDsl;
 
 use super::{Cell, Record, Table, WriteRecords};
 use crate::backend::fields::{sqlite_time_text, write_json};
-use crate::backend::map_err;
+use crate::backend::from_diesel;
 use crate::error::{StorageError, StorageResult};
 
 /// SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite.
@@ -56,7 +56,7 @@ impl WriteRecords for SqliteConnection {
             }
             query
                 .execute(self)
-                .map_err(|e| map_err(e, &format!("{} rows", table.name())))?;
+                .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))?;
         }
         Ok(())
     }

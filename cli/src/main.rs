@@ -4,7 +4,6 @@
 //! honoured). Errors are one line on stderr and a non-zero exit; passwords
 //! in URLs are never printed.
 
-#[path = "hsk-storage/copy_cmd.rs"]
 mod copy_cmd;
 
 use std::process::ExitCode;
@@ -86,12 +85,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let line = err
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("hsk-storage: error: {line}");
+            eprintln!("hsk-storage: error: {}", err.to_one_line());
             ExitCode::FAILURE
         }
     }

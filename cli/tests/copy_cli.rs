@@ -1,7 +1,6 @@
 //! `hsk-storage copy` and `verify` as a user runs them: exit codes, the
 //! closing table, a differing store named by table and key, and never a
 //! password in the output.
-#![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
 
