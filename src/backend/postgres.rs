@@ -115,7 +115,7 @@ impl ManageConnection for Manager {
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
             losses_seen: self.losses.load(Ordering::SeqCst),
-            passed_on: diesel::connection::get_default_instrumentation(),
+            passed_on: super::statement_instrumentation(),
         });
         Ok(conn)
     }
