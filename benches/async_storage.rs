@@ -15,7 +15,7 @@
 //!   the same database through a store without the tracing layer.
 //!
 //! Each group prints the median time per call of every variant and its
-//! ratio to the first. `cargo bench --features postgres,tokio,tracing
+//! ratio to the first, from rounds that interleave the variants. `cargo bench --features postgres,tokio,tracing
 //! --bench async_storage`; `HSK_BENCH_GROUPS=async,tracing` picks groups.
 
 use std::sync::Arc;
@@ -49,38 +49,53 @@ fn wanted(group: &str) -> bool {
 /// A variant: runs `iters` calls (or rounds) and returns the time taken.
 type Variant<'a> = (&'static str, Box<dyn FnMut(u64) -> Duration + 'a>);
 
-/// One criterion group; prints the median per call of each variant and
-/// its ratio to the first variant's.
+/// One criterion group, then the ratios: the variants are timed again in
+/// interleaved rounds (A B C, B C A, ...), batches of about 20 ms each, so
+/// that a machine whose load drifts during the run (a shared CI box) slows
+/// every variant alike; prints each variant's median per call and its
+/// ratio to the first variant's.
 fn compare(
     c: &mut Criterion,
     backend: &str,
     name: &str,
     calls_per_iter: u64,
-    variants: Vec<Variant<'_>>,
+    mut variants: Vec<Variant<'_>>,
     summary: &mut Vec<String>,
 ) {
+    const ROUNDS: usize = 31;
     let mut group = c.benchmark_group(name.to_string());
     group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    let mut medians = Vec::new();
-    for (label, mut run) in variants {
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    let mut batch = u64::MAX;
+    for (label, run) in variants.iter_mut() {
         let mut means = Vec::new();
         group.bench_function(format!("{label}/{backend}"), |b| {
             b.iter_custom(|iters| {
                 let elapsed = run(iters);
-                means.push(elapsed / (iters * calls_per_iter).max(1) as u32);
+                means.push(elapsed / iters.max(1) as u32);
                 elapsed
             })
         });
-        medians.push((label, bench::median(&mut means)));
+        let per_iter = bench::median(&mut means).max(Duration::from_nanos(1));
+        batch = batch.min((Duration::from_millis(20).as_nanos() / per_iter.as_nanos()) as u64);
     }
     group.finish();
-    let first = medians[0].1.as_secs_f64().max(1e-12);
-    for (label, median) in medians {
+    let batch = batch.max(1);
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for round in 0..ROUNDS {
+        for k in 0..variants.len() {
+            let v = (round + k) % variants.len();
+            let elapsed = (variants[v].1)(batch);
+            times[v].push(elapsed / (batch * calls_per_iter) as u32);
+        }
+    }
+    let medians: Vec<Duration> = times.iter_mut().map(|t| bench::median(t)).collect();
+    let first = medians[0].as_secs_f64().max(1e-12);
+    for ((label, _), median) in variants.iter().zip(medians) {
         let line = format!(
-            "{backend:8} {name:32} {label:26} {median:>12.3?} per call  ratio {:5.2}",
+            "{backend:8} {name:28} {label:22} {median:>11.3?} per call  ratio {:5.2}",
             median.as_secs_f64() / first
         );
         println!("{line}");
@@ -100,7 +115,12 @@ fn runtime() -> tokio::runtime::Runtime {
 fn seed(store: &dyn Storage, blocks: usize) -> Vec<String> {
     let ctx = WriteContext::human(Some("bench".into()));
     let ws = store
-        .create_workspace(&ctx, NewWorkspace { name: "bench".into() })
+        .create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: "bench".into(),
+            },
+        )
         .unwrap();
     let doc = store
         .create_document(
@@ -146,8 +166,11 @@ fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 rt.block_on(async {
                     let start = Instant::now();
                     for k in 0..iters {
-                        let (store, id, ctx) =
-                            (Arc::clone(&store), ids[k as usize % ids.len()].clone(), ctx.clone());
+                        let (store, id, ctx) = (
+                            Arc::clone(&store),
+                            ids[k as usize % ids.len()].clone(),
+                            ctx.clone(),
+                        );
                         if op == "get_block" {
                             tokio::task::spawn_blocking(move || store.get_block(&id))
                                 .await
@@ -219,9 +242,11 @@ fn throughput(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>)
                             Some(facade) => facade.get_block(&id).await.map(|_| ()),
                             None => {
                                 let store = Arc::clone(&store);
-                                tokio::task::spawn_blocking(move || store.get_block(&id).map(|_| ()))
-                                    .await
-                                    .unwrap()
+                                tokio::task::spawn_blocking(move || {
+                                    store.get_block(&id).map(|_| ())
+                                })
+                                .await
+                                .unwrap()
                             }
                         }
                         .unwrap();

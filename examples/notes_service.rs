@@ -47,7 +47,10 @@ pub fn router(store: AsyncStorage) -> Router {
         .route("/workspaces/{id}/documents", post(create_document))
         .route("/workspaces/{id}/ai-jobs", post(create_ai_job))
         .route("/documents/{id}", get(get_document))
-        .route("/documents/{id}/blocks", get(get_blocks).put(replace_blocks))
+        .route(
+            "/documents/{id}/blocks",
+            get(get_blocks).put(replace_blocks),
+        )
         .route("/ai-jobs", get(list_ai_jobs))
         .with_state(store)
 }
@@ -119,11 +122,9 @@ fn writer(headers: &HeaderMap) -> ApiResult<WriteContext> {
             .transpose()
     };
     Ok(match header("x-actor-kind").as_deref() {
-        Some("ai") => WriteContext::ai(
-            header("x-actor"),
-            uuid("x-job-id")?,
-            uuid("x-workflow-id")?,
-        ),
+        Some("ai") => {
+            WriteContext::ai(header("x-actor"), uuid("x-job-id")?, uuid("x-workflow-id")?)
+        }
         _ => WriteContext::human(header("x-actor")),
     })
 }
@@ -205,7 +206,9 @@ async fn replace_blocks(
         })
         .collect();
     let ctx = writer(&headers)?;
-    Ok(Json(store.replace_blocks(&ctx, &document_id, blocks).await?))
+    Ok(Json(
+        store.replace_blocks(&ctx, &document_id, blocks).await?,
+    ))
 }
 
 async fn get_blocks(
@@ -228,9 +231,10 @@ async fn create_ai_job(
     body: Result<Json<JobBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<AiJob>)> {
     let Json(body) = body?;
-    store.get_workspace(&workspace_id).await?.ok_or_else(|| {
-        ApiError(StorageError::NotFound(format!("workspace {workspace_id}")))
-    })?;
+    store
+        .get_workspace(&workspace_id)
+        .await?
+        .ok_or_else(|| ApiError(StorageError::NotFound(format!("workspace {workspace_id}"))))?;
     let job = store
         .create_ai_job(NewAiJob {
             entity_refs: vec![EntityRef {

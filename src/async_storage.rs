@@ -195,9 +195,8 @@ impl AsyncStorage {
             Some(call(&*store))
         })?;
         // Awaited here, so the future was not dropped and the call began.
-        join(method, handle.await)?.unwrap_or_else(|| {
-            Err(StorageError::Database(format!("{method} was abandoned")))
-        })
+        join(method, handle.await)?
+            .unwrap_or_else(|| Err(StorageError::Database(format!("{method} was abandoned"))))
     }
 }
 

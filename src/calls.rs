@@ -165,7 +165,15 @@ macro_rules! one_row {
         })*
     };
 }
-one_row!(Workspace, Document, Block, Canvas, AiJob, WorkflowRun, WorkflowNodeExecution);
+one_row!(
+    Workspace,
+    Document,
+    Block,
+    Canvas,
+    AiJob,
+    WorkflowRun,
+    WorkflowNodeExecution
+);
 
 /// Code run around every call of a [`Hooked`] store: `run` is the call on
 /// the inner store, to be run at most once.

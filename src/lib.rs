@@ -56,11 +56,11 @@ pub mod fuzzing;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "tokio")]
+pub use async_storage::AsyncStorage;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{StorageError, StorageResult};
 pub use storage::Storage;
-#[cfg(feature = "tokio")]
-pub use async_storage::AsyncStorage;
 pub use types::*;
 
 /// Opens the store a URL names, with default settings: picks the backend

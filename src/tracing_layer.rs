@@ -251,9 +251,16 @@ mod tests {
         assert_eq!(sql_text(&Shown("SELECT 1")), "SELECT 1");
         let long: &'static str = Box::leak("é".repeat(3000).into_boxed_str());
         let text = sql_text(&Shown(long));
-        assert!(text.len() <= MAX_SQL_TEXT + '…'.len_utf8(), "{}", text.len());
+        assert!(
+            text.len() <= MAX_SQL_TEXT + '…'.len_utf8(),
+            "{}",
+            text.len()
+        );
         assert!(text.ends_with('…') && !text.contains("secret"));
-        assert_eq!(sql_text(&"PRAGMA foreign_keys = ON;"), "PRAGMA foreign_keys = ON;");
+        assert_eq!(
+            sql_text(&"PRAGMA foreign_keys = ON;"),
+            "PRAGMA foreign_keys = ON;"
+        );
     }
 
     #[test]

@@ -142,7 +142,11 @@ async fn document(store: &AsyncStorage, version: u64, blocks: usize) -> Document
         .await
         .unwrap();
     store
-        .replace_blocks(&human(), &doc.id, versioned_blocks(&doc.id, version, blocks))
+        .replace_blocks(
+            &human(),
+            &doc.id,
+            versioned_blocks(&doc.id, version, blocks),
+        )
         .await
         .unwrap();
     doc
@@ -153,7 +157,10 @@ async fn document(store: &AsyncStorage, version: u64, blocks: usize) -> Document
 async fn drained(store: &AsyncStorage) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.in_flight() > 0 {
-        assert!(Instant::now() < deadline, "calls still in flight after 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "calls still in flight after 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -168,7 +175,11 @@ fn open_caps_at_pool_size(target: TestTarget) {
         store.ping().await.unwrap();
         let memory = AsyncStorage::open("sqlite::memory:", &config).await;
         if let Ok(memory) = memory {
-            assert_eq!(memory.max_in_flight(), 1, "an in-memory database has one connection");
+            assert_eq!(
+                memory.max_in_flight(),
+                1,
+                "an in-memory database has one connection"
+            );
         }
     });
 }
@@ -197,13 +208,18 @@ fn burst_of_500_on_a_pool_of_2(target: TestTarget) {
                         )
                         .await
                         .map(|_| ()),
-                    _ => store.list_ai_jobs(AiJobListFilter::default()).await.map(|_| ()),
+                    _ => store
+                        .list_ai_jobs(AiJobListFilter::default())
+                        .await
+                        .map(|_| ()),
                 }
             });
         }
         let mut finished = 0;
         while let Some(outcome) = calls.join_next().await {
-            outcome.expect("no task panics").expect("every call succeeds");
+            outcome
+                .expect("no task panics")
+                .expect("every call succeeds");
             finished += 1;
         }
         assert_eq!(finished, 500);
@@ -229,7 +245,10 @@ fn replace_blocks_cut_at_random_moments(target: TestTarget) {
         let started = Instant::now();
         for (k, doc_id) in docs.iter().enumerate() {
             let blocks = versioned_blocks(doc_id, 30_000 + k as u64, BLOCKS);
-            s.store.replace_blocks(&human(), doc_id, blocks).await.unwrap();
+            s.store
+                .replace_blocks(&human(), doc_id, blocks)
+                .await
+                .unwrap();
         }
         let typical = started.elapsed() / DOCS as u32;
         // Eight at a time (the cap): each gets a slot soon, so the cut
@@ -285,7 +304,10 @@ fn tally(
     completed: &mut usize,
     cut: &mut usize,
 ) {
-    match outcome.expect("a call to wait for").expect("no task panics") {
+    match outcome
+        .expect("a call to wait for")
+        .expect("no task panics")
+    {
         Ok(result) => {
             result.expect("an uncut replace succeeds");
             *completed += 1;
@@ -314,8 +336,12 @@ fn dropped_before_the_call_begins_does_nothing(target: TestTarget) {
         }
         let cut = tokio::time::timeout(
             Duration::from_millis(50),
-            s.store
-                .create_workspace(&human(), NewWorkspace { name: "never".into() }),
+            s.store.create_workspace(
+                &human(),
+                NewWorkspace {
+                    name: "never".into(),
+                },
+            ),
         )
         .await;
         assert!(cut.is_err(), "the call could not begin, so it timed out");
@@ -335,9 +361,12 @@ fn dropped_after_the_call_began_runs_to_its_end(target: TestTarget) {
     let s = setup(&target, 2, Some("create_workspace"), None);
     current_thread().block_on(async {
         let ctx = human();
-        let call = s
-            .store
-            .create_workspace(&ctx, NewWorkspace { name: "kept".into() });
+        let call = s.store.create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: "kept".into(),
+            },
+        );
         let waiting = async {
             while s.seen.gate.waiting.load(Ordering::SeqCst) == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -368,11 +397,19 @@ fn a_panic_comes_back_as_an_error(target: TestTarget) {
     current_thread().block_on(async {
         let err = s.store.list_workspaces().await.unwrap_err();
         assert_eq!(err.kind(), "Database");
-        assert!(err.to_string().contains("list_workspaces panicked"), "{err}");
+        assert!(
+            err.to_string().contains("list_workspaces panicked"),
+            "{err}"
+        );
         assert_eq!(s.store.in_flight(), 0, "the panicked call freed its slot");
         s.store.ping().await.expect("the store works after a panic");
         s.store
-            .create_workspace(&human(), NewWorkspace { name: "after".into() })
+            .create_workspace(
+                &human(),
+                NewWorkspace {
+                    name: "after".into(),
+                },
+            )
             .await
             .unwrap();
     });

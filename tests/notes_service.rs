@@ -37,7 +37,8 @@ impl Service {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 }
 
@@ -95,7 +96,10 @@ fn drive_the_service(target: TestTarget) {
         assert_eq!(ws["name"], "Notes");
         let ws_id = ws["id"].as_str().unwrap().to_string();
         let (status, doc) = svc
-            .post(&format!("/workspaces/{ws_id}/documents"), json!({ "title": "Plan" }))
+            .post(
+                &format!("/workspaces/{ws_id}/documents"),
+                json!({ "title": "Plan" }),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{doc}");
         let doc_id = doc["id"].as_str().unwrap().to_string();
@@ -119,7 +123,10 @@ fn drive_the_service(target: TestTarget) {
         svc.put(&format!("/documents/{doc_id}/blocks"), blocks(&second))
             .await;
         let (_, got) = svc.get(&format!("/documents/{doc_id}/blocks")).await;
-        assert_eq!(contents(&got), [("d".to_string(), "only one now".to_string())]);
+        assert_eq!(
+            contents(&got),
+            [("d".to_string(), "only one now".to_string())]
+        );
 
         // AI jobs, created and listed.
         for reason in ["one", "two"] {
@@ -161,8 +168,11 @@ fn drive_the_service(target: TestTarget) {
             "Validation",
         );
         assert_error(
-            &svc.put(&format!("/documents/{doc_id}/blocks"), json!({ "not": "a list" }))
-                .await,
+            &svc.put(
+                &format!("/documents/{doc_id}/blocks"),
+                json!({ "not": "a list" }),
+            )
+            .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation",
         );
@@ -199,7 +209,10 @@ fn drive_the_service(target: TestTarget) {
         );
         // Nothing was written by the refused requests.
         let (_, got) = svc.get(&format!("/documents/{doc_id}/blocks")).await;
-        assert_eq!(contents(&got), [("d".to_string(), "only one now".to_string())]);
+        assert_eq!(
+            contents(&got),
+            [("d".to_string(), "only one now".to_string())]
+        );
 
         server.abort();
     });
@@ -209,13 +222,22 @@ fn drive_the_service(target: TestTarget) {
 fn every_error_kind_has_its_status() {
     use axum::http::StatusCode as S;
     let cases = [
-        (StorageError::Validation("v".into()), S::UNPROCESSABLE_ENTITY),
+        (
+            StorageError::Validation("v".into()),
+            S::UNPROCESSABLE_ENTITY,
+        ),
         (StorageError::NotFound("n".into()), S::NOT_FOUND),
         (StorageError::Conflict("c".into()), S::CONFLICT),
         (StorageError::Guard("g".into()), S::FORBIDDEN),
         (StorageError::Database("d".into()), S::SERVICE_UNAVAILABLE),
-        (StorageError::Serialization("s".into()), S::INTERNAL_SERVER_ERROR),
-        (StorageError::Migration("m".into()), S::INTERNAL_SERVER_ERROR),
+        (
+            StorageError::Serialization("s".into()),
+            S::INTERNAL_SERVER_ERROR,
+        ),
+        (
+            StorageError::Migration("m".into()),
+            S::INTERNAL_SERVER_ERROR,
+        ),
     ];
     for (err, status) in cases {
         assert_eq!(notes_service::status_of(&err), status, "{err}");

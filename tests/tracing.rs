@@ -165,7 +165,12 @@ async fn script(store: &AsyncStorage) -> Vec<&'static str> {
     c("migration_status", &mut called);
 
     let ws = store
-        .create_workspace(&ctx, NewWorkspace { name: format!("{CANARY}-workspace") })
+        .create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: format!("{CANARY}-workspace"),
+            },
+        )
         .await
         .unwrap();
     c("create_workspace", &mut called);
@@ -328,7 +333,10 @@ async fn script(store: &AsyncStorage) -> Vec<&'static str> {
         .unwrap();
     c("update_ai_job_status", &mut called);
     store
-        .set_job_outputs(job.job_id, Some(json!({ "out": format!("{CANARY}-output") })))
+        .set_job_outputs(
+            job.job_id,
+            Some(json!({ "out": format!("{CANARY}-output") })),
+        )
         .await
         .unwrap();
     c("set_job_outputs", &mut called);
@@ -371,7 +379,11 @@ async fn script(store: &AsyncStorage) -> Vec<&'static str> {
     store.list_workflow_node_executions(run.id).await.unwrap();
     c("list_workflow_node_executions", &mut called);
     store
-        .update_workflow_run_status(run.id, JobState::Failed, Some(format!("{CANARY}-run-error")))
+        .update_workflow_run_status(
+            run.id,
+            JobState::Failed,
+            Some(format!("{CANARY}-run-error")),
+        )
         .await
         .unwrap();
     c("update_workflow_run_status", &mut called);
@@ -412,7 +424,9 @@ fn spans_events_and_no_secrets(target: TestTarget) {
         let all = captured().lock().unwrap();
         all.iter()
             .rev()
-            .find(|r| r.name == "caller" && r.fields.get("backend") == Some(&format!("{backend:?}")))
+            .find(|r| {
+                r.name == "caller" && r.fields.get("backend") == Some(&format!("{backend:?}"))
+            })
             .map(|r| r.serial)
             .expect("the caller's span was captured")
     };
@@ -439,7 +453,12 @@ fn spans_events_and_no_secrets(target: TestTarget) {
         Backend::Postgres => ("postgresql", "handshake_test"),
     };
     for span in &spans {
-        assert_eq!(span.parent, Some(root_serial), "{} is a child of the caller's span", span.name);
+        assert_eq!(
+            span.parent,
+            Some(root_serial),
+            "{} is a child of the caller's span",
+            span.name
+        );
         assert_eq!(span.level, "INFO");
         let field = |k: &str| span.fields.get(k).map(String::as_str);
         assert_eq!(field("db.system.name"), Some(system), "{span:?}");
@@ -447,9 +466,17 @@ fn spans_events_and_no_secrets(target: TestTarget) {
         if backend == Backend::Postgres {
             assert_eq!(field("db.namespace"), Some(namespace), "{span:?}");
         } else {
-            assert!(field("db.namespace").is_some_and(|n| !n.contains('/')), "{span:?}");
+            assert!(
+                field("db.namespace").is_some_and(|n| !n.contains('/')),
+                "{span:?}"
+            );
         }
-        let admin = ["ping", "run_migrations", "migration_status", "validate_write_with_guard"];
+        let admin = [
+            "ping",
+            "run_migrations",
+            "migration_status",
+            "validate_write_with_guard",
+        ];
         if !admin.contains(&span.name.as_str()) {
             assert!(field("db.collection.name").is_some(), "{span:?}");
             let failed = field("error.type").is_some();
@@ -484,15 +511,30 @@ fn spans_events_and_no_secrets(target: TestTarget) {
         [None, Some("NotFound".to_string())],
         "the failed call's error kind"
     );
-    assert_eq!(field_of("get_blocks", "db.response.returned_rows"), [Some("3".into())]);
-    assert_eq!(field_of("replace_blocks", "db.response.affected_rows"), [Some("3".into())]);
-    assert_eq!(field_of("get_blocks", "db.collection.name"), [Some("blocks".into())]);
-    assert_eq!(field_of("validate_write_with_guard", "error.type"), [Some("Guard".into())]);
+    assert_eq!(
+        field_of("get_blocks", "db.response.returned_rows"),
+        [Some("3".into())]
+    );
+    assert_eq!(
+        field_of("replace_blocks", "db.response.affected_rows"),
+        [Some("3".into())]
+    );
+    assert_eq!(
+        field_of("get_blocks", "db.collection.name"),
+        [Some("blocks".into())]
+    );
+    assert_eq!(
+        field_of("validate_write_with_guard", "error.type"),
+        [Some("Guard".into())]
+    );
 
     // No canary anywhere in anything captured, from any test.
     for record in captured().lock().unwrap().iter() {
         let text = format!("{record:?}");
-        assert!(!text.contains(CANARY), "a secret reached the subscriber: {text}");
+        assert!(
+            !text.contains(CANARY),
+            "a secret reached the subscriber: {text}"
+        );
     }
 }
 
@@ -524,11 +566,19 @@ fn slow_calls_warn_with_the_same_fields(target: TestTarget) {
         .find(|r| r.is_event && r.level == "WARN")
         .expect("a WARN for the slow call");
     assert_eq!(warn.parent, Some(span.serial));
-    for key in ["db.system.name", "db.namespace", "db.operation.name", "db.collection.name"] {
+    for key in [
+        "db.system.name",
+        "db.namespace",
+        "db.operation.name",
+        "db.collection.name",
+    ] {
         assert_eq!(warn.fields.get(key), span.fields.get(key), "{key}");
     }
     assert!(warn.fields.contains_key("duration_ms"));
-    assert_eq!(warn.fields.get("db.response.rows").map(String::as_str), Some("0"));
+    assert_eq!(
+        warn.fields.get("db.response.rows").map(String::as_str),
+        Some("0")
+    );
     assert!(Level::WARN.to_string() == warn.level);
 }
 
