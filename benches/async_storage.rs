@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use handshake_storage::bench;
 use handshake_storage::conformance::TestTarget;
+
+mod common;
+use common::{compare, runtime, seed};
 use handshake_storage::*;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -46,102 +48,6 @@ fn wanted(group: &str) -> bool {
     }
 }
 
-/// A variant: runs `iters` calls (or rounds) and returns the time taken.
-type Variant<'a> = (&'static str, Box<dyn FnMut(u64) -> Duration + 'a>);
-
-/// One criterion group, then the ratios: the variants are timed again in
-/// interleaved rounds (A B C, B C A, ...), batches of about 20 ms each, so
-/// that a machine whose load drifts during the run (a shared CI box) slows
-/// every variant alike; prints each variant's median per call and its
-/// ratio to the first variant's.
-fn compare(
-    c: &mut Criterion,
-    backend: &str,
-    name: &str,
-    calls_per_iter: u64,
-    mut variants: Vec<Variant<'_>>,
-    summary: &mut Vec<String>,
-) {
-    const ROUNDS: usize = 31;
-    let mut group = c.benchmark_group(name.to_string());
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1));
-    let mut batch = u64::MAX;
-    for (label, run) in variants.iter_mut() {
-        let mut means = Vec::new();
-        group.bench_function(format!("{label}/{backend}"), |b| {
-            b.iter_custom(|iters| {
-                let elapsed = run(iters);
-                means.push(elapsed / iters.max(1) as u32);
-                elapsed
-            })
-        });
-        let per_iter = bench::median(&mut means).max(Duration::from_nanos(1));
-        batch = batch.min((Duration::from_millis(20).as_nanos() / per_iter.as_nanos()) as u64);
-    }
-    group.finish();
-    let batch = batch.max(1);
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-    for round in 0..ROUNDS {
-        for k in 0..variants.len() {
-            let v = (round + k) % variants.len();
-            let elapsed = (variants[v].1)(batch);
-            times[v].push(elapsed / (batch * calls_per_iter) as u32);
-        }
-    }
-    let medians: Vec<Duration> = times.iter_mut().map(|t| bench::median(t)).collect();
-    let first = medians[0].as_secs_f64().max(1e-12);
-    for ((label, _), median) in variants.iter().zip(medians) {
-        let line = format!(
-            "{backend:8} {name:28} {label:22} {median:>11.3?} per call  ratio {:5.2}",
-            median.as_secs_f64() / first
-        );
-        println!("{line}");
-        summary.push(line);
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
-/// A document with `blocks` blocks on `store`; returns the block ids.
-fn seed(store: &dyn Storage, blocks: usize) -> Vec<String> {
-    let ctx = WriteContext::human(Some("bench".into()));
-    let ws = store
-        .create_workspace(
-            &ctx,
-            NewWorkspace {
-                name: "bench".into(),
-            },
-        )
-        .unwrap();
-    let doc = store
-        .create_document(
-            &ctx,
-            NewDocument {
-                workspace_id: ws.id,
-                title: "bench".into(),
-            },
-        )
-        .unwrap();
-    let blocks = (0..blocks as i64)
-        .map(|k| bench::block(&doc.id, k))
-        .collect();
-    store
-        .replace_blocks(&ctx, &doc.id, blocks)
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect()
-}
-
 fn update(k: u64) -> BlockUpdate {
     BlockUpdate {
         raw_content: Some(format!("update {k}")),
@@ -154,7 +60,7 @@ fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     let harness = target.harness().expect("a fresh database");
     let backend = target.backend().to_string();
     let store = harness.shared_store();
-    let ids = seed(&*store, 64);
+    let (_, ids) = seed(&*store, 64);
     let facade = AsyncStorage::new(Arc::clone(&store), 8);
     let rt = runtime();
     let ctx = WriteContext::human(Some("bench".into()));
@@ -226,7 +132,7 @@ fn throughput(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>)
     let backend = target.backend().to_string();
     let config = StorageConfig::default().pool_size(8);
     let store = open_with_config(harness.url(), &config).expect("open");
-    let ids = Arc::new(seed(&*store, 64));
+    let ids = Arc::new(seed(&*store, 64).1);
     let facade = AsyncStorage::new(Arc::clone(&store), 8);
     let rt = runtime();
     let round = |facade: Option<AsyncStorage>| {
@@ -289,7 +195,7 @@ fn tracing_cost(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String
     let backend = target.backend().to_string();
     let untraced = harness.shared_store();
     let traced = harness.reopen().expect("a traced store");
-    let ids = seed(&*untraced, 64);
+    let (_, ids) = seed(&*untraced, 64);
     let ctx = WriteContext::human(Some("bench".into()));
     for op in ["get_block", "update_block"] {
         let calls = |store: Arc<dyn Storage>, level: Option<tracing::Level>| {
