@@ -7,6 +7,8 @@
 //! `scale` (job queries over seeded tables of a given size) and
 //! `concurrency` (a mixed load from several threads through one store).
 
+pub mod sql;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
