@@ -25,28 +25,9 @@ use criterion::Criterion;
 use handshake_storage::conformance::TestTarget;
 
 mod common;
-use common::{compare, runtime, seed};
+use common::{compare, runtime, seed, targets, wanted};
 use handshake_storage::*;
 use tracing_subscriber::layer::SubscriberExt;
-
-fn targets() -> Vec<TestTarget> {
-    [
-        #[cfg(feature = "sqlite")]
-        "sqlite",
-        #[cfg(feature = "postgres")]
-        "postgres",
-    ]
-    .into_iter()
-    .map(TestTarget::standard)
-    .collect()
-}
-
-fn wanted(group: &str) -> bool {
-    match std::env::var("HSK_BENCH_GROUPS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
-        _ => true,
-    }
-}
 
 fn update(k: u64) -> BlockUpdate {
     BlockUpdate {

@@ -23,11 +23,13 @@ use handshake_storage::*;
 #[allow(dead_code)]
 #[path = "../../benches/common/mod.rs"]
 mod common;
-use common::{compare, runtime, seed, Variant};
+use common::{compare, runtime, seed, targets, wanted, Variant};
 
 mod sqlite {
     use super::*;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
 
     pub type Db = sqlx::Sqlite;
     pub type Time = String;
@@ -134,13 +136,6 @@ macro_rules! on_side {
     };
 }
 
-fn wanted(group: &str) -> bool {
-    match std::env::var("HSK_BENCH_GROUPS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
-        _ => true,
-    }
-}
-
 fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
     let backend = target.backend().to_string();
     let rt = runtime();
@@ -161,7 +156,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     let (store, sqlx) = (Arc::new(store), Arc::new(sqlx));
     let rt = &rt;
 
-    type Op<'a> = Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>;
+    type Op<'a> =
+        Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>;
     let sequential = |op: Op<'static>| -> Box<dyn FnMut(u64) -> Duration + '_> {
         Box::new(move |iters| {
             rt.block_on(async {
@@ -181,16 +177,21 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 {
                     let (store, doc) = (Arc::clone(&store), store_doc.clone());
                     Box::new(move |k| {
-                        let (store, block) = (Arc::clone(&store), bench::block(&doc, 1_000 + k as i64));
+                        let (store, block) =
+                            (Arc::clone(&store), bench::block(&doc, 1_000 + k as i64));
                         Box::pin(async move {
-                            store.create_block(&WriteContext::human(Some("bench".into())), block).await.unwrap();
+                            store
+                                .create_block(&WriteContext::human(Some("bench".into())), block)
+                                .await
+                                .unwrap();
                         })
                     })
                 },
                 {
                     let (sqlx, doc) = (Arc::clone(&sqlx), sqlx_doc.clone());
                     Box::new(move |k| {
-                        let (sqlx, block) = (Arc::clone(&sqlx), bench::block(&doc, 1_000 + k as i64));
+                        let (sqlx, block) =
+                            (Arc::clone(&sqlx), bench::block(&doc, 1_000 + k as i64));
                         Box::pin(async move { on_side!(&*sqlx, s => s.create_block(&block).await) })
                     })
                 },
@@ -226,7 +227,11 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                                 ..BlockUpdate::default()
                             };
                             store
-                                .update_block(&WriteContext::human(Some("bench".into())), &id, update)
+                                .update_block(
+                                    &WriteContext::human(Some("bench".into())),
+                                    &id,
+                                    update,
+                                )
                                 .await
                                 .unwrap();
                         })
@@ -244,8 +249,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             ),
         ];
         for (name, ours, theirs) in point {
-            let variants: Vec<Variant<'_>> =
-                vec![("handshake_storage", sequential(ours)), ("sqlx", sequential(theirs))];
+            let variants: Vec<Variant<'_>> = vec![
+                ("handshake_storage", sequential(ours)),
+                ("sqlx", sequential(theirs)),
+            ];
             compare(c, &backend, name, 1, variants, summary);
         }
     }
@@ -263,7 +270,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                         let mut tasks = tokio::task::JoinSet::new();
                         for t in 0..TASKS {
                             let (store, sqlx) = (Arc::clone(&store), Arc::clone(&sqlx));
-                            let (store_ids, sqlx_ids) = (Arc::clone(&store_ids), Arc::clone(&sqlx_ids));
+                            let (store_ids, sqlx_ids) =
+                                (Arc::clone(&store_ids), Arc::clone(&sqlx_ids));
                             tasks.spawn(async move {
                                 for k in 0..CALLS {
                                     let n = ((t * CALLS + k) % 64) as usize;
@@ -288,7 +296,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             &backend,
             "concurrent/get_block_16_tasks",
             TASKS * CALLS,
-            vec![("handshake_storage", concurrent(false)), ("sqlx", concurrent(true))],
+            vec![
+                ("handshake_storage", concurrent(false)),
+                ("sqlx", concurrent(true)),
+            ],
             summary,
         );
     }
@@ -296,12 +307,19 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     if wanted("bulk") {
         const BLOCKS: usize = 10_000;
         let ctx = WriteContext::human(Some("bench".into()));
-        let blocks = |doc: &str| -> Vec<NewBlock> { (0..BLOCKS as i64).map(|k| bench::block(doc, k)).collect() };
+        let blocks = |doc: &str| -> Vec<NewBlock> {
+            (0..BLOCKS as i64).map(|k| bench::block(doc, k)).collect()
+        };
         let (ours_blocks, their_blocks) = (blocks(&store_doc), blocks(&sqlx_doc));
         let replace_ours = {
             let (store, doc, ctx) = (Arc::clone(&store), store_doc.clone(), ctx.clone());
             Box::new(move |_k: u64| {
-                let (store, doc, ctx, blocks) = (Arc::clone(&store), doc.clone(), ctx.clone(), ours_blocks.clone());
+                let (store, doc, ctx, blocks) = (
+                    Arc::clone(&store),
+                    doc.clone(),
+                    ctx.clone(),
+                    ours_blocks.clone(),
+                );
                 Box::pin(async move {
                     store.replace_blocks(&ctx, &doc, blocks).await.unwrap();
                 }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
@@ -311,8 +329,9 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             let (sqlx, doc) = (Arc::clone(&sqlx), sqlx_doc.clone());
             Box::new(move |_k: u64| {
                 let (sqlx, doc, blocks) = (Arc::clone(&sqlx), doc.clone(), their_blocks.clone());
-                Box::pin(async move { on_side!(&*sqlx, s => s.replace_blocks(&doc, &blocks).await) })
-                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                Box::pin(
+                    async move { on_side!(&*sqlx, s => s.replace_blocks(&doc, &blocks).await) },
+                ) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
             }) as Op<'static>
         };
         compare(
@@ -320,7 +339,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             &backend,
             &format!("bulk/replace_blocks_{BLOCKS}"),
             1,
-            vec![("handshake_storage", sequential(replace_ours)), ("sqlx", sequential(replace_theirs))],
+            vec![
+                ("handshake_storage", sequential(replace_ours)),
+                ("sqlx", sequential(replace_theirs)),
+            ],
             summary,
         );
         let get_ours = {
@@ -346,7 +368,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             &backend,
             &format!("bulk/get_blocks_{BLOCKS}"),
             1,
-            vec![("handshake_storage", sequential(get_ours)), ("sqlx", sequential(get_theirs))],
+            vec![
+                ("handshake_storage", sequential(get_ours)),
+                ("sqlx", sequential(get_theirs)),
+            ],
             summary,
         );
     }
@@ -355,7 +380,7 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut summary = Vec::new();
-    for target in ["sqlite", "postgres"].map(TestTarget::standard) {
+    for target in targets() {
         run_backend(&mut c, &target, &mut summary);
     }
     c.final_summary();

@@ -1,11 +1,32 @@
-//! Shared by the async benches (`benches/async_storage.rs` and
-//! `bench-sqlx/`): variants compared side by side in one run.
+//! Shared by the benches (`benches/*.rs` and `bench-sqlx/`): the backends
+//! to run, the groups picked by `HSK_BENCH_GROUPS`, and variants compared
+//! side by side in one run.
 
 use std::time::Duration;
 
 use criterion::Criterion;
 use handshake_storage::bench;
+use handshake_storage::conformance::TestTarget;
 use handshake_storage::*;
+
+pub fn targets() -> Vec<TestTarget> {
+    [
+        #[cfg(feature = "sqlite")]
+        "sqlite",
+        #[cfg(feature = "postgres")]
+        "postgres",
+    ]
+    .into_iter()
+    .map(TestTarget::standard)
+    .collect()
+}
+
+pub fn wanted(group: &str) -> bool {
+    match std::env::var("HSK_BENCH_GROUPS") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
+        _ => true,
+    }
+}
 
 /// A variant: runs `iters` calls (or rounds) and returns the time taken.
 pub type Variant<'a> = (&'static str, Box<dyn FnMut(u64) -> Duration + 'a>);
