@@ -111,10 +111,16 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
+        init_tls();
+        // The loss count from before the connection exists: a server killed
+        // while it is being set up (its process already started) counts a
+        // loss that this connection must not be taken to have seen, or it
+        // would be handed out unchecked and fail a second call in a row.
+        let losses_seen = self.losses.load(Ordering::SeqCst);
         let mut conn = self.inner.connect()?;
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
-            losses_seen: self.losses.load(Ordering::SeqCst),
+            losses_seen,
             passed_on: super::statement_instrumentation(),
         });
         Ok(conn)
@@ -216,7 +222,21 @@ fn parse_url(url: &str) -> StorageResult<url::Url> {
     })
 }
 
+/// Initialises the OpenSSL that libpq uses, once per process and before
+/// libpq's first connection, the way rust-openssl does for its own users:
+/// with `OPENSSL_INIT_NO_ATEXIT`. Without it OpenSSL frees its global state
+/// in an `atexit` handler, while pool worker threads (which open and close
+/// connections in the background, and which r2d2 never joins) may still be
+/// inside libpq's TLS code: a process returning from `main` then died with
+/// SIGSEGV about one run in twenty. Skipping the exit-time teardown is safe:
+/// the operating system reclaims the memory, and no thread can observe
+/// freed OpenSSL state any more.
+fn init_tls() {
+    openssl_sys::init();
+}
+
 fn connect(url: &str) -> StorageResult<PgConnection> {
+    init_tls();
     // libpq gets the URL as we read it: it ends the user info at the first
     // `@`, we at the last, so an unescaped `@` in a password would make
     // libpq name the rest of the password as the host in its error.

@@ -3,6 +3,9 @@
 //! a mode chosen by an environment variable).
 #![allow(dead_code)] // each test binary uses part of it
 
+#[cfg(unix)]
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
