@@ -78,11 +78,11 @@ impl From<JsonRejection> for ApiError {
 /// The HTTP status for an error kind.
 pub fn status_of(err: &StorageError) -> StatusCode {
     match err.kind() {
-        "Validation" => StatusCode::UNPROCESSABLE_ENTITY,
-        "NotFound" => StatusCode::NOT_FOUND,
-        "Conflict" => StatusCode::CONFLICT,
-        "Guard" => StatusCode::FORBIDDEN,
-        "Database" => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Guard => StatusCode::FORBIDDEN,
+        ErrorKind::Database => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -97,7 +97,7 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        let body = json!({ "error": { "kind": self.0.kind(), "message": message } });
+        let body = json!({ "error": { "kind": self.0.kind().as_str(), "message": message } });
         (status, Json(body)).into_response()
     }
 }

@@ -7,44 +7,20 @@
 //! `scale` (job queries over seeded tables of a given size) and
 //! `concurrency` (a mixed load from several threads through one store).
 
-pub mod sql;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use crate::backend::seeding::sql;
+pub use crate::backend::seeding::Baseline;
+use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
+use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
 use crate::error::{StorageError, StorageResult};
 use crate::storage::Storage;
 use crate::types::*;
-
-/// The store's hot paths as raw SQL (see `backend/baseline.rs`). Reads
-/// decode every column into plain values and return the row count.
-pub trait Baseline: Send + Sync {
-    fn create_block(&self, block: &NewBlock) -> StorageResult<()>;
-    fn get_block(&self, id: &str) -> StorageResult<()>;
-    fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
-    fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
-    fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
-    /// Sets status, reason, no error and `updated_at`; reads the row back.
-    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
-    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
-    fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
-    fn update_canvas_graph(
-        &self,
-        canvas_id: &str,
-        nodes: &[NewCanvasNode],
-        edges: &[NewCanvasEdge],
-    ) -> StorageResult<()>;
-    fn get_canvas_with_graph(&self, canvas_id: &str) -> StorageResult<usize>;
-    fn list_ai_jobs(&self, filter: &AiJobListFilter) -> StorageResult<usize>;
-    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize>;
-    /// The counting part of a dry-run prune; returns the candidates.
-    fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64>;
-}
 
 /// One unit of work, done once per call.
 pub type Work<'a> = Box<dyn FnMut() -> StorageResult<()> + 'a>;
@@ -203,12 +179,14 @@ impl Fixture {
         let store = self.store();
         let base = &*self.baseline;
         let ctx = &self.ctx;
-        let block_s = store.create_block(ctx, block(&s.document_id, 0))?.id;
+        let block_s = store
+            .create_block(ctx, ordinary_block(&s.document_id, 0))?
+            .id;
         let block_b = self
             .baseline_db
             .harness
             .store()
-            .create_block(ctx, block(&b.document_id, 0))?
+            .create_block(ctx, ordinary_block(&b.document_id, 0))?
             .id;
         let job_in_s = workspace_job(&self.store_db.workspace_id);
         let job_in_b = workspace_job(&self.baseline_db.workspace_id);
@@ -225,11 +203,13 @@ impl Fixture {
                 1,
                 move || {
                     seq_s += 1;
-                    store.create_block(ctx, block(&doc_s, seq_s)).map(drop)
+                    store
+                        .create_block(ctx, ordinary_block(&doc_s, seq_s))
+                        .map(drop)
                 },
                 move || {
                     seq_b += 1;
-                    base.create_block(&block(&doc_b, seq_b))
+                    base.create_block(&ordinary_block(&doc_b, seq_b))
                 },
             ),
             pair(
@@ -249,13 +229,13 @@ impl Fixture {
                             ctx,
                             &block_s,
                             BlockUpdate {
-                                raw_content: Some(CONTENT.into()),
+                                raw_content: Some(PARAGRAPH.into()),
                                 ..BlockUpdate::default()
                             },
                         )
                         .map(drop)
                 },
-                move || base.update_block(&block_b, CONTENT),
+                move || base.update_block(&block_b, PARAGRAPH),
             ),
             pair(
                 "point",
@@ -301,7 +281,9 @@ impl Fixture {
         let store = self.store();
         let base = &*self.baseline;
         let ctx = &self.ctx;
-        let blocks: Vec<NewBlock> = (0..sizes.blocks as i64).map(|i| block("", i)).collect();
+        let blocks: Vec<NewBlock> = (0..sizes.blocks as i64)
+            .map(|i| ordinary_block("", i))
+            .collect();
         let (nodes_s, edges_s) = graph(s.prefix, sizes.nodes, sizes.edges);
         let (nodes_b, edges_b) = graph(b.prefix, sizes.nodes, sizes.edges);
         // Fill both sides once, so the reads have data from the start.
@@ -467,10 +449,12 @@ impl Fixture {
                 move || {
                     in_threads(threads, |_| {
                         for i in 0..rounds {
-                            let id = store.create_block(ctx, block(&doc_s, i as i64))?.id;
+                            let id = store
+                                .create_block(ctx, ordinary_block(&doc_s, i as i64))?
+                                .id;
                             store.get_block(&id)?;
                             let update = BlockUpdate {
-                                raw_content: Some(CONTENT.into()),
+                                raw_content: Some(PARAGRAPH.into()),
                                 ..BlockUpdate::default()
                             };
                             store.update_block(ctx, &id, update)?;
@@ -485,10 +469,10 @@ impl Fixture {
                             let id = Uuid::new_v4().to_string();
                             base.create_block(&NewBlock {
                                 id: Some(id.clone()),
-                                ..block(&doc_b, i as i64)
+                                ..ordinary_block(&doc_b, i as i64)
                             })?;
                             base.get_block(&id)?;
-                            base.update_block(&id, CONTENT)?;
+                            base.update_block(&id, PARAGRAPH)?;
                             base.get_ai_job(job_b)?;
                         }
                         Ok(())
@@ -499,10 +483,6 @@ impl Fixture {
         Ok(workloads)
     }
 }
-
-const CONTENT: &str = "A paragraph of ordinary length: the storage layer should add almost \
-                       nothing on top of the database's own cost.";
-const STALLED_RUNS: usize = 50;
 
 fn pair<'a>(
     group: &'static str,
@@ -546,146 +526,6 @@ fn in_threads(
                 .map_err(|_| StorageError::Database("a benchmark thread panicked".into()))?
         })
     })
-}
-
-/// A block of ordinary size in `document_id` (filled in by
-/// `replace_blocks` when empty).
-pub fn block(document_id: &str, sequence: i64) -> NewBlock {
-    NewBlock {
-        id: None,
-        document_id: document_id.into(),
-        kind: "paragraph".into(),
-        sequence,
-        raw_content: CONTENT.into(),
-        display_content: None,
-        derived_content: Some(serde_json::json!({"words": 17, "lang": "en"})),
-        sensitivity: None,
-        exportable: None,
-    }
-}
-
-/// A job that refers to one workspace (what the `wsid` filter finds).
-pub fn workspace_job(workspace_id: &str) -> NewAiJob {
-    NewAiJob {
-        entity_refs: vec![EntityRef {
-            entity_id: workspace_id.into(),
-            entity_kind: "workspace".into(),
-        }],
-        ..NewAiJob::default()
-    }
-}
-
-/// A graph of `nodes` nodes and `edges` edges, ids prefixed so that two
-/// sides' graphs never share an id.
-fn graph(prefix: &str, nodes: usize, edges: usize) -> (Vec<NewCanvasNode>, Vec<NewCanvasEdge>) {
-    let node_id = |i: usize| format!("{prefix}-n{i}");
-    let nodes_list = (0..nodes)
-        .map(|i| NewCanvasNode {
-            id: Some(node_id(i)),
-            kind: "note".into(),
-            position_x: i as f64 * 1.5,
-            position_y: -(i as f64) / 3.0,
-            data: Some(serde_json::json!({"label": format!("node {i}")})),
-        })
-        .collect();
-    let edges_list = (0..edges)
-        .map(|i| NewCanvasEdge {
-            id: Some(format!("{prefix}-e{i}")),
-            from_node_id: node_id(i % nodes.max(1)),
-            to_node_id: node_id((i * 7 + 1) % nodes.max(1)),
-            kind: "link".into(),
-        })
-        .collect();
-    (nodes_list, edges_list)
-}
-
-/// When seeded job `i` was created: one second apart, newest first.
-fn seed_time(i: i64) -> DateTime<Utc> {
-    // 2026-01-01 00:00:00 UTC, the time `seed_sql` counts back from.
-    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_767_225_600 - i)
-}
-
-/// Set-based SQL that seeds `jobs` jobs (each with one workspace ref, about
-/// 100 per workspace, indexed by the ai_jobs trigger; every tenth pinned;
-/// states and kinds in rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
-/// with a stale heartbeat; then `ANALYZE` of those tables, so the planner
-/// knows their sizes.
-fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
-    let n = jobs.max(1);
-    let workspaces = (n / 100).max(1);
-    let metrics = serde_json::to_string(&JobMetrics::zero())
-        .unwrap_or_else(|_| "{}".into())
-        .replace('\'', "''");
-    let states = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Completed,
-        JobState::Failed,
-    ];
-    let kinds = [JobKind::DocEdit, JobKind::DocRewrite, JobKind::DocSummarize];
-    let case = |expr: &str, values: &[&str]| {
-        let arms: String = values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| format!(" WHEN {k} THEN '{v}'"))
-            .collect();
-        format!("CASE {expr} % {}{arms} END", values.len())
-    };
-    let state = case("i", &states.map(|s| s.as_str()));
-    let kind = case("i", &kinds.map(|k| k.as_str()));
-    // What differs: generating rows, uuids, times, JSON and booleans.
-    let (series, uuid, time, json, pinned, json_ref) = match backend {
-        Backend::Postgres => (
-            format!("generate_series(0, {}) AS s(i)", n - 1),
-            "(lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
-                .to_string(),
-            "(TIMESTAMPTZ '2026-01-01 00:00:00+00' - i * INTERVAL '1 second')".to_string(),
-            "::jsonb",
-            "(i % 10 = 0)",
-            "jsonb_build_array(jsonb_build_object",
-        ),
-        _ => (
-            format!(
-                "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) \
-                 SELECT i FROM s)",
-                n - 1
-            ),
-            "printf('%08x-0000-4000-8000-%012x', i, i)".to_string(),
-            "(strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 00:00:00', '-' || i || ' seconds') \
-             || '.000000+00:00')"
-                .to_string(),
-            "",
-            "(i % 10 = 0)",
-            "json_array(json_object",
-        ),
-    };
-    vec![
-        format!(
-            "INSERT INTO ai_jobs (id, trace_id, workflow_run_id, job_kind, status, status_reason, \
-             error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
-             safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, \
-             created_at, updated_at, entity_refs) \
-             SELECT {uuid}, {uuid}, NULL, {kind}, {state}, 'seeded', NULL, 'default', 'default', \
-             'default', '{access}', '{safety}', '[]'{json}, '{metrics}'{json}, NULL, NULL, \
-             {pinned}, {time}, {time}, \
-             {json_ref}('entity_id', 'ws-' || (i % {workspaces}), 'entity_kind', 'workspace')) \
-             FROM {series}",
-            access = AccessMode::AnalysisOnly.as_str(),
-            safety = SafetyMode::Normal.as_str(),
-        ),
-        format!(
-            "INSERT INTO workflow_runs (id, job_id, status, error_message, last_heartbeat, \
-             created_at, updated_at) \
-             SELECT {uuid}, {uuid}, CASE WHEN i < {stalled} THEN '{running}' ELSE '{done}' END, \
-             NULL, {time}, {time}, {time} FROM {series} WHERE i % 10 = 0",
-            stalled = STALLED_RUNS * 10,
-            running = JobState::Running.as_str(),
-            done = JobState::Completed.as_str(),
-        ),
-        "ANALYZE ai_jobs".to_string(),
-        "ANALYZE ai_job_entity_refs".to_string(),
-        "ANALYZE workflow_runs".to_string(),
-    ]
 }
 
 /// Medians of one workload, both sides.
@@ -848,7 +688,9 @@ pub fn get_blocks_memory(store: &dyn Storage, blocks: usize) -> StorageResult<Me
             title: "m".into(),
         },
     )?;
-    let new_blocks = (0..blocks as i64).map(|i| block(&doc.id, i)).collect();
+    let new_blocks = (0..blocks as i64)
+        .map(|i| ordinary_block(&doc.id, i))
+        .collect();
     drop(store.replace_blocks(&ctx, &doc.id, new_blocks)?);
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);

@@ -16,11 +16,68 @@ pub(crate) enum DatabaseUrl {
     SqliteMemory,
     /// `sqlite://path`, `sqlite:path` or a plain file path.
     SqliteFile(PathBuf),
-    /// `postgres://...` or `postgresql://...`, kept as given.
-    Postgres(String),
+    /// `postgres://...` or `postgresql://...`, parsed once here.
+    Postgres(PgUrl),
+}
+
+/// A PostgreSQL URL as libpq will read it: parsed once by
+/// [`DatabaseUrl::parse`] and handed down, so every connection of a store
+/// gets the same normalised text. Normalising matters for secrets: libpq
+/// ends the user info at the first `@`, the URL parser at the last, so an
+/// unescaped `@` in a password would otherwise make libpq name the rest of
+/// the password as the host in its error.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PgUrl(url::Url);
+
+impl PgUrl {
+    pub(crate) fn parse(url: &str) -> StorageResult<Self> {
+        url::Url::parse(url).map(PgUrl).map_err(|e| {
+            StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+        })
+    }
+
+    /// The normalised URL, password included: for libpq only, never for a
+    /// message (use [`PgUrl::redacted`]).
+    #[cfg(any(feature = "postgres", feature = "testing"))]
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL with its passwords replaced by `***`.
+    pub(crate) fn redacted(&self) -> String {
+        redact_url(self.0.as_str())
+    }
+
+    /// A copy with the query parameter `key=value` added.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn with_param(&self, key: &str, value: &str) -> Self {
+        let mut url = self.0.clone();
+        url.query_pairs_mut().append_pair(key, value);
+        PgUrl(url)
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn has_param(&self, key: &str) -> bool {
+        self.0.query_pairs().any(|(k, _)| k == key)
+    }
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgUrl({})", self.redacted())
+    }
 }
 
 impl DatabaseUrl {
+    /// The cargo feature that serves this URL's backend.
+    pub(crate) fn feature(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Postgres(_) => "postgres",
+            _ => "sqlite",
+        }
+    }
+
     pub(crate) fn parse(url: &str) -> StorageResult<Self> {
         let url = url.trim();
         if url.is_empty() {
@@ -35,10 +92,7 @@ impl DatabaseUrl {
             return Ok(DatabaseUrl::SqliteMemory);
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            url::Url::parse(url).map_err(|e| {
-                StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
-            })?;
-            return Ok(DatabaseUrl::Postgres(url.to_string()));
+            return Ok(DatabaseUrl::Postgres(PgUrl::parse(url)?));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -121,10 +175,10 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 /// A driver's `message` made fit for our errors: the password of `url`
 /// (raw and percent-decoded) cut out, and folded onto one line (libpq's
 /// messages span several).
+#[cfg(any(feature = "postgres", feature = "fuzzing", test))]
 pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
     let message = crate::error::one_line(message);
     let mut secrets = url_secrets(url);
@@ -145,6 +199,7 @@ pub(crate) fn scrub_secrets(message: &str, url: &str) -> String {
 
 /// `text` with every occurrence of `word` that is not part of a longer run
 /// of letters and digits replaced by `***`.
+#[cfg(any(feature = "postgres", feature = "fuzzing", test))]
 fn replace_standalone(text: &str, word: &str) -> String {
     let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     let mut out = String::with_capacity(text.len());
@@ -168,7 +223,7 @@ fn replace_standalone(text: &str, word: &str) -> String {
 /// The secrets `url` carries (the user-part password and every secret
 /// parameter), as the URL spells them and percent-decoded. Read both by the
 /// URL parser and as text, so a URL the parser refuses gives them up too.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg(any(feature = "postgres", feature = "fuzzing", test))]
 fn url_secrets(url: &str) -> Vec<String> {
     let mut raw: Vec<String> = Vec::new();
     if let Ok(parsed) = url::Url::parse(url) {

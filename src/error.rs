@@ -36,19 +36,60 @@ pub enum StorageError {
     Migration(String),
 }
 
-impl StorageError {
-    /// The variant's name (`"NotFound"`, `"Validation"`, ...), for
-    /// comparing error kinds across backends and for logs.
-    pub fn kind(&self) -> &'static str {
+/// The kind of a [`StorageError`], one per variant, for comparing errors
+/// across backends and in tests without matching on their text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Validation,
+    Guard,
+    Serialization,
+    Database,
+    Migration,
+}
+
+impl ErrorKind {
+    /// The variant's name: `"NotFound"`, `"Validation"`, ...
+    pub fn as_str(self) -> &'static str {
         match self {
-            StorageError::NotFound(_) => "NotFound",
-            StorageError::Conflict(_) => "Conflict",
-            StorageError::Validation(_) => "Validation",
-            StorageError::Guard(_) => "Guard",
-            StorageError::Serialization(_) => "Serialization",
-            StorageError::Database(_) => "Database",
-            StorageError::Migration(_) => "Migration",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::Validation => "Validation",
+            ErrorKind::Guard => "Guard",
+            ErrorKind::Serialization => "Serialization",
+            ErrorKind::Database => "Database",
+            ErrorKind::Migration => "Migration",
         }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StorageError {
+    /// Which kind of error this is; the same on every backend for the same
+    /// cause.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::NotFound(_) => ErrorKind::NotFound,
+            StorageError::Conflict(_) => ErrorKind::Conflict,
+            StorageError::Validation(_) => ErrorKind::Validation,
+            StorageError::Guard(_) => ErrorKind::Guard,
+            StorageError::Serialization(_) => ErrorKind::Serialization,
+            StorageError::Database(_) => ErrorKind::Database,
+            StorageError::Migration(_) => ErrorKind::Migration,
+        }
+    }
+
+    /// The message (as `Display` writes it) folded onto one line, for logs
+    /// and command lines.
+    pub fn to_one_line(&self) -> String {
+        one_line(&self.to_string())
     }
 
     pub(crate) fn not_found(entity: &str, id: impl std::fmt::Display) -> Self {

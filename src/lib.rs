@@ -53,13 +53,12 @@ pub mod bench;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use std::path::Path;
 use std::sync::Arc;
 
 #[cfg(feature = "tokio")]
 pub use async_storage::AsyncStorage;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
-pub use error::{StorageError, StorageResult};
+pub use error::{ErrorKind, StorageError, StorageResult};
 pub use storage::Storage;
 pub use types::*;
 
@@ -92,16 +91,4 @@ pub fn database_url_from_env() -> String {
         .ok()
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
-}
-
-/// Creates the parent directory of a SQLite file if it is missing.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
-            .map_err(|e| {
-                StorageError::Database(format!("cannot create directory {}: {e}", dir.display()))
-            }),
-        _ => Ok(()),
-    }
 }

@@ -75,7 +75,7 @@ impl StorageHook for Tracer {
         let started = self.slow_call_threshold.map(|_| Instant::now());
         let result = span.in_scope(run);
         let rows = result.as_ref().ok().and_then(CallOutcome::rows);
-        let error_type = result.as_ref().err().map(|e| e.kind());
+        let error_type = result.as_ref().err().map(|e| e.kind().as_str());
         if let Some(rows) = rows {
             match call.kind {
                 CallKind::Read => {
@@ -141,7 +141,7 @@ fn namespace(url: &DatabaseUrl) -> Option<String> {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned()),
         DatabaseUrl::Postgres(url) => {
-            let parsed = url::Url::parse(url).ok()?;
+            let parsed = url::Url::parse(&url.redacted()).ok()?;
             let name = parsed.path().trim_start_matches('/');
             let name = url::form_urlencoded::parse(format!("n={name}").as_bytes())
                 .next()

@@ -396,7 +396,7 @@ fn a_panic_comes_back_as_an_error(target: TestTarget) {
     let s = setup(&target, 2, None, Some("list_workspaces"));
     current_thread().block_on(async {
         let err = s.store.list_workspaces().await.unwrap_err();
-        assert_eq!(err.kind(), "Database");
+        assert_eq!(err.kind(), ErrorKind::Database);
         assert!(
             err.to_string().contains("list_workspaces panicked"),
             "{err}"
@@ -430,7 +430,7 @@ fn busy_store_times_out_with_a_clear_error(target: TestTarget) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let err = store.list_workspaces().await.unwrap_err();
-        assert_eq!(err.kind(), "Database");
+        assert_eq!(err.kind(), ErrorKind::Database);
         assert!(err.to_string().contains("the store is busy"), "{err}");
         s.seen.gate.release();
         holder.await.unwrap().unwrap();

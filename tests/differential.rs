@@ -825,7 +825,7 @@ struct Known {
 }
 
 /// A step's outcome: the result as JSON, or the error's kind.
-type Outcome = Result<Value, &'static str>;
+type Outcome = Result<Value, ErrorKind>;
 
 fn outcome<T: serde::Serialize>(result: StorageResult<T>) -> Outcome {
     result
@@ -1434,7 +1434,7 @@ fn run_sequence(
             tally.steps += 1;
             *tally
                 .outcomes
-                .entry(*a.as_ref().err().unwrap_or(&"Ok"))
+                .entry(a.as_ref().err().map_or("Ok", |kind| kind.as_str()))
                 .or_default() += 1;
         }
         prop_assert_eq!(

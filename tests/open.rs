@@ -1,11 +1,9 @@
 //! `open` and `open_from_env`: URL forms, feature errors, redaction, and the
 //! in-memory database shared by the whole pool.
 
-use handshake_storage::*;
 #[cfg(feature = "sqlite")]
-fn human() -> WriteContext {
-    WriteContext::human(Some("tester".into()))
-}
+use handshake_storage::conformance::fixtures::human;
+use handshake_storage::*;
 
 #[cfg(feature = "sqlite")]
 #[test]

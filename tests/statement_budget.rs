@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
-use handshake_storage::bench;
+use handshake_storage::conformance::fixtures;
 use handshake_storage::conformance::TestTarget;
 use handshake_storage::*;
 use uuid::Uuid;
@@ -154,7 +154,7 @@ fn check_budgets(target: TestTarget) {
         store.get_ai_job(bare.job_id)
     });
     let job = within_budget("create_ai_job with refs", 1, || {
-        store.create_ai_job(bench::workspace_job(&ws.id))
+        store.create_ai_job(fixtures::workspace_job(&ws.id))
     });
     let read = within_budget("get_ai_job with refs", 1, || store.get_ai_job(job.job_id));
     assert_eq!(read, job, "get_ai_job reads back what create_ai_job wrote");

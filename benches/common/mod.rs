@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use handshake_storage::bench;
-use handshake_storage::conformance::TestTarget;
+use handshake_storage::conformance::{fixtures, TestTarget};
 use handshake_storage::*;
 
 pub fn targets() -> Vec<TestTarget> {
@@ -114,7 +114,7 @@ pub fn seed(store: &dyn Storage, blocks: usize) -> (String, Vec<String>) {
         )
         .unwrap();
     let blocks = (0..blocks as i64)
-        .map(|k| bench::block(&doc.id, k))
+        .map(|k| fixtures::ordinary_block(&doc.id, k))
         .collect();
     let ids = store
         .replace_blocks(&ctx, &doc.id, blocks)

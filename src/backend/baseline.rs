@@ -1,6 +1,6 @@
 //! The benchmarks' baseline: the store's hot paths written by hand as raw
 //! SQL through the same driver, for `crate::bench` to measure the store
-//! against. Like `store.rs`, this file is written once and compiled per
+//! against (the trait is `seeding::Baseline`). Like `store.rs`, this file is written once and compiled per
 //! backend (`#[path]` from `sqlite.rs` and `postgres.rs`), so the SQL text
 //! is the same on both; `?` marks a bind parameter (`$n` on PostgreSQL).
 //!
@@ -23,9 +23,9 @@ use uuid::Uuid;
 use super::schema::ai_jobs;
 use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, MAX_BIND_PARAMS};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
-use crate::backend::map_err;
-use crate::bench::sql::{self, BLOCK_COLUMNS, BLOCK_COLUMN_COUNT};
-use crate::bench::Baseline;
+use crate::backend::from_diesel;
+use crate::backend::seeding::sql::{self, BLOCK_COLUMNS, BLOCK_COLUMN_COUNT};
+use crate::backend::seeding::Baseline;
 use crate::error::{StorageError, StorageResult};
 use crate::types::*;
 
@@ -228,7 +228,7 @@ fn insert_rows(
         let sql = sql::insert(table, column_list, columns, chunk.len());
         raw::<()>(&sql, chunk.into_iter().flatten().collect())
             .execute(conn)
-            .map_err(|e| map_err(e, table))?;
+            .map_err(|e| from_diesel(e, table))?;
     }
     Ok(())
 }
@@ -294,14 +294,14 @@ impl Baseline for RawSql {
         )
         .execute(&mut *self.conn()?)
         .map(drop)
-        .map_err(|e| map_err(e, "block"))
+        .map_err(|e| from_diesel(e, "block"))
     }
 
     fn get_block(&self, id: &str) -> StorageResult<()> {
         raw::<BlockSql>(&sql::get_block(), vec![Arg::Text(id.into())])
             .get_result::<BlockTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "block"))
+            .map_err(|e| from_diesel(e, "block"))
     }
 
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()> {
@@ -312,7 +312,7 @@ impl Baseline for RawSql {
         raw::<BlockSql>(&sql, args)
             .get_result::<BlockTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "block"))
+            .map_err(|e| from_diesel(e, "block"))
     }
 
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid> {
@@ -348,7 +348,7 @@ impl Baseline for RawSql {
         // One INSERT, like the store: the trigger fills ai_job_entity_refs.
         raw::<()>(&job_sql, job_args)
             .execute(&mut *self.conn()?)
-            .map_err(|e| map_err(e, "ai job"))?;
+            .map_err(|e| from_diesel(e, "ai job"))?;
         Ok(id)
     }
 
@@ -366,14 +366,14 @@ impl Baseline for RawSql {
         raw::<JobSql>(&sql, args)
             .get_result::<JobTuple>(&mut *self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "ai job"))
+            .map_err(|e| from_diesel(e, "ai job"))
     }
 
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE id = ?");
         let rows: Vec<JobTuple> = raw::<JobSql>(&sql, vec![Arg::Uuid(DbUuid(id))])
             .load(&mut *self.conn()?)
-            .map_err(|e| map_err(e, "ai job"))?;
+            .map_err(|e| from_diesel(e, "ai job"))?;
         if rows.is_empty() {
             return Err(StorageError::not_found("ai job", id));
         }
@@ -392,10 +392,10 @@ impl Baseline for RawSql {
         write_tx(&mut *self.conn()?, |conn| {
             raw::<()>(&stamp_sql, stamp)
                 .execute(conn)
-                .map_err(|e| map_err(e, "document"))?;
+                .map_err(|e| from_diesel(e, "document"))?;
             raw::<()>(sql::delete_blocks(), vec![Arg::Text(document_id.into())])
                 .execute(conn)
-                .map_err(|e| map_err(e, "blocks"))?;
+                .map_err(|e| from_diesel(e, "blocks"))?;
             insert_rows(conn, "blocks", BLOCK_COLUMNS, BLOCK_COLUMN_COUNT, rows)
         })
     }
@@ -404,7 +404,7 @@ impl Baseline for RawSql {
         raw::<BlockSql>(&sql::get_blocks(), vec![Arg::Text(document_id.into())])
             .load::<BlockTuple>(&mut *self.conn()?)
             .map(|rows| rows.len())
-            .map_err(|e| map_err(e, "blocks"))
+            .map_err(|e| from_diesel(e, "blocks"))
     }
 
     fn update_canvas_graph(
@@ -454,14 +454,14 @@ impl Baseline for RawSql {
         write_tx(&mut *self.conn()?, |conn| {
             raw::<()>(&stamp_sql, stamp)
                 .execute(conn)
-                .map_err(|e| map_err(e, "canvas"))?;
+                .map_err(|e| from_diesel(e, "canvas"))?;
             for table in ["canvas_edges", "canvas_nodes"] {
                 raw::<()>(
                     &format!("DELETE FROM {table} WHERE canvas_id = ?"),
                     vec![Arg::Text(canvas_id.into())],
                 )
                 .execute(conn)
-                .map_err(|e| map_err(e, table))?;
+                .map_err(|e| from_diesel(e, table))?;
             }
             insert_rows(conn, "canvas_nodes", NODE_COLUMNS, 13, node_rows)?;
             insert_rows(conn, "canvas_edges", EDGE_COLUMNS, 12, edge_rows)
@@ -476,19 +476,19 @@ impl Baseline for RawSql {
                 id(),
             )
             .get_result::<CanvasTuple>(conn)
-            .map_err(|e| map_err(e, "canvas"))?;
+            .map_err(|e| from_diesel(e, "canvas"))?;
             let nodes = raw::<NodeSql>(
                 &format!("SELECT {NODE_COLUMNS} FROM canvas_nodes WHERE canvas_id = ? ORDER BY id"),
                 id(),
             )
             .load::<NodeTuple>(conn)
-            .map_err(|e| map_err(e, "canvas nodes"))?;
+            .map_err(|e| from_diesel(e, "canvas nodes"))?;
             let edges = raw::<EdgeSql>(
                 &format!("SELECT {EDGE_COLUMNS} FROM canvas_edges WHERE canvas_id = ? ORDER BY id"),
                 id(),
             )
             .load::<EdgeTuple>(conn)
-            .map_err(|e| map_err(e, "canvas edges"))?;
+            .map_err(|e| from_diesel(e, "canvas edges"))?;
             Ok(nodes.len() + edges.len())
         })
     }
@@ -527,7 +527,7 @@ impl Baseline for RawSql {
         raw::<JobSql>(&sql, args)
             .load::<JobTuple>(&mut *self.conn()?)
             .map(|jobs| jobs.len())
-            .map_err(|e| map_err(e, "ai jobs"))
+            .map_err(|e| from_diesel(e, "ai jobs"))
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize> {
@@ -547,7 +547,7 @@ impl Baseline for RawSql {
         )
         .load::<RunTuple>(&mut *self.conn()?)
         .map(|rows| rows.len())
-        .map_err(|e| map_err(e, "workflow runs"))
+        .map_err(|e| from_diesel(e, "workflow runs"))
     }
 
     fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64> {
@@ -562,7 +562,7 @@ impl Baseline for RawSql {
             ],
         )
         .load(&mut *self.conn()?)
-        .map_err(|e| map_err(e, "ai jobs"))?;
+        .map_err(|e| from_diesel(e, "ai jobs"))?;
         Ok(counts.iter().map(|(_, n)| *n as u64).sum())
     }
 }

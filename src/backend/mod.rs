@@ -6,6 +6,8 @@
 pub(crate) mod fields;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "bench")]
+pub(crate) mod seeding;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -17,9 +19,14 @@ use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{one_line, StorageError, StorageResult};
 use crate::storage::Storage;
 
-/// What the conformance harness needs beyond the public API. Crate-private:
+/// A store as `open_maintained` returns it: the public API, plus (feature
+/// `testing`) what the conformance harness needs beyond it. Crate-private:
 /// callers only ever see `dyn Storage`.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(not(feature = "testing"))]
+pub(crate) trait Maintenance: Storage {}
+
+/// See above; with the hooks the conformance harness calls.
+#[cfg(feature = "testing")]
 pub(crate) trait Maintenance: Storage {
     fn revert_all_migrations(&self) -> StorageResult<usize>;
     fn revert_last_migration(&self) -> StorageResult<()>;
@@ -28,7 +35,7 @@ pub(crate) trait Maintenance: Storage {
 }
 
 /// A column of one of our tables, as the live database describes it.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ColumnInfo {
     pub table: String,
@@ -61,7 +68,7 @@ pub(crate) fn open_maintained(
         #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(&url, config)?)),
         #[allow(unreachable_patterns)]
-        other => Err(missing_feature(&other)),
+        other => Err(missing_feature(other.feature())),
     }
 }
 
@@ -70,7 +77,7 @@ pub(crate) fn open_maintained(
 pub(crate) fn open_baseline(
     url: &str,
     config: &StorageConfig,
-) -> StorageResult<Box<dyn crate::bench::Baseline>> {
+) -> StorageResult<Box<dyn seeding::Baseline>> {
     match DatabaseUrl::parse(url)? {
         #[cfg(feature = "sqlite")]
         target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
@@ -79,16 +86,12 @@ pub(crate) fn open_baseline(
         #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::open_baseline(&url, config)?)),
         #[allow(unreachable_patterns)]
-        other => Err(missing_feature(&other)),
+        other => Err(missing_feature(other.feature())),
     }
 }
 
 #[allow(dead_code)]
-fn missing_feature(url: &DatabaseUrl) -> StorageError {
-    let feature = match url {
-        DatabaseUrl::Postgres(_) => "postgres",
-        _ => "sqlite",
-    };
+fn missing_feature(feature: &str) -> StorageError {
     StorageError::Validation(format!(
         "this build has no `{feature}` backend: rebuild handshake-storage with \
          `--features {feature}` to open this URL"
@@ -97,7 +100,7 @@ fn missing_feature(url: &DatabaseUrl) -> StorageError {
 
 /// Creates a scratch schema for a conformance run and returns a URL whose
 /// connections use it.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageResult<String> {
     #[cfg(feature = "postgres")]
     {
@@ -105,13 +108,13 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     }
     #[cfg(not(feature = "postgres"))]
     {
-        let _ = schema;
-        Err(missing_feature(&DatabaseUrl::Postgres(admin_url.into())))
+        let _ = (admin_url, schema);
+        Err(missing_feature("postgres"))
     }
 }
 
 /// Drops day-old scratch schemas named `{prefix}{unix seconds}_...`.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
     #[cfg(feature = "postgres")]
     postgres::scratch_schema_sweep(admin_url, prefix);
@@ -120,7 +123,7 @@ pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
 }
 
 /// Drops a scratch schema made by [`scratch_schema_create`].
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResult<()> {
     #[cfg(feature = "postgres")]
     {
@@ -128,15 +131,15 @@ pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResul
     }
     #[cfg(not(feature = "postgres"))]
     {
-        let _ = schema;
-        Err(missing_feature(&DatabaseUrl::Postgres(admin_url.into())))
+        let _ = (admin_url, schema);
+        Err(missing_feature("postgres"))
     }
 }
 
 /// Turns a Diesel error into ours; `what` names the entity (and id) the
 /// statement was about. The same Diesel kind maps to the same variant on
 /// every backend.
-pub(crate) fn map_err(err: DieselError, what: &str) -> StorageError {
+pub(crate) fn from_diesel(err: DieselError, what: &str) -> StorageError {
     match err {
         DieselError::NotFound => StorageError::NotFound(what.to_string()),
         DieselError::DatabaseError(kind, info) => {
@@ -181,7 +184,7 @@ impl TxError {
     pub(crate) fn into_storage(self) -> StorageError {
         match self {
             TxError::Storage(err) => err,
-            TxError::Diesel(err) => map_err(err, "transaction"),
+            TxError::Diesel(err) => from_diesel(err, "transaction"),
         }
     }
 }

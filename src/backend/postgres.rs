@@ -15,7 +15,7 @@ use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::TxCause;
-use crate::config::{redact_url, scrub_secrets, StorageConfig};
+use crate::config::{scrub_secrets, PgUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::types::Backend;
 
@@ -27,7 +27,7 @@ pub(crate) const BACKEND: Backend = Backend::Postgres;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_postgres");
 /// The wire protocol's limit on bind parameters per statement.
 pub(crate) const MAX_BIND_PARAMS: usize = 65_535;
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) const COLUMNS_SQL: &str = "SELECT table_name::text AS table_name, \
      column_name::text AS column_name, (is_nullable = 'YES') AS nullable \
      FROM information_schema.columns \
@@ -49,7 +49,10 @@ mod baseline;
 
 /// The benchmarks' raw-SQL baseline, on a pool built like the store's.
 #[cfg(feature = "bench")]
-pub(crate) fn open_baseline(url: &str, config: &StorageConfig) -> StorageResult<baseline::RawSql> {
+pub(crate) fn open_baseline(
+    url: &PgUrl,
+    config: &StorageConfig,
+) -> StorageResult<baseline::RawSql> {
     Ok(baseline::RawSql::new(build_pool(url, config)?))
 }
 
@@ -70,9 +73,9 @@ pub(crate) struct Manager {
 }
 
 impl Manager {
-    fn new(url: &str) -> Self {
+    fn new(url: &PgUrl) -> Self {
         Manager {
-            inner: ConnectionManager::new(url),
+            inner: ConnectionManager::new(url.as_str()),
             losses: Arc::default(),
         }
     }
@@ -203,23 +206,12 @@ pub(crate) fn migration_lock<T>(
 
 /// `url` with libpq's `connect_timeout` set from the config unless the URL
 /// sets its own.
-fn with_connect_timeout(url: &str, config: &StorageConfig) -> StorageResult<String> {
-    let mut parsed = parse_url(url)?;
-    if parsed.query_pairs().any(|(k, _)| k == "connect_timeout") {
-        return Ok(parsed.to_string());
+fn with_connect_timeout(url: &PgUrl, config: &StorageConfig) -> PgUrl {
+    if url.has_param("connect_timeout") {
+        return url.clone();
     }
     let secs = config.connection_timeout.as_secs().max(1);
-    parsed
-        .query_pairs_mut()
-        .append_pair("connect_timeout", &secs.to_string());
-    Ok(parsed.to_string())
-}
-
-/// `url` read as a URL, the way [`connect`] hands it to libpq.
-fn parse_url(url: &str) -> StorageResult<url::Url> {
-    url::Url::parse(url).map_err(|e| {
-        StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
-    })
+    url.with_param("connect_timeout", &secs.to_string())
 }
 
 /// Initialises the OpenSSL that libpq uses, once per process and before
@@ -235,27 +227,24 @@ fn init_tls() {
     openssl_sys::init();
 }
 
-fn connect(url: &str) -> StorageResult<PgConnection> {
+/// One connection, outside any pool, to the URL as parsed (see [`PgUrl`]).
+fn connect(url: &PgUrl) -> StorageResult<PgConnection> {
     init_tls();
-    // libpq gets the URL as we read it: it ends the user info at the first
-    // `@`, we at the last, so an unescaped `@` in a password would make
-    // libpq name the rest of the password as the host in its error.
-    let url = parse_url(url)?.to_string();
-    PgConnection::establish(&url).map_err(|e| {
+    PgConnection::establish(url.as_str()).map_err(|e| {
         StorageError::Database(format!(
             "cannot connect to PostgreSQL at {}: {}",
-            redact_url(&url),
-            scrub_secrets(&e.to_string(), &url)
+            url.redacted(),
+            scrub_secrets(&e.to_string(), url.as_str())
         ))
     })
 }
 
-pub(crate) fn open(url: &str, config: &StorageConfig) -> StorageResult<Store> {
+pub(crate) fn open(url: &PgUrl, config: &StorageConfig) -> StorageResult<Store> {
     Store::new(build_pool(url, config)?, (), config.run_migrations)
 }
 
-fn build_pool(url: &str, config: &StorageConfig) -> StorageResult<Pool<Manager>> {
-    let url = with_connect_timeout(url, config)?;
+fn build_pool(url: &PgUrl, config: &StorageConfig) -> StorageResult<Pool<Manager>> {
+    let url = with_connect_timeout(url, config);
     // One connection first, outside the pool: an unreachable server or a
     // wrong password fails at once with libpq's reason.
     drop(connect(&url)?);
@@ -269,15 +258,15 @@ fn build_pool(url: &str, config: &StorageConfig) -> StorageResult<Pool<Manager>>
         .map_err(|e| {
             StorageError::Database(format!(
                 "cannot open a pool on {}: {}",
-                redact_url(&url),
-                scrub_secrets(&e.to_string(), &url)
+                url.redacted(),
+                scrub_secrets(&e.to_string(), url.as_str())
             ))
         })
 }
 
 /// Creates `schema` (a name we generated: letters, digits, `_`) and returns
 /// `admin_url` with its connections' `search_path` set to it.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageResult<String> {
     if !schema
         .chars()
@@ -287,21 +276,19 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
             "bad schema name {schema:?}"
         )));
     }
-    let mut conn = connect(admin_url)?;
+    let admin_url = PgUrl::parse(admin_url)?;
+    let mut conn = connect(&admin_url)?;
     conn.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
         .map_err(|e| StorageError::Database(format!("cannot create schema {schema}: {e}")))?;
-    let mut url = url::Url::parse(admin_url)
-        .map_err(|e| StorageError::validation(format!("invalid PostgreSQL URL: {e}")))?;
-    url.query_pairs_mut()
-        .append_pair("options", &format!("-csearch_path={schema}"));
-    Ok(url.to_string())
+    let url = admin_url.with_param("options", &format!("-csearch_path={schema}"));
+    Ok(url.as_str().to_string())
 }
 
 /// Drops the scratch schemas named `{prefix}{unix seconds}_...` that were
 /// created more than a day ago: left behind by a test process that was
 /// killed before its guard ran. Best effort: a sweep racing another one
 /// may fail, and the next sweep finishes the job.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
     if !prefix
         .chars()
@@ -317,15 +304,15 @@ pub(crate) fn scratch_schema_sweep(admin_url: &str, prefix: &str) {
                < extract(epoch FROM now()) - 86400 \
          LOOP EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', s); END LOOP; END$$"
     );
-    if let Ok(mut conn) = connect(admin_url) {
+    if let Ok(mut conn) = PgUrl::parse(admin_url).and_then(|url| connect(&url)) {
         let _ = conn.batch_execute(&sweep);
     }
 }
 
 /// Drops a schema made by [`scratch_schema_create`] with everything in it.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResult<()> {
-    let mut conn = connect(admin_url)?;
+    let mut conn = connect(&PgUrl::parse(admin_url)?)?;
     conn.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .map_err(|e| StorageError::Database(format!("cannot drop schema {schema}: {e}")))
 }

@@ -4,6 +4,7 @@
 //! silently do nothing); writes take the write lock up front (`BEGIN
 //! IMMEDIATE`) so concurrent writers wait instead of failing.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use diesel::connection::SimpleConnection;
@@ -28,7 +29,7 @@ pub(crate) const BACKEND: Backend = Backend::Sqlite;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_sqlite");
 /// SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite.
 pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[cfg(feature = "testing")]
 pub(crate) const COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \
      (p.\"notnull\" = 0) AS nullable \
      FROM sqlite_master m JOIN pragma_table_info(m.name) p \
@@ -137,7 +138,7 @@ fn build_pool(
             1,
         ),
         DatabaseUrl::SqliteFile(path) => {
-            crate::ensure_parent_dir(path)?;
+            ensure_parent_dir(path)?;
             (path.to_string_lossy().into_owned(), true, config.pool_size)
         }
         DatabaseUrl::Postgres(_) => {
@@ -170,4 +171,15 @@ fn build_pool(
             StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
         })?;
     Ok((pool, keep_alive))
+}
+
+/// Creates the parent directory of a SQLite file if it is missing.
+fn ensure_parent_dir(path: &Path) -> StorageResult<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| {
+                StorageError::Database(format!("cannot create directory {}: {e}", dir.display()))
+            }),
+        _ => Ok(()),
+    }
 }

@@ -4,11 +4,18 @@
 //! include this file as their child module `store` (`#[path = "store.rs"]`),
 //! after defining, in the parent, the few things that differ: `schema` (the
 //! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
-//! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `write_tx` (SQLite
-//! takes the write lock up front with `BEGIN IMMEDIATE`), `column_info`,
+//! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `read_tx` and
+//! `write_tx` (SQLite takes the write lock up front with `BEGIN IMMEDIATE`;
+//! PostgreSQL reads in one REPEATABLE READ snapshot), `migration_lock` (a
+//! `BEGIN IMMEDIATE` on SQLite, an advisory lock on PostgreSQL), `COLUMNS_SQL` (the
+//! catalog query behind the schema parity case; feature `testing`),
 //! `KeepAlive` and the pool's connection `Manager`. Values whose storage
 //! differs (uuids, timestamps, JSON) go through the field types of
 //! `backend::fields`.
+//!
+//! What it may touch: its parent's pieces above, the schema module,
+//! `backend::fields`, the validation and guard rules, and the domain types.
+//! Nothing above the backend layer (conformance, bench, the CLI).
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
 //! `Timestamptz` nor `Json`, and generic functions over `Backend` need
@@ -33,12 +40,16 @@ use super::schema::{
     ai_job_entity_refs, ai_jobs, blocks, canvas_edges, canvas_nodes, canvases, documents,
     workflow_node_executions, workflow_runs, workspaces,
 };
+#[cfg(feature = "testing")]
+use super::COLUMNS_SQL;
 use super::{
-    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND, COLUMNS_SQL,
+    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND,
     MAX_BIND_PARAMS, MIGRATIONS,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
-use crate::backend::{map_err, ColumnInfo, Maintenance};
+#[cfg(feature = "testing")]
+use crate::backend::ColumnInfo;
+use crate::backend::{from_diesel, Maintenance};
 use crate::error::{StorageError, StorageResult};
 use crate::guard;
 use crate::storage::Storage;
@@ -54,23 +65,25 @@ pub(crate) struct Store {
 
 type PooledConn = PooledConnection<Manager>;
 
-/// A statement made cacheable by its SQL text. Diesel never caches an
+/// An UPDATE whose prepared statement the connection may cache, keyed by
+/// its SQL text (this marks the statement; it caches no results). Diesel never caches an
 /// UPDATE's prepared statement (its shape varies with the changeset, and
 /// Diesel keys the cache by Rust type), so SQLite would re-prepare every
 /// update and PostgreSQL re-plan it. Keyed by the text, each shape gets its
 /// own statement, which is safe; used only on single-row UPDATEs, whose
 /// shapes are few.
-struct Cached<Q>(Q);
+struct CacheablePrepared<Q>(Q);
 
-trait CacheByText: Sized {
-    fn cached(self) -> Cached<Self> {
-        Cached(self)
+trait CachePrepared: Sized {
+    /// Marks this UPDATE's prepared statement cacheable.
+    fn cache_prepared(self) -> CacheablePrepared<Self> {
+        CacheablePrepared(self)
     }
 }
 
-impl<Q> CacheByText for Q {}
+impl<Q> CachePrepared for Q {}
 
-impl<Q: QueryFragment<DbBackend>> QueryFragment<DbBackend> for Cached<Q> {
+impl<Q: QueryFragment<DbBackend>> QueryFragment<DbBackend> for CacheablePrepared<Q> {
     fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DbBackend>) -> QueryResult<()> {
         self.0.walk_ast(pass)
     }
@@ -80,16 +93,16 @@ impl<Q: QueryFragment<DbBackend>> QueryFragment<DbBackend> for Cached<Q> {
     }
 }
 
-impl<Q> QueryId for Cached<Q> {
+impl<Q> QueryId for CacheablePrepared<Q> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q: Query> Query for Cached<Q> {
+impl<Q: Query> Query for CacheablePrepared<Q> {
     type SqlType = Q::SqlType;
 }
 
-impl<Q> RunQueryDsl<Conn> for Cached<Q> {}
+impl<Q> RunQueryDsl<Conn> for CacheablePrepared<Q> {}
 
 impl Store {
     pub(super) fn new(
@@ -120,7 +133,7 @@ impl Store {
     {
         statement
             .execute(&mut *self.conn()?)
-            .map_err(|e| map_err(e, what))
+            .map_err(|e| from_diesel(e, what))
     }
 
     /// Loads every row of `query` and converts each as it is read: no
@@ -138,10 +151,10 @@ impl Store {
         let mut conn = self.conn()?;
         let rows = query
             .load_iter::<R, DefaultLoadingMode>(&mut *conn)
-            .map_err(|e| map_err(e, what))?;
+            .map_err(|e| from_diesel(e, what))?;
         let mut out = Vec::with_capacity(rows.size_hint().0);
         for row in rows {
-            out.push(into(row.map_err(|e| map_err(e, what))?)?);
+            out.push(into(row.map_err(|e| from_diesel(e, what))?)?);
         }
         Ok(out)
     }
@@ -159,7 +172,7 @@ impl Store {
         into(
             query
                 .get_result(&mut *self.conn()?)
-                .map_err(|e| map_err(e, what))?,
+                .map_err(|e| from_diesel(e, what))?,
         )
     }
 
@@ -185,9 +198,11 @@ impl Store {
 // Rows
 
 /// Declares a content table's row and its `Stamp`: when and by whom the
-/// row was last written, shared by inserts, updates and reads.
+/// row was last written, shared by inserts, updates and reads. Written as
+/// `content_row!(struct BlockRow, struct BlockStamp, blocks { ... })` so
+/// that `struct BlockRow` is found by grep.
 macro_rules! content_row {
-    ($row:ident, $stamp:ident, $table:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+    (struct $row:ident, struct $stamp:ident, $table:ident { $($field:ident : $ty:ty),* $(,)? }) => {
         #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
         #[diesel(table_name = $table, check_for_backend(DbBackend))]
         #[diesel(treat_none_as_default_value = false)]
@@ -211,12 +226,16 @@ macro_rules! content_row {
         }
 
         impl $row {
-            /// Columns per row: binds per row of a multi-row INSERT.
+            /// Columns per row: binds per row of a multi-row INSERT. The
+            /// table's own fields, `created_at`, and the stamp's columns.
             #[allow(dead_code)]
-            const COLUMNS: usize = [$(stringify!($field)),*].len() + 7;
+            const COLUMNS: usize = [$(stringify!($field)),*].len() + 1 + $stamp::COLUMNS;
         }
 
         impl $stamp {
+            /// The six fields above.
+            const COLUMNS: usize = 6;
+
             fn new(meta: &MutationMetadata) -> Self {
                 Self {
                     updated_at: DbTime(meta.timestamp),
@@ -242,23 +261,23 @@ macro_rules! content_row {
 }
 
 content_row!(
-    WorkspaceRow,
-    WorkspaceStamp,
+    struct WorkspaceRow,
+    struct WorkspaceStamp,
     workspaces {
         id: String,
         name: String
     }
 );
 content_row!(
-    DocumentRow,
-    DocumentStamp,
+    struct DocumentRow,
+    struct DocumentStamp,
     documents {
         id: String,
         workspace_id: String,
         title: String,
     }
 );
-content_row!(BlockRow, BlockStamp, blocks {
+content_row!(struct BlockRow, struct BlockStamp, blocks {
     id: String,
     document_id: String,
     kind: String,
@@ -270,8 +289,8 @@ content_row!(BlockRow, BlockStamp, blocks {
     exportable: Option<bool>,
 });
 content_row!(
-    CanvasRow,
-    CanvasStamp,
+    struct CanvasRow,
+    struct CanvasStamp,
     canvases {
         id: String,
         workspace_id: String,
@@ -279,8 +298,8 @@ content_row!(
     }
 );
 content_row!(
-    NodeRow,
-    NodeStamp,
+    struct NodeRow,
+    struct NodeStamp,
     canvas_nodes {
         id: String,
         canvas_id: String,
@@ -291,8 +310,8 @@ content_row!(
     }
 );
 content_row!(
-    EdgeRow,
-    EdgeStamp,
+    struct EdgeRow,
+    struct EdgeStamp,
     canvas_edges {
         id: String,
         canvas_id: String,
@@ -706,13 +725,13 @@ fn load_graph(conn: &mut Conn, canvas: CanvasRow) -> StorageResult<CanvasGraph> 
         .order(canvas_nodes::id)
         .select(NodeRow::as_select())
         .load(conn)
-        .map_err(|e| map_err(e, "canvas nodes"))?;
+        .map_err(|e| from_diesel(e, "canvas nodes"))?;
     let edges = canvas_edges::table
         .filter(canvas_edges::canvas_id.eq(&canvas.id))
         .order(canvas_edges::id)
         .select(EdgeRow::as_select())
         .load(conn)
-        .map_err(|e| map_err(e, "canvas edges"))?;
+        .map_err(|e| from_diesel(e, "canvas edges"))?;
     Ok(CanvasGraph {
         canvas: canvas.into_domain()?,
         nodes: nodes
@@ -751,7 +770,7 @@ fn prune_counts(conn: &mut Conn, cutoff: DbTime) -> StorageResult<(i64, i64)> {
         .group_by(ai_jobs::pinned)
         .select((ai_jobs::pinned, diesel::dsl::count_star()))
         .load(conn)
-        .map_err(|e| map_err(e, "ai jobs"))?;
+        .map_err(|e| from_diesel(e, "ai jobs"))?;
     Ok(rows
         .into_iter()
         .fold((0, 0), |(pinned, unpinned), (is_pinned, n)| {
@@ -779,7 +798,7 @@ impl Storage for Store {
         diesel::sql_query("SELECT 1")
             .execute(&mut self.conn()?)
             .map(drop)
-            .map_err(|e| map_err(e, "ping"))
+            .map_err(|e| from_diesel(e, "ping"))
     }
 
     fn run_migrations(&self) -> StorageResult<()> {
@@ -853,9 +872,9 @@ impl Storage for Store {
         workspaces::table
             .find(id)
             .select(WorkspaceRow::as_select())
-            .first(&mut self.conn()?)
+            .get_result(&mut self.conn()?)
             .optional()
-            .map_err(|e| map_err(e, &format!("workspace {id}")))?
+            .map_err(|e| from_diesel(e, &format!("workspace {id}")))?
             .map(WorkspaceRow::into_domain)
             .transpose()
     }
@@ -972,7 +991,7 @@ impl Storage for Store {
             diesel::update(blocks::table.find(id))
                 .set((&changes, &BlockStamp::new(&meta)))
                 .returning(BlockRow::as_returning())
-                .cached(),
+                .cache_prepared(),
             &format!("block {id}"),
             BlockRow::into_domain,
         )
@@ -1016,18 +1035,18 @@ impl Storage for Store {
             // document run one after the other, as on SQLite.
             let touched = diesel::update(documents::table.find(document_id))
                 .set(&DocumentStamp::new(&meta))
-                .cached()
+                .cache_prepared()
                 .execute(conn)
-                .map_err(|e| map_err(e, &format!("document {document_id}")))?;
+                .map_err(|e| from_diesel(e, &format!("document {document_id}")))?;
             expect_one(touched, "document", document_id)?;
             diesel::delete(blocks::table.filter(blocks::document_id.eq(document_id)))
                 .execute(conn)
-                .map_err(|e| map_err(e, "blocks"))?;
+                .map_err(|e| from_diesel(e, "blocks"))?;
             for chunk in rows.chunks(chunk_rows(BlockRow::COLUMNS)) {
                 diesel::insert_into(blocks::table)
                     .values(chunk)
                     .execute(conn)
-                    .map_err(|e| map_err(e, &format!("blocks of document {document_id}")))?;
+                    .map_err(|e| from_diesel(e, &format!("blocks of document {document_id}")))?;
             }
             Ok(())
         })?;
@@ -1072,8 +1091,8 @@ impl Storage for Store {
             let canvas = canvases::table
                 .find(id)
                 .select(CanvasRow::as_select())
-                .first(conn)
-                .map_err(|e| map_err(e, &format!("canvas {id}")))?;
+                .get_result(conn)
+                .map_err(|e| from_diesel(e, &format!("canvas {id}")))?;
             load_graph(conn, canvas)
         })
     }
@@ -1112,26 +1131,26 @@ impl Storage for Store {
             let canvas = diesel::update(canvases::table.find(id))
                 .set(&CanvasStamp::new(&meta))
                 .returning(CanvasRow::as_returning())
-                .cached()
+                .cache_prepared()
                 .get_result(conn)
-                .map_err(|e| map_err(e, &format!("canvas {id}")))?;
+                .map_err(|e| from_diesel(e, &format!("canvas {id}")))?;
             diesel::delete(canvas_edges::table.filter(canvas_edges::canvas_id.eq(id)))
                 .execute(conn)
-                .map_err(|e| map_err(e, "canvas edges"))?;
+                .map_err(|e| from_diesel(e, "canvas edges"))?;
             diesel::delete(canvas_nodes::table.filter(canvas_nodes::canvas_id.eq(id)))
                 .execute(conn)
-                .map_err(|e| map_err(e, "canvas nodes"))?;
+                .map_err(|e| from_diesel(e, "canvas nodes"))?;
             for chunk in node_rows.chunks(chunk_rows(NodeRow::COLUMNS)) {
                 diesel::insert_into(canvas_nodes::table)
                     .values(chunk)
                     .execute(conn)
-                    .map_err(|e| map_err(e, &format!("nodes of canvas {id}")))?;
+                    .map_err(|e| from_diesel(e, &format!("nodes of canvas {id}")))?;
             }
             for chunk in edge_rows.chunks(chunk_rows(EdgeRow::COLUMNS)) {
                 diesel::insert_into(canvas_edges::table)
                     .values(chunk)
                     .execute(conn)
-                    .map_err(|e| map_err(e, &format!("edges of canvas {id}")))?;
+                    .map_err(|e| from_diesel(e, &format!("edges of canvas {id}")))?;
             }
             let mut nodes = node_rows
                 .into_iter()
@@ -1197,7 +1216,7 @@ impl Storage for Store {
         diesel::insert_into(ai_jobs::table)
             .values(&row)
             .execute(&mut *self.conn()?)
-            .map_err(|e| map_err(e, &format!("ai job {}", id.0)))?;
+            .map_err(|e| from_diesel(e, &format!("ai job {}", id.0)))?;
         row.into_domain()
     }
 
@@ -1252,7 +1271,7 @@ impl Storage for Store {
             .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
             .select(AiJobRow::as_select())
             .load(&mut *self.conn()?)
-            .map_err(|e| map_err(e, "ai jobs"))?
+            .map_err(|e| from_diesel(e, "ai jobs"))?
             .into_iter()
             .map(AiJobRow::into_domain)
             .collect()
@@ -1276,9 +1295,9 @@ impl Storage for Store {
         diesel::update(ai_jobs::table.find(DbUuid(job_id)))
             .set(&changes)
             .returning(AiJobRow::as_returning())
-            .cached()
+            .cache_prepared()
             .get_result(&mut *self.conn()?)
-            .map_err(|e| map_err(e, &format!("ai job {job_id}")))?
+            .map_err(|e| from_diesel(e, &format!("ai job {job_id}")))?
             .into_domain()
     }
 
@@ -1291,7 +1310,7 @@ impl Storage for Store {
                     ai_jobs::job_outputs.eq(outputs),
                     ai_jobs::updated_at.eq(DbTime(validate::now())),
                 ))
-                .cached(),
+                .cache_prepared(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1304,7 +1323,7 @@ impl Storage for Store {
                     ai_jobs::pinned.eq(pinned),
                     ai_jobs::updated_at.eq(DbTime(validate::now())),
                 ))
-                .cached(),
+                .cache_prepared(),
             &format!("ai job {job_id}"),
         )?;
         expect_one(affected, "ai job", job_id)
@@ -1352,7 +1371,7 @@ impl Storage for Store {
                     workflow_runs::updated_at.eq(DbTime(validate::now())),
                 ))
                 .returning(RunRow::as_returning())
-                .cached(),
+                .cache_prepared(),
             &format!("workflow run {run_id}"),
             RunRow::into_domain,
         )
@@ -1366,7 +1385,7 @@ impl Storage for Store {
                     workflow_runs::last_heartbeat.eq(DbTime(at)),
                     workflow_runs::updated_at.eq(DbTime(validate::now())),
                 ))
-                .cached(),
+                .cache_prepared(),
             &format!("workflow run {run_id}"),
         )?;
         expect_one(affected, "workflow run", run_id)
@@ -1424,7 +1443,7 @@ impl Storage for Store {
             diesel::update(workflow_node_executions::table.find(DbUuid(exec_id)))
                 .set(&changes)
                 .returning(ExecutionRow::as_returning())
-                .cached(),
+                .cache_prepared(),
             &format!("node execution {exec_id}"),
             ExecutionRow::into_domain,
         )
@@ -1516,13 +1535,17 @@ impl Storage for Store {
                         .filter(ai_jobs::id.eq_any(victims)),
                 )
                 .execute(conn)
-                .map_err(|e| map_err(e, "ai jobs"))? as i64;
+                .map_err(|e| from_diesel(e, "ai jobs"))? as i64;
             }
             Ok(report(pinned, unpinned, pruned))
         })
     }
 }
 
+#[cfg(not(feature = "testing"))]
+impl Maintenance for Store {}
+
+#[cfg(feature = "testing")]
 impl Maintenance for Store {
     fn revert_all_migrations(&self) -> StorageResult<usize> {
         self.conn()?
@@ -1550,7 +1573,7 @@ impl Maintenance for Store {
         }
         let mut columns: Vec<ColumnInfo> = diesel::sql_query(COLUMNS_SQL)
             .load::<ColumnRow>(&mut self.conn()?)
-            .map_err(|e| map_err(e, "columns"))?
+            .map_err(|e| from_diesel(e, "columns"))?
             .into_iter()
             .map(|c| ColumnInfo {
                 table: c.table_name,
@@ -1565,6 +1588,6 @@ impl Maintenance for Store {
     fn execute_sql(&self, sql: &str) -> StorageResult<usize> {
         diesel::sql_query(sql)
             .execute(&mut self.conn()?)
-            .map_err(|e| map_err(e, "raw SQL"))
+            .map_err(|e| from_diesel(e, "raw SQL"))
     }
 }

@@ -15,6 +15,7 @@
 //! created for it and dropped afterwards, so cases run in parallel.
 
 pub mod cases;
+pub mod fixtures;
 mod target;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -132,24 +133,29 @@ macro_rules! conformance_tests {
     };
 }
 
-/// Expands the case list for `CASES` or for `conformance_tests!`.
+/// Expands the case list (`area: [case, ...]` groups) for `CASES`, for
+/// `conformance_tests!`, or into the `pub use` lines that make each listed
+/// case `conformance::cases::<name>`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __hsk_emit {
-    (list ; $($case:ident),* $(,)?) => {
-        &[$($crate::conformance::Case {
+    (reexport ; $($area:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
+        $(pub use self::$area::{$($case),*};)*
+    };
+    (list ; $($area:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
+        &[$($($crate::conformance::Case {
             name: stringify!($case),
             run: $crate::conformance::cases::$case,
-        }),*]
+        },)*)*]
     };
-    (tests $module:ident, $target:expr ; $($case:ident),* $(,)?) => {
+    (tests $module:ident, $target:expr ; $($area:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
         mod $module {
-            $(
+            $($(
                 #[test]
                 fn $case() {
                     $crate::conformance::run_case(&$target, $crate::conformance::cases::$case);
                 }
-            )*
+            )*)*
         }
     };
 }

@@ -64,7 +64,9 @@ impl TestTarget {
                     .filter(|p| !p.as_os_str().is_empty())
                     .map(PathBuf::from),
             },
-            DatabaseUrl::Postgres(url) => TestTarget::Postgres { admin_url: url },
+            DatabaseUrl::Postgres(url) => TestTarget::Postgres {
+                admin_url: url.as_str().to_string(),
+            },
         })
     }
 

@@ -1,4 +1,5 @@
-//! Shared by the concurrency and fault tests: input builders, a watchdog, a
+//! Shared by the concurrency and fault tests: versioned block sets (built
+//! on `conformance::fixtures`, the one home of test data), a watchdog, a
 //! small random source, and child processes (the test binary re-executed in
 //! a mode chosen by an environment variable).
 #![allow(dead_code)] // each test binary uses part of it
@@ -14,18 +15,14 @@ use std::time::{Duration, Instant};
 
 use handshake_storage::*;
 
-pub fn human() -> WriteContext {
-    WriteContext::human(Some("reliability-test".into()))
-}
+pub use handshake_storage::conformance::fixtures::human;
+use handshake_storage::conformance::fixtures::new_block;
 
+/// A block with the given id and text (`fixtures::new_block` otherwise).
 pub fn block(document_id: &str, sequence: i64, id: String, raw_content: String) -> NewBlock {
     NewBlock {
-        id: Some(id),
-        document_id: document_id.into(),
-        kind: "paragraph".into(),
-        sequence,
         raw_content,
-        ..Default::default()
+        ..new_block(document_id, sequence, Some(&id))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The SQL text of the benchmarks' hand-written baselines, with `?` for
 //! each bind parameter: one copy for the raw-SQL baseline over Diesel
-//! (`backend/baseline.rs`) and for the sqlx comparison (`bench-sqlx/`), so
-//! that both send exactly the statements described here.
+//! (`backend/baseline.rs`) and for the sqlx comparison (`bench-sqlx/`,
+//! through `handshake_storage::bench::sql`), so that both send exactly the
+//! statements described here.
 
 /// A block row's columns, in the order every block statement uses.
 pub const BLOCK_COLUMNS: &str = "id, document_id, kind, sequence, raw_content, display_content, \

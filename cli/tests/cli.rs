@@ -1,7 +1,6 @@
 //! The `hsk-storage` binary as a user runs it: `status`, `migrate`, and one
 //! clear line on stderr with a non-zero exit for every bad target, never a
 //! password and never a panic.
-#![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
 

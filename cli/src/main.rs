@@ -59,12 +59,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let line = err
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("hsk-storage: error: {line}");
+            eprintln!("hsk-storage: error: {}", err.to_one_line());
             ExitCode::FAILURE
         }
     }

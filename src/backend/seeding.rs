@@ -1,0 +1,130 @@
+//! What the benchmarks' raw-SQL side needs from the backend layer, owned
+//! here so that `backend/` depends on nothing above it: the [`Baseline`]
+//! trait that `baseline.rs` implements per backend, and the set-based SQL
+//! that seeds the `scale` group's job tables (the same rows on the store's
+//! and the baseline's database). Feature `bench`; `crate::bench` measures
+//! with it. Touches no database itself: it only builds SQL text.
+
+pub mod sql;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::StorageResult;
+use crate::types::*;
+
+/// The store's hot paths as raw SQL (implemented once in `baseline.rs`, compiled per backend). Reads
+/// decode every column into plain values and return the row count.
+pub trait Baseline: Send + Sync {
+    fn create_block(&self, block: &NewBlock) -> StorageResult<()>;
+    fn get_block(&self, id: &str) -> StorageResult<()>;
+    fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
+    fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
+    fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
+    /// Sets status, reason, no error and `updated_at`; reads the row back.
+    fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
+    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
+    fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
+    fn update_canvas_graph(
+        &self,
+        canvas_id: &str,
+        nodes: &[NewCanvasNode],
+        edges: &[NewCanvasEdge],
+    ) -> StorageResult<()>;
+    fn get_canvas_with_graph(&self, canvas_id: &str) -> StorageResult<usize>;
+    fn list_ai_jobs(&self, filter: &AiJobListFilter) -> StorageResult<usize>;
+    fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize>;
+    /// The counting part of a dry-run prune; returns the candidates.
+    fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64>;
+}
+
+pub(crate) const STALLED_RUNS: usize = 50;
+
+/// When seeded job `i` was created: one second apart, newest first.
+pub(crate) fn seed_time(i: i64) -> DateTime<Utc> {
+    // 2026-01-01 00:00:00 UTC, the time `seed_sql` counts back from.
+    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_767_225_600 - i)
+}
+
+/// Set-based SQL that seeds `jobs` jobs (each with one workspace ref, about
+/// 100 per workspace, indexed by the ai_jobs trigger; every tenth pinned;
+/// states and kinds in rotation) and a run per ten jobs, of which [`STALLED_RUNS`] are running
+/// with a stale heartbeat; then `ANALYZE` of those tables, so the planner
+/// knows their sizes.
+pub(crate) fn seed_sql(backend: Backend, jobs: usize) -> Vec<String> {
+    let n = jobs.max(1);
+    let workspaces = (n / 100).max(1);
+    let metrics = serde_json::to_string(&JobMetrics::zero())
+        .unwrap_or_else(|_| "{}".into())
+        .replace('\'', "''");
+    let states = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+    let kinds = [JobKind::DocEdit, JobKind::DocRewrite, JobKind::DocSummarize];
+    let case = |expr: &str, values: &[&str]| {
+        let arms: String = values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| format!(" WHEN {k} THEN '{v}'"))
+            .collect();
+        format!("CASE {expr} % {}{arms} END", values.len())
+    };
+    let state = case("i", &states.map(|s| s.as_str()));
+    let kind = case("i", &kinds.map(|k| k.as_str()));
+    // What differs: generating rows, uuids, times, JSON and booleans.
+    let (series, uuid, time, json, pinned, json_ref) = match backend {
+        Backend::Postgres => (
+            format!("generate_series(0, {}) AS s(i)", n - 1),
+            "(lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
+                .to_string(),
+            "(TIMESTAMPTZ '2026-01-01 00:00:00+00' - i * INTERVAL '1 second')".to_string(),
+            "::jsonb",
+            "(i % 10 = 0)",
+            "jsonb_build_array(jsonb_build_object",
+        ),
+        _ => (
+            format!(
+                "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) \
+                 SELECT i FROM s)",
+                n - 1
+            ),
+            "printf('%08x-0000-4000-8000-%012x', i, i)".to_string(),
+            "(strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 00:00:00', '-' || i || ' seconds') \
+             || '.000000+00:00')"
+                .to_string(),
+            "",
+            "(i % 10 = 0)",
+            "json_array(json_object",
+        ),
+    };
+    vec![
+        format!(
+            "INSERT INTO ai_jobs (id, trace_id, workflow_run_id, job_kind, status, status_reason, \
+             error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
+             safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, \
+             created_at, updated_at, entity_refs) \
+             SELECT {uuid}, {uuid}, NULL, {kind}, {state}, 'seeded', NULL, 'default', 'default', \
+             'default', '{access}', '{safety}', '[]'{json}, '{metrics}'{json}, NULL, NULL, \
+             {pinned}, {time}, {time}, \
+             {json_ref}('entity_id', 'ws-' || (i % {workspaces}), 'entity_kind', 'workspace')) \
+             FROM {series}",
+            access = AccessMode::AnalysisOnly.as_str(),
+            safety = SafetyMode::Normal.as_str(),
+        ),
+        format!(
+            "INSERT INTO workflow_runs (id, job_id, status, error_message, last_heartbeat, \
+             created_at, updated_at) \
+             SELECT {uuid}, {uuid}, CASE WHEN i < {stalled} THEN '{running}' ELSE '{done}' END, \
+             NULL, {time}, {time}, {time} FROM {series} WHERE i % 10 = 0",
+            stalled = STALLED_RUNS * 10,
+            running = JobState::Running.as_str(),
+            done = JobState::Completed.as_str(),
+        ),
+        "ANALYZE ai_jobs".to_string(),
+        "ANALYZE ai_job_entity_refs".to_string(),
+        "ANALYZE workflow_runs".to_string(),
+    ]
+}
