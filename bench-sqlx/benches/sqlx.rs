@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use handshake_storage::bench;
 use handshake_storage::conformance::{fixtures, TestTarget};
 use handshake_storage::*;
 
@@ -177,8 +176,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 {
                     let (store, doc) = (Arc::clone(&store), store_doc.clone());
                     Box::new(move |k| {
-                        let (store, block) =
-                            (Arc::clone(&store), fixtures::ordinary_block(&doc, 1_000 + k as i64));
+                        let (store, block) = (
+                            Arc::clone(&store),
+                            fixtures::ordinary_block(&doc, 1_000 + k as i64),
+                        );
                         Box::pin(async move {
                             store
                                 .create_block(&WriteContext::human(Some("bench".into())), block)
@@ -190,8 +191,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 {
                     let (sqlx, doc) = (Arc::clone(&sqlx), sqlx_doc.clone());
                     Box::new(move |k| {
-                        let (sqlx, block) =
-                            (Arc::clone(&sqlx), fixtures::ordinary_block(&doc, 1_000 + k as i64));
+                        let (sqlx, block) = (
+                            Arc::clone(&sqlx),
+                            fixtures::ordinary_block(&doc, 1_000 + k as i64),
+                        );
                         Box::pin(async move { on_side!(&*sqlx, s => s.create_block(&block).await) })
                     })
                 },
@@ -308,7 +311,9 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
         const BLOCKS: usize = 10_000;
         let ctx = WriteContext::human(Some("bench".into()));
         let blocks = |doc: &str| -> Vec<NewBlock> {
-            (0..BLOCKS as i64).map(|k| fixtures::ordinary_block(doc, k)).collect()
+            (0..BLOCKS as i64)
+                .map(|k| fixtures::ordinary_block(doc, k))
+                .collect()
         };
         let (ours_blocks, their_blocks) = (blocks(&store_doc), blocks(&sqlx_doc));
         let replace_ours = {
