@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+pub use crate::backend::seeding::sql;
 pub use crate::backend::seeding::Baseline;
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
