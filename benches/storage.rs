@@ -7,7 +7,7 @@
 //!
 //! `cargo bench --features postgres` runs both backends;
 //! `HSK_BENCH_GROUPS=point,bulk` picks groups (point, bulk, scale,
-//! concurrency, memory).
+//! concurrency, memory, ids).
 
 use std::time::{Duration, Instant};
 
@@ -15,28 +15,13 @@ use criterion::Criterion;
 use handshake_storage::bench::{self, Fixture, Sizes, Work, Workload};
 use handshake_storage::conformance::TestTarget;
 
+#[allow(dead_code)] // each bench uses part of it
+mod common;
+use common::{targets, wanted};
+
 // The memory figure needs every allocation counted.
 #[global_allocator]
 static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
-
-fn targets() -> Vec<TestTarget> {
-    [
-        #[cfg(feature = "sqlite")]
-        "sqlite",
-        #[cfg(feature = "postgres")]
-        "postgres",
-    ]
-    .into_iter()
-    .map(TestTarget::standard)
-    .collect()
-}
-
-fn wanted(group: &str) -> bool {
-    match std::env::var("HSK_BENCH_GROUPS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
-        _ => true,
-    }
-}
 
 /// Times `iters` calls and records the mean per call, for the ratio.
 fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration {
@@ -112,6 +97,74 @@ fn memory(target: &TestTarget, summary: &mut Vec<String>) {
     summary.push(line);
 }
 
+/// UUID v7 against v4 as job ids over 10^6 seeded jobs: the bulk insert
+/// of the seed, one `create_ai_job` on top (ratio v7/v4), and the size of
+/// the primary-key index.
+fn ids(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
+    const ROWS: usize = 1_000_000;
+    let versions = bench::IdVersions::seed(target, ROWS).expect("seed v7 and v4 jobs");
+    let backend = versions.backend().to_string();
+    let (bulk_v7, bulk_v4) = versions.bulk;
+    let line = format!(
+        "{backend:8} {:12} {:40} v7 {:>12.3?}  v4 {:>12.3?}  ratio {:5.2}",
+        "ids",
+        format!("bulk_insert/{ROWS}"),
+        bulk_v7,
+        bulk_v4,
+        bulk_v7.as_secs_f64() / bulk_v4.as_secs_f64().max(1e-12)
+    );
+    println!("{line}");
+    summary.push(line);
+    // One v7 and one v4 insert in turn, each timed on its own, so both
+    // see the same load on a shared machine (store = v7, baseline = v4).
+    let mut w = versions.create_ai_job();
+    let (mut v7_means, mut v4_means) = (Vec::new(), Vec::new());
+    let mut group = c.benchmark_group(format!("{}/{}", w.group, w.name));
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(6));
+    group.bench_function(format!("v7_and_v4_in_turn/{backend}"), |b| {
+        b.iter_custom(|iters| {
+            let (mut v7, mut v4) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..iters {
+                let start = Instant::now();
+                (w.store)().expect("v7 insert");
+                v7 += start.elapsed();
+                let start = Instant::now();
+                (w.baseline)().expect("v4 insert");
+                v4 += start.elapsed();
+            }
+            v7_means.push(v7 / iters.max(1) as u32);
+            v4_means.push(v4 / iters.max(1) as u32);
+            v7 + v4
+        })
+    });
+    group.finish();
+    let (v7, v4) = (bench::median(&mut v7_means), bench::median(&mut v4_means));
+    let line = format!(
+        "{backend:8} {:12} {:40} v7 {:>12.3?}  v4 {:>12.3?}  ratio {:5.2}",
+        "ids",
+        format!("create_ai_job/{ROWS}"),
+        v7,
+        v4,
+        v7.as_secs_f64() / v4.as_secs_f64().max(1e-12)
+    );
+    println!("{line}");
+    summary.push(line);
+    let (pkey_v7, pkey_v4) = versions.pkey_bytes().expect("index sizes");
+    let line = format!(
+        "{backend:8} {:12} {:40} v7 {:.1} MiB  v4 {:.1} MiB  ratio {:5.2}",
+        "ids",
+        format!("ai_jobs_pkey_size/{ROWS}"),
+        pkey_v7 as f64 / 1048576.0,
+        pkey_v4 as f64 / 1048576.0,
+        pkey_v7 as f64 / (pkey_v4 as f64).max(1.0)
+    );
+    println!("{line}");
+    summary.push(line);
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let sizes = Sizes::full();
@@ -181,6 +234,10 @@ fn main() {
         }
         if wanted("memory") {
             memory(&target, &mut summary);
+        }
+        // PostgreSQL only: Handshake's control plane runs there.
+        if wanted("ids") && target.backend() == handshake_storage::Backend::Postgres {
+            ids(&mut c, &target, &mut summary);
         }
     }
     c.final_summary();

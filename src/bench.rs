@@ -4,8 +4,9 @@
 //! `benches/storage.rs` (criterion) and `hsk-storage bench` (a short run).
 //!
 //! Groups: `point` (one row), `bulk` (whole documents and canvases),
-//! `scale` (job queries over seeded tables of a given size) and
-//! `concurrency` (a mixed load from several threads through one store).
+//! `scale` (job queries over seeded tables of a given size),
+//! `concurrency` (a mixed load from several threads through one store) and
+//! `ids` (UUID v7 against v4 as job ids: [`IdVersions`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+pub use crate::backend::seeding::sql;
 pub use crate::backend::seeding::Baseline;
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
@@ -752,4 +754,118 @@ pub fn heap_mark() -> usize {
 /// Peak heap growth since `mark` (from [`heap_mark`]).
 pub fn heap_peak_since(mark: usize) -> usize {
     PEAK.load(Ordering::Relaxed).saturating_sub(mark)
+}
+
+/// UUID v7 (time-ordered) against v4 (random) as `ai_jobs` ids: two fresh
+/// databases, one seeded with `rows` jobs keyed by v7 ids and one by v4
+/// ids, each id generated in Rust in insertion order as the store would.
+/// The seeding is timed (bulk insert), then single `create_ai_job`
+/// inserts on top (raw SQL, the id the only difference) and the size of
+/// the primary-key index compared.
+pub struct IdVersions {
+    v7: IdSide,
+    v4: IdSide,
+    pub rows: usize,
+    /// Time to bulk insert `rows` jobs: v7, v4.
+    pub bulk: (Duration, Duration),
+}
+
+/// One database of [`IdVersions`] and its raw-SQL access.
+struct IdSide {
+    harness: Harness,
+    baseline: Box<dyn Baseline>,
+}
+
+impl IdSide {
+    /// Rows per INSERT of the bulk seeding.
+    const CHUNK: usize = 10_000;
+
+    /// A fresh database with `rows` jobs whose ids `new_id` makes, and how
+    /// long inserting them took.
+    fn seed(
+        target: &TestTarget,
+        rows: usize,
+        new_id: fn() -> Uuid,
+    ) -> StorageResult<(Self, Duration)> {
+        let harness = target.harness()?;
+        let baseline = harness.baseline()?;
+        let backend = harness.backend();
+        let start = Instant::now();
+        let mut done = 0;
+        while done < rows {
+            let n = Self::CHUNK.min(rows - done);
+            let ids: Vec<Uuid> = (0..n).map(|_| new_id()).collect();
+            harness.execute_sql(&bulk_jobs_sql(backend, &ids))?;
+            done += n;
+        }
+        let elapsed = start.elapsed();
+        harness.execute_sql("ANALYZE ai_jobs")?;
+        Ok((IdSide { harness, baseline }, elapsed))
+    }
+}
+
+impl IdVersions {
+    pub fn seed(target: &TestTarget, rows: usize) -> StorageResult<Self> {
+        let (v7, bulk_v7) = IdSide::seed(target, rows, Uuid::now_v7)?;
+        let (v4, bulk_v4) = IdSide::seed(target, rows, Uuid::new_v4)?;
+        Ok(IdVersions {
+            v7,
+            v4,
+            rows,
+            bulk: (bulk_v7, bulk_v4),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.v7.harness.backend()
+    }
+
+    /// One `create_ai_job` insert on top of the seeded rows: `store` is the
+    /// v7 side, `baseline` the v4 side.
+    pub fn create_ai_job(&self) -> Workload<'_> {
+        let (v7, v4) = (&*self.v7.baseline, &*self.v4.baseline);
+        let job = || workspace_job("ws-ids");
+        pair(
+            "ids",
+            format!("create_ai_job/{}", self.rows),
+            1,
+            move || v7.create_ai_job_with_id(Uuid::now_v7(), &job()),
+            move || v4.create_ai_job_with_id(Uuid::new_v4(), &job()),
+        )
+    }
+
+    /// Bytes of the primary-key index: v7, v4.
+    pub fn pkey_bytes(&self) -> StorageResult<(u64, u64)> {
+        Ok((
+            self.v7.baseline.ai_jobs_pkey_bytes()?,
+            self.v4.baseline.ai_jobs_pkey_bytes()?,
+        ))
+    }
+}
+
+/// One multi-row INSERT of jobs with the given ids, the other columns
+/// constant (as `seed_sql`'s), ids inlined as literals: the same statement
+/// text for either version.
+fn bulk_jobs_sql(backend: Backend, ids: &[Uuid]) -> String {
+    let (uuid, json) = match backend {
+        Backend::Postgres => ("::uuid", "::jsonb"),
+        _ => ("", ""),
+    };
+    let values: Vec<String> = ids.iter().map(|id| format!("('{id}'{uuid})")).collect();
+    format!(
+        "INSERT INTO ai_jobs (id, trace_id, workflow_run_id, job_kind, status, status_reason, \
+         error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
+         safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, \
+         created_at, updated_at, entity_refs) \
+         SELECT v.id, v.id, NULL, 'doc_edit', 'completed', 'seeded', NULL, 'default', \
+         'default', 'default', 'analysis_only', 'normal', '[]'{json}, '{{}}'{json}, NULL, NULL, \
+         {f}, '{t}', '{t}', '[]'{json} FROM (VALUES {values}) AS v(id)",
+        f = if backend == Backend::Postgres {
+            "false"
+        } else {
+            "0"
+        },
+        t = "2026-01-01 00:00:00.000000+00:00",
+        values = values.join(", "),
+    )
 }

@@ -1,8 +1,6 @@
 //! The mutation guard: no silent AI edits. Pure logic, shared by every
 //! backend; the store calls it before it opens a transaction.
 
-use uuid::Uuid;
-
 use crate::error::{StorageError, StorageResult};
 use crate::types::{MutationMetadata, WriteActorKind, WriteContext};
 use crate::validate;
@@ -28,7 +26,7 @@ pub(crate) fn validate_write(
         actor_id: ctx.actor_id.clone(),
         job_id: ctx.job_id,
         workflow_id: ctx.workflow_id,
-        edit_event_id: Uuid::new_v4(),
+        edit_event_id: crate::ids::new_uuid(),
         resource_id: resource_id.to_string(),
         timestamp: validate::now(),
     })
@@ -40,11 +38,14 @@ mod tests {
 
     #[test]
     fn ai_needs_job_and_workflow() {
-        let err =
-            validate_write(&WriteContext::ai(None, Some(Uuid::new_v4()), None), "x").unwrap_err();
+        let err = validate_write(
+            &WriteContext::ai(None, Some(uuid::Uuid::new_v4()), None),
+            "x",
+        )
+        .unwrap_err();
         assert!(matches!(err, StorageError::Guard(ref m) if m.contains(SILENT_EDIT)));
         let ok = validate_write(
-            &WriteContext::ai(None, Some(Uuid::new_v4()), Some(Uuid::new_v4())),
+            &WriteContext::ai(None, Some(uuid::Uuid::new_v4()), Some(uuid::Uuid::new_v4())),
             "x",
         )
         .unwrap();

@@ -19,7 +19,9 @@
 //! suite that proves the backends agree.
 //!
 //! Features: `sqlite` (default), `postgres`; both together serve both from
-//! one binary, picked at run time by URL.
+//! one binary, picked at run time by URL. `tokio`: [`AsyncStorage`], every
+//! call as an `async fn`. `tracing`: a span per call and an event per
+//! statement (see [`tracing_layer`]).
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!(
@@ -28,17 +30,27 @@ compile_error!(
 );
 
 mod backend;
+pub mod calls;
 mod config;
 pub mod copy;
 mod error;
 mod guard;
+mod ids;
+pub mod job_contract;
 mod schema;
+pub mod schema_info;
+mod startup;
 mod storage;
 pub mod types;
 mod validate;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+
+#[cfg(feature = "tokio")]
+mod async_storage;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 #[cfg(feature = "bench")]
 pub mod bench;
@@ -48,8 +60,14 @@ pub mod fuzzing;
 
 use std::sync::Arc;
 
+#[cfg(feature = "tokio")]
+pub use async_storage::AsyncStorage;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{ErrorKind, StorageError, StorageResult};
+pub use schema_info::SchemaFingerprint;
+pub use startup::{
+    postgres_required_by, require_postgres_if_configured, REQUIRES_POSTGRES_VAR, STORAGE_MODE_VAR,
+};
 pub use storage::Storage;
 pub use types::*;
 
@@ -64,20 +82,35 @@ pub fn open(url: &str) -> StorageResult<Arc<dyn Storage>> {
 /// [`open`] with explicit settings.
 pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<dyn Storage>> {
     let store = backend::open_maintained(url, config)?;
+    #[cfg(feature = "tracing")]
+    let store = tracing_layer::traced(store, &config::DatabaseUrl::parse(url)?, config);
     Ok(store)
 }
 
 /// Opens the store named by `DATABASE_URL` (a `.env` file is honoured);
 /// unset means `sqlite://data/handshake.db`, whose directory is created.
+///
+/// Fails closed: under `HANDSHAKE_CONTROL_PLANE_REQUIRES_POSTGRES=true` or
+/// `HANDSHAKE_STORAGE_MODE=postgres_primary`, an unset or SQLite
+/// `DATABASE_URL` is a `Validation` error naming the variable.
 pub fn open_from_env() -> StorageResult<Arc<dyn Storage>> {
-    open_with_config(&database_url_from_env(), &StorageConfig::default())
+    let url = env_database_url();
+    require_postgres_if_configured(url.as_deref())?;
+    open_with_config(
+        url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
+        &StorageConfig::default(),
+    )
 }
 
 /// `DATABASE_URL` from the environment or `.env`, else the default.
 pub fn database_url_from_env() -> String {
+    env_database_url().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// `DATABASE_URL` from the environment or `.env`, if set and not blank.
+fn env_database_url() -> Option<String> {
     let _ = dotenvy::dotenv();
     std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
 }

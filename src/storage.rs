@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::StorageResult;
+use crate::schema_info::SchemaFingerprint;
 use crate::types::*;
 
 /// One storage API over every backend. Callers hold an `Arc<dyn Storage>`.
@@ -28,6 +29,15 @@ pub trait Storage: Send + Sync {
     fn run_migrations(&self) -> StorageResult<()>;
     /// Which migrations are applied and which are pending.
     fn migration_status(&self) -> StorageResult<MigrationStatus>;
+    /// The newest applied migration's version as a number (for example
+    /// `20261124000003`); `None` before any migration ran.
+    fn migration_version(&self) -> StorageResult<Option<u64>>;
+    /// The live schema as the database describes it (tables, columns with
+    /// type, nullability and default, primary keys, indexes, foreign keys
+    /// with their actions, triggers) and its stable hash. The fingerprint of
+    /// a freshly migrated store equals the one committed for its backend in
+    /// `src/schema/fingerprint_<backend>.txt`.
+    fn schema_fingerprint(&self) -> StorageResult<SchemaFingerprint>;
 
     // Workspaces
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>>;
@@ -86,9 +96,19 @@ pub trait Storage: Send + Sync {
     fn delete_canvas(&self, ctx: &WriteContext, id: &str) -> StorageResult<()>;
 
     // AI jobs
+    /// Refuses, with `Validation` and nothing written, a job whose kind,
+    /// `profile_id` and `protocol_id` break Handshake's job contract (see
+    /// [`crate::job_contract`]): `micro_task_execution` needs profile and
+    /// protocol `micro_task_executor_v1`, and they need that kind;
+    /// `media_downloader` needs a `hsk.media_downloader.*.v0` protocol;
+    /// `loom_preview_generate` and `hsk.loom.preview_generate@v1` need each
+    /// other. New ids are UUID v7.
     fn create_ai_job(&self, job: NewAiJob) -> StorageResult<AiJob>;
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob>;
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>>;
+    /// Writes `state` and `status_reason`; every `None` field of `update`,
+    /// `error_message` included, keeps the stored value (Handshake's
+    /// `COALESCE(new, old)`).
     fn update_ai_job_status(&self, update: JobStatusUpdate) -> StorageResult<AiJob>;
     fn set_job_outputs(&self, job_id: Uuid, outputs: Option<Value>) -> StorageResult<()>;
     fn set_job_pinned(&self, job_id: Uuid, pinned: bool) -> StorageResult<()>;
@@ -112,7 +132,10 @@ pub trait Storage: Send + Sync {
         &self,
         exec: NewNodeExecution,
     ) -> StorageResult<WorkflowNodeExecution>;
-    /// A terminal state (completed, failed, cancelled, ...) sets `finished_at`.
+    /// A terminal state (completed, failed, cancelled, ...) or `stalled`
+    /// sets `finished_at` (as Handshake does). `output` and
+    /// `error_message` replace the stored values when `Some` and keep them
+    /// when `None` (Handshake's `COALESCE(new, old)`).
     fn update_workflow_node_execution_status(
         &self,
         exec_id: Uuid,
@@ -138,7 +161,9 @@ pub trait Storage: Send + Sync {
 
     // Retention
     /// Deletes completed/failed, unpinned jobs created before `cutoff`,
-    /// keeping the newest `min_versions` of them. `dry_run` reports the same
+    /// except those among the newest `min_versions` of all unpinned
+    /// completed/failed jobs, recent ones (created at or after `cutoff`)
+    /// included, as Handshake counts them. `dry_run` reports the same
     /// counts and changes nothing.
     fn prune_ai_jobs(
         &self,

@@ -14,7 +14,8 @@ use crate::error::StorageError;
 /// (unknown text is a `Serialization` error: it can only come from a row)
 /// and `Display`.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }
+     $(legacy { $($old:literal => $old_variant:ident),+ $(,)? })?) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
@@ -34,6 +35,15 @@ macro_rules! string_enum {
                     $($name::$variant => $text,)+
                 }
             }
+
+            /// Every string a row may hold for this value: [`Self::as_str`]
+            /// first, then any legacy spelling that reads as it.
+            pub fn stored_forms(&self) -> Vec<&'static str> {
+                let legacy: &[(&'static str, $name)] = &[$($(($old, $name::$old_variant)),+)?];
+                std::iter::once(self.as_str())
+                    .chain(legacy.iter().filter(|(_, v)| v == self).map(|(text, _)| *text))
+                    .collect()
+            }
         }
 
         impl std::str::FromStr for $name {
@@ -42,6 +52,7 @@ macro_rules! string_enum {
             fn from_str(value: &str) -> Result<Self, Self::Err> {
                 match value {
                     $($text => Ok($name::$variant),)+
+                    $($($old => Ok($name::$old_variant),)+)?
                     other => Err(StorageError::Serialization(format!(
                         concat!("invalid ", stringify!($name), " {:?}"),
                         other
@@ -75,7 +86,9 @@ string_enum!(
 );
 
 string_enum!(
-    /// What an AI job does.
+    /// What an AI job does. The kinds of Handshake's storage contract (see
+    /// the README); a row holding the legacy `term_exec` reads as
+    /// `TerminalExec` (and is written back as `terminal_exec`).
     JobKind {
         DocEdit => "doc_edit",
         DocRewrite => "doc_rewrite",
@@ -91,6 +104,12 @@ string_enum!(
         DebugBundleExport => "debug_bundle_export",
         DocIngest => "doc_ingest",
         DistillationEval => "distillation_eval",
+        ModelRun => "model_run",
+        MediaDownloader => "media_downloader",
+        LoomPreviewGenerate => "loom_preview_generate",
+    }
+    legacy {
+        "term_exec" => TerminalExec,
     }
 );
 
@@ -230,7 +249,7 @@ pub struct Block {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewBlock {
-    /// A UUID v4 is generated when `None`.
+    /// A UUID v7 is generated when `None`.
     pub id: Option<String>,
     pub document_id: String,
     pub kind: String,
@@ -300,7 +319,7 @@ pub struct CanvasEdge {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewCanvasNode {
-    /// A UUID v4 is generated when `None`.
+    /// A UUID v7 is generated when `None`.
     pub id: Option<String>,
     pub kind: String,
     pub position_x: f64,
@@ -311,7 +330,7 @@ pub struct NewCanvasNode {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewCanvasEdge {
-    /// A UUID v4 is generated when `None`.
+    /// A UUID v7 is generated when `None`.
     pub id: Option<String>,
     pub from_node_id: String,
     pub to_node_id: String,
@@ -429,10 +448,10 @@ impl Default for NewAiJob {
     }
 }
 
-/// A new state for a job. `state`, `status_reason` and `error_message` are
-/// always written (`error_message: None` clears it); `metrics`,
-/// `workflow_run_id`, `trace_id` and `job_outputs` keep their stored value
-/// when `None`.
+/// A new state for a job. `state` and `status_reason` are always written;
+/// `error_message`, `metrics`, `workflow_run_id`, `trace_id` and
+/// `job_outputs` keep their stored value when `None` (Handshake writes
+/// `COALESCE(new, old)` for each).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatusUpdate {
     pub job_id: Uuid,

@@ -92,11 +92,11 @@ pub(crate) fn key(field: &str, value: &str) -> StorageResult<()> {
     text(field, value)
 }
 
-/// A caller's id, or a fresh UUID v4 when none is given.
+/// A caller's id, or a fresh UUID v7 when none is given.
 pub(crate) fn id_or_new(field: &str, value: Option<&str>) -> StorageResult<String> {
     match value {
         Some(v) => id(field, v).map(|()| v.to_string()),
-        None => Ok(uuid::Uuid::new_v4().to_string()),
+        None => Ok(crate::ids::new_uuid().to_string()),
     }
 }
 

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use handshake_storage::bench::{replace_speedup, run_all, workload_count, Sizes};
 use handshake_storage::conformance::{run_suite, TestTarget};
 use handshake_storage::{
-    database_url_from_env, open_with_config, redact_url, StorageConfig, StorageResult,
+    open_with_config, redact_url, require_postgres_if_configured, StorageConfig, StorageResult,
+    DEFAULT_DATABASE_URL,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -37,7 +38,8 @@ struct Cli {
 enum Command {
     /// Apply pending migrations.
     Migrate,
-    /// Show the backend, the schema version and applied/pending migrations.
+    /// Show the backend, the schema version and fingerprint, and
+    /// applied/pending migrations.
     Status,
     /// Run the whole conformance suite against the database, each case in a
     /// scratch schema (PostgreSQL) or scratch file (SQLite) removed afterwards.
@@ -111,19 +113,30 @@ fn clap_message(err: &clap::Error) -> ExitCode {
     ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
-fn url_or_env(cli_url: Option<String>) -> String {
-    cli_url.unwrap_or_else(database_url_from_env)
+/// The URL given, else `DATABASE_URL`, if either is set and not blank.
+/// Refused when PostgreSQL is required and it is not a PostgreSQL URL (or
+/// there is none: every command's default is SQLite).
+fn given_url(cli_url: Option<String>) -> StorageResult<Option<String>> {
+    let url = cli_url
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .filter(|u| !u.trim().is_empty());
+    require_postgres_if_configured(url.as_deref())?;
+    Ok(url)
+}
+
+/// The database `migrate` and `status` work on: the URL given, else
+/// `DATABASE_URL`, else the default SQLite file.
+fn url_or_env(cli_url: Option<String>) -> StorageResult<String> {
+    Ok(given_url(cli_url)?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()))
 }
 
 /// Where `check` and `bench` make their scratch databases: the URL given,
 /// else `DATABASE_URL`, else temporary SQLite files.
 fn scratch_target(cli_url: Option<String>) -> StorageResult<TestTarget> {
-    Ok(
-        match cli_url.or_else(|| std::env::var("DATABASE_URL").ok()) {
-            Some(url) if !url.trim().is_empty() => TestTarget::from_url(&url)?,
-            _ => TestTarget::Sqlite { parent: None },
-        },
-    )
+    Ok(match given_url(cli_url)? {
+        Some(url) => TestTarget::from_url(&url)?,
+        None => TestTarget::Sqlite { parent: None },
+    })
 }
 
 fn bench(target: &TestTarget, samples: usize) -> StorageResult<ExitCode> {
@@ -168,7 +181,7 @@ fn bench(target: &TestTarget, samples: usize) -> StorageResult<ExitCode> {
 fn run(cli: Cli) -> StorageResult<ExitCode> {
     match cli.command {
         Command::Migrate => {
-            let url = url_or_env(cli.database_url);
+            let url = url_or_env(cli.database_url)?;
             let store = open_with_config(&url, &StorageConfig::default().run_migrations(false))?;
             let before = store.migration_status()?;
             store.run_migrations()?;
@@ -183,13 +196,24 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
-            let url = url_or_env(cli.database_url);
+            let url = url_or_env(cli.database_url)?;
             let store = open_with_config(&url, &StorageConfig::default().run_migrations(false))?;
             let status = store.migration_status()?;
             println!("backend: {} ({})", status.backend, redact_url(&url));
             println!(
                 "schema version: {}",
                 status.applied.last().map(String::as_str).unwrap_or("none")
+            );
+            let fingerprint = store.schema_fingerprint()?;
+            let committed = handshake_storage::schema_info::committed_fingerprint(status.backend);
+            println!(
+                "schema fingerprint: {} ({})",
+                fingerprint.hash,
+                if fingerprint.to_file_text() == committed {
+                    "as committed for this release"
+                } else {
+                    "differs from the one committed for this release"
+                }
             );
             for version in &status.applied {
                 println!("applied: {version}");

@@ -1,7 +1,9 @@
 -- AI jobs, their entity references (own table, so the workspace filter is a
 -- plain indexed join on every backend), workflow runs and node executions.
+-- Replay-safe (Handshake CX-DBP-022): every statement is a no-op on a
+-- database that already has its effect.
 
-CREATE TABLE ai_jobs (
+CREATE TABLE IF NOT EXISTS ai_jobs (
     id UUID PRIMARY KEY NOT NULL,
     trace_id UUID NOT NULL,
     workflow_run_id UUID,
@@ -22,20 +24,20 @@ CREATE TABLE ai_jobs (
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX ai_jobs_created_idx ON ai_jobs (created_at DESC, id DESC);
-CREATE INDEX ai_jobs_status_created_idx ON ai_jobs (status, created_at DESC, id DESC);
-CREATE INDEX ai_jobs_kind_created_idx ON ai_jobs (job_kind, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS ai_jobs_created_idx ON ai_jobs (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS ai_jobs_status_created_idx ON ai_jobs (status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS ai_jobs_kind_created_idx ON ai_jobs (job_kind, created_at DESC, id DESC);
 
-CREATE TABLE ai_job_entity_refs (
+CREATE TABLE IF NOT EXISTS ai_job_entity_refs (
     job_id UUID NOT NULL REFERENCES ai_jobs (id) ON DELETE CASCADE,
     position BIGINT NOT NULL,
     entity_id TEXT COLLATE "C" NOT NULL,
     entity_kind TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (job_id, position)
 );
-CREATE INDEX ai_job_entity_refs_entity_idx ON ai_job_entity_refs (entity_kind, entity_id, job_id);
+CREATE INDEX IF NOT EXISTS ai_job_entity_refs_entity_idx ON ai_job_entity_refs (entity_kind, entity_id, job_id);
 
-CREATE TABLE workflow_runs (
+CREATE TABLE IF NOT EXISTS workflow_runs (
     id UUID PRIMARY KEY NOT NULL,
     job_id UUID NOT NULL REFERENCES ai_jobs (id) ON DELETE CASCADE,
     status TEXT NOT NULL,
@@ -44,10 +46,10 @@ CREATE TABLE workflow_runs (
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX workflow_runs_job_idx ON workflow_runs (job_id);
-CREATE INDEX workflow_runs_status_heartbeat_idx ON workflow_runs (status, last_heartbeat, id);
+CREATE INDEX IF NOT EXISTS workflow_runs_job_idx ON workflow_runs (job_id);
+CREATE INDEX IF NOT EXISTS workflow_runs_status_heartbeat_idx ON workflow_runs (status, last_heartbeat, id);
 
-CREATE TABLE workflow_node_executions (
+CREATE TABLE IF NOT EXISTS workflow_node_executions (
     id UUID PRIMARY KEY NOT NULL,
     workflow_run_id UUID NOT NULL REFERENCES workflow_runs (id) ON DELETE CASCADE,
     node_id TEXT NOT NULL,
@@ -62,4 +64,4 @@ CREATE TABLE workflow_node_executions (
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX workflow_node_executions_run_idx ON workflow_node_executions (workflow_run_id, sequence, id);
+CREATE INDEX IF NOT EXISTS workflow_node_executions_run_idx ON workflow_node_executions (workflow_run_id, sequence, id);

@@ -3,8 +3,11 @@
 -- filter; a trigger fills it from the column. Refs never change after the
 -- job is created, so AFTER INSERT is the only trigger needed, and deleting a
 -- job already cascades.
+-- Replay-safe (Handshake CX-DBP-022): IF NOT EXISTS, a backfill that only
+-- touches rows still holding the default, CREATE OR REPLACE, and the trigger
+-- dropped if present before it is created.
 
-ALTER TABLE ai_jobs ADD COLUMN entity_refs JSONB NOT NULL DEFAULT '[]';
+ALTER TABLE ai_jobs ADD COLUMN IF NOT EXISTS entity_refs JSONB NOT NULL DEFAULT '[]';
 
 UPDATE ai_jobs
 SET entity_refs = r.refs
@@ -15,9 +18,9 @@ FROM (
     FROM ai_job_entity_refs
     GROUP BY job_id
 ) AS r
-WHERE ai_jobs.id = r.job_id;
+WHERE ai_jobs.id = r.job_id AND ai_jobs.entity_refs = '[]'::jsonb;
 
-CREATE FUNCTION ai_jobs_index_entity_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ai_jobs_index_entity_refs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO ai_job_entity_refs (job_id, position, entity_id, entity_kind)
     SELECT NEW.id, e.ordinality - 1, e.value ->> 'entity_id', e.value ->> 'entity_kind'
@@ -26,6 +29,7 @@ BEGIN
 END;
 $$;
 
+DROP TRIGGER IF EXISTS ai_jobs_index_entity_refs ON ai_jobs;
 CREATE TRIGGER ai_jobs_index_entity_refs
     AFTER INSERT ON ai_jobs
     FOR EACH ROW EXECUTE FUNCTION ai_jobs_index_entity_refs();

@@ -2,8 +2,10 @@
 -- SQLite compares text bytewise (BINARY), so ordering by id needs no collation.
 -- Every content row records who last wrote it (last_actor_*, last_job_id,
 -- last_workflow_id, edit_event_id).
+-- Replay-safe (Handshake CX-DBP-022): every statement is a no-op on a
+-- database that already has its effect.
 
-CREATE TABLE workspaces (
+CREATE TABLE IF NOT EXISTS workspaces (
     id TEXT PRIMARY KEY NOT NULL,
     name TEXT NOT NULL,
     created_at TEXT NOT NULL,
@@ -14,9 +16,9 @@ CREATE TABLE workspaces (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX workspaces_created_idx ON workspaces (created_at, id);
+CREATE INDEX IF NOT EXISTS workspaces_created_idx ON workspaces (created_at, id);
 
-CREATE TABLE documents (
+CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY NOT NULL,
     workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     title TEXT NOT NULL,
@@ -28,9 +30,9 @@ CREATE TABLE documents (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX documents_workspace_idx ON documents (workspace_id, created_at, id);
+CREATE INDEX IF NOT EXISTS documents_workspace_idx ON documents (workspace_id, created_at, id);
 
-CREATE TABLE blocks (
+CREATE TABLE IF NOT EXISTS blocks (
     id TEXT PRIMARY KEY NOT NULL,
     document_id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
@@ -48,9 +50,9 @@ CREATE TABLE blocks (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX blocks_document_sequence_idx ON blocks (document_id, sequence, id);
+CREATE INDEX IF NOT EXISTS blocks_document_sequence_idx ON blocks (document_id, sequence, id);
 
-CREATE TABLE canvases (
+CREATE TABLE IF NOT EXISTS canvases (
     id TEXT PRIMARY KEY NOT NULL,
     workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     title TEXT NOT NULL,
@@ -62,9 +64,9 @@ CREATE TABLE canvases (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX canvases_workspace_idx ON canvases (workspace_id, created_at, id);
+CREATE INDEX IF NOT EXISTS canvases_workspace_idx ON canvases (workspace_id, created_at, id);
 
-CREATE TABLE canvas_nodes (
+CREATE TABLE IF NOT EXISTS canvas_nodes (
     id TEXT PRIMARY KEY NOT NULL,
     canvas_id TEXT NOT NULL REFERENCES canvases (id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
@@ -79,9 +81,9 @@ CREATE TABLE canvas_nodes (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX canvas_nodes_canvas_idx ON canvas_nodes (canvas_id, id);
+CREATE INDEX IF NOT EXISTS canvas_nodes_canvas_idx ON canvas_nodes (canvas_id, id);
 
-CREATE TABLE canvas_edges (
+CREATE TABLE IF NOT EXISTS canvas_edges (
     id TEXT PRIMARY KEY NOT NULL,
     canvas_id TEXT NOT NULL REFERENCES canvases (id) ON DELETE CASCADE,
     from_node_id TEXT NOT NULL REFERENCES canvas_nodes (id) ON DELETE CASCADE,
@@ -95,6 +97,6 @@ CREATE TABLE canvas_edges (
     last_workflow_id TEXT,
     edit_event_id TEXT NOT NULL
 );
-CREATE INDEX canvas_edges_canvas_idx ON canvas_edges (canvas_id, id);
-CREATE INDEX canvas_edges_from_idx ON canvas_edges (from_node_id);
-CREATE INDEX canvas_edges_to_idx ON canvas_edges (to_node_id);
+CREATE INDEX IF NOT EXISTS canvas_edges_canvas_idx ON canvas_edges (canvas_id, id);
+CREATE INDEX IF NOT EXISTS canvas_edges_from_idx ON canvas_edges (from_node_id);
+CREATE INDEX IF NOT EXISTS canvas_edges_to_idx ON canvas_edges (to_node_id);

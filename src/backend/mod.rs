@@ -44,6 +44,17 @@ pub struct ColumnInfo {
     pub nullable: bool,
 }
 
+/// What a pooled connection passes its Diesel events on to: the
+/// application's default instrumentation, behind the statement events of
+/// feature `tracing`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn statement_instrumentation() -> Option<Box<dyn diesel::connection::Instrumentation>> {
+    let next = diesel::connection::get_default_instrumentation();
+    #[cfg(feature = "tracing")]
+    let next = Some(Box::new(crate::tracing_layer::StatementEvents::new(next)) as Box<_>);
+    next
+}
+
 /// Opens the store a URL names.
 pub(crate) fn open_maintained(
     url: &str,

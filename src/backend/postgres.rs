@@ -27,12 +27,54 @@ pub(crate) const BACKEND: Backend = Backend::Postgres;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_postgres");
 /// The wire protocol's limit on bind parameters per statement.
 pub(crate) const MAX_BIND_PARAMS: usize = 65_535;
-#[cfg(feature = "testing")]
-pub(crate) const COLUMNS_SQL: &str = "SELECT table_name::text AS table_name, \
-     column_name::text AS column_name, (is_nullable = 'YES') AS nullable \
-     FROM information_schema.columns \
-     WHERE table_schema = current_schema() \
-     AND table_name <> '__diesel_schema_migrations'";
+// The live schema of the current schema (search_path), for
+// `schema_fingerprint` (Diesel's bookkeeping table left out). A column's
+// collation is part of its type when it is not the type's default; names
+// are unquoted and unqualified, as SQLite gives them.
+pub(crate) const SCHEMA_COLUMNS_SQL: &str = "SELECT c.relname::text AS table_name, \
+     a.attname::text AS column_name, \
+     format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attcollation <> t.typcollation \
+       THEN ' COLLATE \"' || co.collname || '\"' ELSE '' END AS sql_type, \
+     NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default_value \
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid \
+     LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+     WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attnum > 0 \
+     AND NOT a.attisdropped AND c.relname <> '__diesel_schema_migrations'";
+pub(crate) const SCHEMA_INDEXES_SQL: &str = "SELECT t.relname::text AS table_name, \
+     i.relname::text AS index_name, ix.indisunique AS is_unique, ix.indisprimary AS is_primary, \
+     k.ord::bigint AS position, \
+     COALESCE(a.attname::text, pg_get_indexdef(ix.indexrelid, k.ord, false)) AS column_name, \
+     (ix.indoption[k.ord - 1] & 1) = 1 AS descending \
+     FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid \
+     JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+     CROSS JOIN LATERAL generate_series(1, ix.indnkeyatts::int) AS k(ord) \
+     LEFT JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = ix.indkey[k.ord - 1] \
+     WHERE n.nspname = current_schema() AND t.relname <> '__diesel_schema_migrations'";
+pub(crate) const SCHEMA_FOREIGN_KEYS_SQL: &str = "SELECT cl.relname::text AS table_name, \
+     con.conname::text AS name, k.ord AS position, a.attname::text AS column_name, \
+     rt.relname::text AS ref_table, ra.attname::text AS ref_column, \
+     (CASE con.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'r' THEN 'RESTRICT' \
+       WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END) AS on_update, \
+     (CASE con.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'r' THEN 'RESTRICT' \
+       WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END) AS on_delete \
+     FROM pg_constraint con JOIN pg_class cl ON cl.oid = con.conrelid \
+     JOIN pg_namespace n ON n.oid = cl.relnamespace JOIN pg_class rt ON rt.oid = con.confrelid \
+     CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, refcol, ord) \
+     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.col \
+     JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refcol \
+     WHERE con.contype = 'f' AND n.nspname = current_schema()";
+pub(crate) const SCHEMA_TRIGGERS_SQL: &str = "SELECT c.relname::text AS table_name, \
+     tg.tgname::text AS name, pg_get_triggerdef(tg.oid, true) || '; ' || p.prosrc AS definition \
+     FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = tg.tgfoid \
+     WHERE NOT tg.tgisinternal AND n.nspname = current_schema()";
+
+/// Bytes of the `ai_jobs` primary-key index.
+#[cfg(feature = "bench")]
+pub(crate) const AI_JOBS_PKEY_BYTES_SQL: &str =
+    "SELECT pg_relation_size('ai_jobs_pkey')::bigint AS bytes";
 
 // The query code is shared with SQLite: the same file, compiled here
 // against this module's schema and connection.
@@ -124,7 +166,7 @@ impl ManageConnection for Manager {
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
             losses_seen,
-            passed_on: diesel::connection::get_default_instrumentation(),
+            passed_on: super::statement_instrumentation(),
         });
         Ok(conn)
     }

@@ -5,6 +5,8 @@
 //! and the baseline's database). Feature `bench`; `crate::bench` measures
 //! with it. Touches no database itself: it only builds SQL text.
 
+pub mod sql;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -19,7 +21,8 @@ pub trait Baseline: Send + Sync {
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()>;
     fn create_ai_job(&self, job: &NewAiJob) -> StorageResult<Uuid>;
     fn get_ai_job(&self, id: Uuid) -> StorageResult<()>;
-    /// Sets status, reason, no error and `updated_at`; reads the row back.
+    /// Sets status, reason and `updated_at` (no error: the stored one
+    /// stays); reads the row back.
     fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
     fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
@@ -34,6 +37,10 @@ pub trait Baseline: Send + Sync {
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<usize>;
     /// The counting part of a dry-run prune; returns the candidates.
     fn prune_ai_jobs_dry_run(&self, cutoff: DateTime<Utc>) -> StorageResult<u64>;
+    /// `create_ai_job` with the id given (the `ids` group's v4 and v7).
+    fn create_ai_job_with_id(&self, id: Uuid, job: &NewAiJob) -> StorageResult<()>;
+    /// Bytes of the `ai_jobs` primary-key index on disk.
+    fn ai_jobs_pkey_bytes(&self) -> StorageResult<u64>;
 }
 
 pub(crate) const STALLED_RUNS: usize = 50;

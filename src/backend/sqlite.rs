@@ -29,12 +29,34 @@ pub(crate) const BACKEND: Backend = Backend::Sqlite;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_sqlite");
 /// SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite.
 pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
-#[cfg(feature = "testing")]
-pub(crate) const COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \
-     (p.\"notnull\" = 0) AS nullable \
+// The live schema, for `schema_fingerprint` (Diesel's bookkeeping table
+// and SQLite's own left out).
+pub(crate) const SCHEMA_COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \
+     p.type AS sql_type, (p.\"notnull\" = 0) AS nullable, p.dflt_value AS default_value \
      FROM sqlite_master m JOIN pragma_table_info(m.name) p \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
      AND m.name <> '__diesel_schema_migrations'";
+pub(crate) const SCHEMA_INDEXES_SQL: &str = "SELECT m.name AS table_name, il.name AS index_name, \
+     il.\"unique\" AS is_unique, (il.origin = 'pk') AS is_primary, ix.seqno AS position, \
+     ix.name AS column_name, ix.\"desc\" AS descending \
+     FROM sqlite_master m JOIN pragma_index_list(m.name) il JOIN pragma_index_xinfo(il.name) ix \
+     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+     AND m.name <> '__diesel_schema_migrations' AND ix.key = 1";
+pub(crate) const SCHEMA_FOREIGN_KEYS_SQL: &str = "SELECT m.name AS table_name, \
+     CAST(fk.id AS TEXT) AS name, fk.seq AS position, fk.\"from\" AS column_name, \
+     fk.\"table\" AS ref_table, COALESCE(fk.\"to\", '') AS ref_column, fk.on_update AS on_update, \
+     fk.on_delete AS on_delete \
+     FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) fk \
+     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+     AND m.name <> '__diesel_schema_migrations'";
+pub(crate) const SCHEMA_TRIGGERS_SQL: &str = "SELECT tbl_name AS table_name, name, \
+     sql AS definition FROM sqlite_master WHERE type = 'trigger'";
+
+/// Bytes of the `ai_jobs` primary-key index (the bundled SQLite has the
+/// `dbstat` table).
+#[cfg(feature = "bench")]
+pub(crate) const AI_JOBS_PKEY_BYTES_SQL: &str = "SELECT COALESCE(SUM(pgsize), 0) AS bytes \
+     FROM dbstat WHERE name = 'sqlite_autoindex_ai_jobs_1'";
 
 // The query code is shared with PostgreSQL: the same file, compiled here
 // against this module's schema and connection.
@@ -109,6 +131,10 @@ impl ConnectionSetup {
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        #[cfg(feature = "tracing")]
+        if let Some(chain) = super::statement_instrumentation() {
+            conn.set_instrumentation(chain);
+        }
         self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }

@@ -40,11 +40,10 @@ use super::schema::{
     ai_job_entity_refs, ai_jobs, blocks, canvas_edges, canvas_nodes, canvases, documents,
     workflow_node_executions, workflow_runs, workspaces,
 };
-#[cfg(feature = "testing")]
-use super::COLUMNS_SQL;
 use super::{
     migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND,
-    MAX_BIND_PARAMS, MIGRATIONS,
+    MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL, SCHEMA_INDEXES_SQL,
+    SCHEMA_TRIGGERS_SQL,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 #[cfg(feature = "testing")]
@@ -52,6 +51,10 @@ use crate::backend::ColumnInfo;
 use crate::backend::{from_diesel, Maintenance};
 use crate::error::{StorageError, StorageResult};
 use crate::guard;
+use crate::schema_info::{
+    ColumnSchema, ForeignKeySchema, IndexSchema, SchemaDescription, SchemaFingerprint,
+    TriggerSchema,
+};
 use crate::storage::Storage;
 use crate::types::*;
 use crate::validate;
@@ -567,13 +570,14 @@ impl AiJobRow {
     }
 }
 
-/// What `update_ai_job_status` writes; `None` keeps the stored value.
+/// What `update_ai_job_status` writes; `None` keeps the stored value
+/// (Handshake writes `COALESCE(new, old)`).
 #[derive(AsChangeset)]
 #[diesel(table_name = ai_jobs, check_for_backend(DbBackend))]
 struct JobStatusChanges {
     status: String,
     status_reason: String,
-    error_message: Option<Option<String>>,
+    error_message: Option<String>,
     metrics: Option<DbJson>,
     workflow_run_id: Option<DbUuid>,
     trace_id: Option<DbUuid>,
@@ -647,13 +651,14 @@ impl ExecutionRow {
     }
 }
 
-/// What `update_workflow_node_execution_status` writes.
+/// What `update_workflow_node_execution_status` writes; `None` keeps the
+/// stored value (Handshake writes `COALESCE(new, old)`).
 #[derive(AsChangeset)]
 #[diesel(table_name = workflow_node_executions, check_for_backend(DbBackend))]
 struct ExecutionStatusChanges {
     status: String,
     output_payload: Option<DbJson>,
-    error_message: Option<Option<String>>,
+    error_message: Option<String>,
     finished_at: Option<DbTime>,
     updated_at: DbTime,
 }
@@ -763,27 +768,214 @@ macro_rules! prune_candidates {
     };
 }
 
-/// Pinned and unpinned jobs in the prune window, in one statement.
-fn prune_counts(conn: &mut Conn, cutoff: DbTime) -> StorageResult<(i64, i64)> {
-    let rows: Vec<(bool, i64)> = ai_jobs::table
-        .filter(prune_window!(cutoff))
+/// Completed and failed jobs counted for a prune, in one statement.
+#[derive(Default)]
+struct PruneCounts {
+    /// Pinned, created before the cutoff.
+    pinned: i64,
+    /// Unpinned, created before the cutoff: the candidates.
+    unpinned: i64,
+    /// Unpinned, created at or after the cutoff: newer than every
+    /// candidate, so they fill the `min_versions` window first.
+    recent: i64,
+}
+
+impl PruneCounts {
+    /// Candidates kept to make up the newest `min_versions` unpinned
+    /// completed/failed jobs, recent ones included (Handshake's rule).
+    fn window(&self, min_versions: u32) -> i64 {
+        (i64::from(min_versions) - self.recent).clamp(0, self.unpinned)
+    }
+}
+
+fn prune_counts(conn: &mut Conn, cutoff: DbTime) -> StorageResult<PruneCounts> {
+    use diesel::dsl::{case_when, count, count_star};
+    let rows: Vec<(bool, i64, i64)> = ai_jobs::table
+        .filter(ai_jobs::status.eq_any([JobState::Completed.as_str(), JobState::Failed.as_str()]))
         .group_by(ai_jobs::pinned)
-        .select((ai_jobs::pinned, diesel::dsl::count_star()))
+        .select((
+            ai_jobs::pinned,
+            count_star(),
+            count(case_when(ai_jobs::created_at.lt(cutoff), ai_jobs::id)),
+        ))
         .load(conn)
         .map_err(|e| from_diesel(e, "ai jobs"))?;
     Ok(rows
         .into_iter()
-        .fold((0, 0), |(pinned, unpinned), (is_pinned, n)| {
-            if is_pinned {
-                (pinned + n, unpinned)
+        .fold(PruneCounts::default(), |mut c, (pinned, all, expired)| {
+            if pinned {
+                c.pinned += expired;
             } else {
-                (pinned, unpinned + n)
+                c.unpinned += expired;
+                c.recent += all - expired;
             }
+            c
         }))
+}
+
+/// Whether a node execution entering `status` has finished: a terminal
+/// state, or `stalled` (as in Handshake).
+fn ends_execution(status: JobState) -> bool {
+    status.is_terminal() || status == JobState::Stalled
 }
 
 fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The newest of the applied migration versions, as a number.
+fn newest_version(applied: &[String]) -> StorageResult<Option<u64>> {
+    applied
+        .iter()
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                StorageError::Migration(format!("applied migration version {v:?} is not a number"))
+            })
+        })
+        .try_fold(None, |newest: Option<u64>, v| Ok(newest.max(Some(v?))))
+}
+
+/// The live schema, read from the catalog by the backend's `SCHEMA_*_SQL`.
+fn describe_schema(conn: &mut Conn) -> StorageResult<SchemaDescription> {
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+    #[derive(QueryableByName)]
+    struct ColumnRow {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Text)]
+        sql_type: String,
+        #[diesel(sql_type = Bool)]
+        nullable: bool,
+        #[diesel(sql_type = Nullable<Text>)]
+        default_value: Option<String>,
+    }
+    #[derive(QueryableByName)]
+    struct IndexRow {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        index_name: String,
+        #[diesel(sql_type = Bool)]
+        is_unique: bool,
+        #[diesel(sql_type = Bool)]
+        is_primary: bool,
+        #[diesel(sql_type = BigInt)]
+        position: i64,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Bool)]
+        descending: bool,
+    }
+    #[derive(QueryableByName)]
+    struct ForeignKeyRow {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = BigInt)]
+        position: i64,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Text)]
+        ref_table: String,
+        #[diesel(sql_type = Text)]
+        ref_column: String,
+        #[diesel(sql_type = Text)]
+        on_update: String,
+        #[diesel(sql_type = Text)]
+        on_delete: String,
+    }
+    #[derive(QueryableByName)]
+    struct TriggerRow {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        definition: String,
+    }
+    let err = |e| from_diesel(e, "schema catalog");
+    let columns: Vec<ColumnRow> = diesel::sql_query(SCHEMA_COLUMNS_SQL)
+        .load(conn)
+        .map_err(err)?;
+    let mut index_rows: Vec<IndexRow> = diesel::sql_query(SCHEMA_INDEXES_SQL)
+        .load(conn)
+        .map_err(err)?;
+    let mut fk_rows: Vec<ForeignKeyRow> = diesel::sql_query(SCHEMA_FOREIGN_KEYS_SQL)
+        .load(conn)
+        .map_err(err)?;
+    let triggers: Vec<TriggerRow> = diesel::sql_query(SCHEMA_TRIGGERS_SQL)
+        .load(conn)
+        .map_err(err)?;
+    let mut description = SchemaDescription::default();
+    for c in columns {
+        if !description.tables.contains(&c.table_name) {
+            description.tables.push(c.table_name.clone());
+        }
+        description.columns.push(ColumnSchema {
+            table: c.table_name,
+            column: c.column_name,
+            sql_type: c.sql_type,
+            nullable: c.nullable,
+            default: c.default_value,
+        });
+    }
+    // Rows come one per key column: group them by index, in key order.
+    index_rows.sort_by(|a, b| {
+        (&a.table_name, &a.index_name, a.position).cmp(&(&b.table_name, &b.index_name, b.position))
+    });
+    for chunk in
+        index_rows.chunk_by(|a, b| (&a.table_name, &a.index_name) == (&b.table_name, &b.index_name))
+    {
+        let first = &chunk[0];
+        let columns: Vec<String> = chunk
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{}",
+                    r.column_name,
+                    if r.descending { " DESC" } else { "" }
+                )
+            })
+            .collect();
+        if first.is_primary {
+            description
+                .primary_keys
+                .push((first.table_name.clone(), columns));
+        } else {
+            description.indexes.push(IndexSchema {
+                table: first.table_name.clone(),
+                name: first.index_name.clone(),
+                unique: first.is_unique,
+                columns,
+            });
+        }
+    }
+    fk_rows.sort_by(|a, b| {
+        (&a.table_name, &a.name, a.position).cmp(&(&b.table_name, &b.name, b.position))
+    });
+    for chunk in fk_rows.chunk_by(|a, b| (&a.table_name, &a.name) == (&b.table_name, &b.name)) {
+        let first = &chunk[0];
+        description.foreign_keys.push(ForeignKeySchema {
+            table: first.table_name.clone(),
+            columns: chunk.iter().map(|r| r.column_name.clone()).collect(),
+            ref_table: first.ref_table.clone(),
+            ref_columns: chunk.iter().map(|r| r.ref_column.clone()).collect(),
+            on_update: first.on_update.clone(),
+            on_delete: first.on_delete.clone(),
+        });
+    }
+    description.triggers = triggers
+        .into_iter()
+        .map(|t| TriggerSchema {
+            table: t.table_name,
+            name: t.name,
+            definition: t.definition,
+        })
+        .collect();
+    Ok(description.normalized())
 }
 
 // ---------------------------------------------------------------------------
@@ -836,6 +1028,17 @@ impl Storage for Store {
         })
     }
 
+    fn migration_version(&self) -> StorageResult<Option<u64>> {
+        newest_version(&self.migration_status()?.applied)
+    }
+
+    fn schema_fingerprint(&self) -> StorageResult<SchemaFingerprint> {
+        let version = self.migration_version()?;
+        let mut conn = self.conn()?;
+        let description = read_tx(&mut conn, describe_schema)?;
+        Ok(SchemaFingerprint::new(BACKEND, version, description))
+    }
+
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>> {
         self.load_all(
             workspaces::table
@@ -851,7 +1054,7 @@ impl Storage for Store {
         ctx: &WriteContext,
         workspace: NewWorkspace,
     ) -> StorageResult<Workspace> {
-        let id = Uuid::new_v4().to_string();
+        let id = crate::ids::new_uuid().to_string();
         let meta = guard::validate_write(ctx, &id)?;
         validate::non_blank("workspace name", &workspace.name)?;
         let row = WorkspaceRow {
@@ -910,7 +1113,7 @@ impl Storage for Store {
     }
 
     fn create_document(&self, ctx: &WriteContext, doc: NewDocument) -> StorageResult<Document> {
-        let id = Uuid::new_v4().to_string();
+        let id = crate::ids::new_uuid().to_string();
         let meta = guard::validate_write(ctx, &id)?;
         validate::id("workspace_id", &doc.workspace_id)?;
         validate::non_blank("document title", &doc.title)?;
@@ -1054,7 +1257,7 @@ impl Storage for Store {
     }
 
     fn create_canvas(&self, ctx: &WriteContext, canvas: NewCanvas) -> StorageResult<Canvas> {
-        let id = Uuid::new_v4().to_string();
+        let id = crate::ids::new_uuid().to_string();
         let meta = guard::validate_write(ctx, &id)?;
         validate::id("workspace_id", &canvas.workspace_id)?;
         validate::non_blank("canvas title", &canvas.title)?;
@@ -1184,12 +1387,13 @@ impl Storage for Store {
         ] {
             validate::text(field, value)?;
         }
+        crate::job_contract::check(job.job_kind, &job.profile_id, &job.protocol_id)?;
         let now = validate::now();
         for r in &job.entity_refs {
             validate::indexed_text("entity_id", &r.entity_id)?;
             validate::indexed_text("entity_kind", &r.entity_kind)?;
         }
-        let id = DbUuid(Uuid::new_v4());
+        let id = DbUuid(crate::ids::new_uuid());
         let row = AiJobRow {
             id,
             trace_id: DbUuid(job.trace_id),
@@ -1236,7 +1440,12 @@ impl Storage for Store {
             query = query.filter(ai_jobs::status.eq(state.as_str()));
         }
         if let Some(kind) = filter.job_kind {
-            query = query.filter(ai_jobs::job_kind.eq(kind.as_str()));
+            // A legacy spelling (`term_exec`) reads as its kind, so it is
+            // found by that kind's filter too.
+            query = match kind.stored_forms().as_slice() {
+                [only] => query.filter(ai_jobs::job_kind.eq(*only)),
+                forms => query.filter(ai_jobs::job_kind.eq_any(forms.to_vec())),
+            };
         }
         if let Some(wsid) = filter.wsid {
             validate::text("wsid", &wsid)?;
@@ -1284,7 +1493,7 @@ impl Storage for Store {
         let changes = JobStatusChanges {
             status: update.state.as_str().to_string(),
             status_reason: update.status_reason,
-            error_message: Some(update.error_message),
+            error_message: update.error_message,
             metrics: update.metrics.map(|m| to_json("metrics", &m)).transpose()?,
             workflow_run_id: update.workflow_run_id.map(DbUuid),
             trace_id: update.trace_id.map(DbUuid),
@@ -1341,7 +1550,7 @@ impl Storage for Store {
             None => now,
         };
         let row = RunRow {
-            id: DbUuid(Uuid::new_v4()),
+            id: DbUuid(crate::ids::new_uuid()),
             job_id: DbUuid(job_id),
             status: status.as_str().to_string(),
             error_message: None,
@@ -1401,7 +1610,7 @@ impl Storage for Store {
         let now = validate::now();
         let run_id = exec.workflow_run_id;
         let row = ExecutionRow {
-            id: DbUuid(Uuid::new_v4()),
+            id: DbUuid(crate::ids::new_uuid()),
             workflow_run_id: DbUuid(run_id),
             node_id: exec.node_id,
             node_type: exec.node_type,
@@ -1435,8 +1644,8 @@ impl Storage for Store {
         let changes = ExecutionStatusChanges {
             status: status.as_str().to_string(),
             output_payload: optional_json("output_payload", output)?,
-            error_message: Some(error_message),
-            finished_at: status.is_terminal().then_some(DbTime(now)),
+            error_message,
+            finished_at: ends_execution(status).then_some(DbTime(now)),
             updated_at: DbTime(now),
         };
         self.load_one(
@@ -1496,29 +1705,25 @@ impl Storage for Store {
         dry_run: bool,
     ) -> StorageResult<PruneReport> {
         let cutoff = DbTime(validate::timestamp("cutoff", cutoff)?);
-        let window_of = |unpinned: i64| unpinned.min(i64::from(min_versions));
-        let report = |pinned: i64, unpinned: i64, pruned: i64| {
-            let window = window_of(unpinned);
-            PruneReport {
-                timestamp: validate::now(),
-                items_scanned: count(pinned + unpinned),
-                items_pruned: count(pruned),
-                items_spared_pinned: count(pinned),
-                items_spared_window: count(window),
-                total_bytes_freed: 0,
-                dry_run,
-            }
+        let report = |c: &PruneCounts, pruned: i64| PruneReport {
+            timestamp: validate::now(),
+            items_scanned: count(c.pinned + c.unpinned),
+            items_pruned: count(pruned),
+            items_spared_pinned: count(c.pinned),
+            items_spared_window: count(c.window(min_versions)),
+            total_bytes_freed: 0,
+            dry_run,
         };
         let mut conn = self.conn()?;
         if dry_run {
             // One statement reads one snapshot: no transaction needed.
-            let (pinned, unpinned) = prune_counts(&mut conn, cutoff)?;
-            return Ok(report(pinned, unpinned, unpinned - window_of(unpinned)));
+            let c = prune_counts(&mut conn, cutoff)?;
+            return Ok(report(&c, c.unpinned - c.window(min_versions)));
         }
         write_tx(&mut conn, |conn| {
-            let (pinned, unpinned) = prune_counts(conn, cutoff)?;
-            let window = window_of(unpinned);
-            let mut pruned = unpinned - window;
+            let c = prune_counts(conn, cutoff)?;
+            let window = c.window(min_versions);
+            let mut pruned = c.unpinned - window;
             if pruned > 0 {
                 let victims = ai_jobs::table
                     .filter(prune_candidates!(cutoff, false))
@@ -1537,7 +1742,7 @@ impl Storage for Store {
                 .execute(conn)
                 .map_err(|e| from_diesel(e, "ai jobs"))? as i64;
             }
-            Ok(report(pinned, unpinned, pruned))
+            Ok(report(&c, pruned))
         })
     }
 }
@@ -1562,22 +1767,12 @@ impl Maintenance for Store {
     }
 
     fn columns(&self) -> StorageResult<Vec<ColumnInfo>> {
-        #[derive(QueryableByName)]
-        struct ColumnRow {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            table_name: String,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            column_name: String,
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            nullable: bool,
-        }
-        let mut columns: Vec<ColumnInfo> = diesel::sql_query(COLUMNS_SQL)
-            .load::<ColumnRow>(&mut self.conn()?)
-            .map_err(|e| from_diesel(e, "columns"))?
+        let mut columns: Vec<ColumnInfo> = describe_schema(&mut *self.conn()?)?
+            .columns
             .into_iter()
             .map(|c| ColumnInfo {
-                table: c.table_name,
-                column: c.column_name,
+                table: c.table,
+                column: c.column,
                 nullable: c.nullable,
             })
             .collect();

@@ -100,11 +100,28 @@ pub fn ws_ref(id: &str) -> EntityRef {
 
 /// A job of `kind` with the given refs, every other field default.
 pub fn new_job(kind: JobKind, refs: Vec<EntityRef>) -> NewAiJob {
+    let (profile_id, protocol_id) = contract_ids(kind);
     NewAiJob {
         job_kind: kind,
+        profile_id: profile_id.into(),
+        protocol_id: protocol_id.into(),
         entity_refs: refs,
         status_reason: "created".into(),
         ..NewAiJob::default()
+    }
+}
+
+/// The profile and protocol ids that fit `kind` under Handshake's job
+/// contract (`crate::job_contract`): what [`new_job`] gives each kind.
+pub fn contract_ids(kind: JobKind) -> (&'static str, &'static str) {
+    use crate::job_contract::{
+        LOOM_PREVIEW_PROTOCOL, MEDIA_DOWNLOADER_PROTOCOLS, MICRO_TASK_EXECUTOR_V1,
+    };
+    match kind {
+        JobKind::MicroTaskExecution => (MICRO_TASK_EXECUTOR_V1, MICRO_TASK_EXECUTOR_V1),
+        JobKind::MediaDownloader => ("default", MEDIA_DOWNLOADER_PROTOCOLS[0]),
+        JobKind::LoomPreviewGenerate => ("default", LOOM_PREVIEW_PROTOCOL),
+        _ => ("default", "default"),
     }
 }
 

@@ -154,10 +154,13 @@ pub fn ai_job_update_status(h: &Harness) {
     );
     assert!(failed.updated_at >= running.updated_at);
     assert_eq!(job_by(h, job.job_id), failed);
+    // Handshake keeps the stored message when none is given (see the
+    // contract cases).
     let completed = set_state(h.store(), job.job_id, JobState::Completed);
     assert_eq!(
-        completed.error_message, None,
-        "error_message None clears it"
+        completed.error_message.as_deref(),
+        Some("boom 💥"),
+        "error_message None keeps it"
     );
     assert_eq!(job_by(h, job.job_id), completed);
 }

@@ -9,7 +9,7 @@ pub fn block_create_defaults(h: &Harness) {
     let doc = seed_document(h);
     let block = add_block(h, &doc.id, 7, None);
     let id = Uuid::parse_str(&block.id).expect("generated block id is a UUID");
-    assert_eq!(id.get_version_num(), 4, "generated id must be a UUID v4");
+    assert_eq!(id.get_version_num(), 7, "generated id must be a UUID v7");
     assert_eq!(block.document_id, doc.id);
     assert_eq!(block.sequence, 7);
     assert_eq!(block.display_content, block.raw_content);

@@ -154,7 +154,7 @@ pub fn canvas_update_graph_replaces_graph(h: &Harness) {
     );
     for id in generated_ids {
         let uuid = Uuid::parse_str(id).expect("generated id is a UUID");
-        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(uuid.get_version_num(), 7, "generated ids are UUID v7");
     }
     let n9 = graph.nodes.iter().find(|n| n.id == "n9").expect("n9");
     assert_eq!(n9.data, json!({"label": "nine", "tags": [1, 2]}));

@@ -260,6 +260,8 @@ pub fn jobs_wsid_filter_finds_jobs_created_after_migration(h: &Harness) {
     );
 }
 
+/// Columns and nullability, then keys, indexes (with order and uniqueness),
+/// foreign keys with their actions, and triggers: the same on every backend.
 pub fn schema_parity_columns_and_nullability(h: &Harness) {
     let actual = h.columns().expect("columns");
     let expected = expected_columns();
@@ -272,6 +274,7 @@ pub fn schema_parity_columns_and_nullability(h: &Harness) {
         assert!(expected.contains(column), "unexpected: {column:?}");
     }
     assert_eq!(actual, expected);
+    assert_keys_indexes_and_triggers_portable(h);
 }
 
 pub fn reopen_sees_same_data(h: &Harness) {

@@ -22,6 +22,7 @@ mod blocks;
 mod canvases;
 mod cascades;
 mod concurrency;
+mod contract;
 mod errors;
 mod guard;
 mod health;
@@ -38,9 +39,9 @@ mod workspaces_documents;
 // test-data builders, the shared helpers, and each other's helpers.
 #[allow(unused_imports)]
 use self::{
-    ai_jobs::*, blocks::*, canvases::*, cascades::*, concurrency::*, errors::*, guard::*,
-    health::*, hostile_input::*, hostile_rows::*, ordering::*, retention::*, roundtrip::*,
-    support::*, workflows::*, workspaces_documents::*,
+    ai_jobs::*, blocks::*, canvases::*, cascades::*, concurrency::*, contract::*, errors::*,
+    guard::*, health::*, hostile_input::*, hostile_rows::*, ordering::*, retention::*,
+    roundtrip::*, support::*, workflows::*, workspaces_documents::*,
 };
 #[allow(unused_imports)]
 use std::{collections::BTreeSet, fmt::Debug};
@@ -182,6 +183,23 @@ macro_rules! __hsk_cases {
             concurrency: [
                 concurrent_writers_lose_nothing,
                 concurrent_replace_blocks_last_writer_wins_whole,
+            ],
+            contract: [
+                contract_job_kinds_model_run_media_downloader_loom_preview,
+                contract_job_kind_legacy_term_exec_reads_as_terminal_exec,
+                contract_job_micro_task_kind_needs_its_profile_and_protocol,
+                contract_job_micro_task_profile_or_protocol_needs_its_kind,
+                contract_job_media_downloader_needs_a_media_protocol,
+                contract_job_loom_preview_kind_needs_its_protocol,
+                contract_job_loom_preview_protocol_needs_its_kind,
+                contract_node_execution_stalled_sets_finished_at,
+                contract_node_execution_none_error_message_keeps_stored,
+                contract_ai_job_none_error_message_keeps_stored,
+                contract_prune_min_versions_counts_recent_jobs,
+                contract_new_ids_are_v7_and_v4_ids_keep_working,
+                contract_schema_fingerprint_matches_committed,
+                contract_migration_version_is_newest_applied,
+                contract_migrations_replay_keeps_schema_and_data,
             ],
         }
     };

@@ -128,7 +128,9 @@ pub fn workflow_node_executions_ordered_by_sequence(h: &Harness) {
 pub fn workflow_node_execution_status_sets_finished_at(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
+    // Stalled finishes an execution too (see the contract cases).
     let terminal = [
+        JobState::Stalled,
         JobState::Completed,
         JobState::CompletedWithIssues,
         JobState::Failed,
@@ -168,7 +170,7 @@ pub fn workflow_node_execution_status_sets_finished_at(h: &Harness) {
             kept.output_payload, updated.output_payload,
             "None keeps the output"
         );
-        assert_eq!(kept.error_message, None);
+        assert_eq!(kept.error_message, updated.error_message, "None keeps it");
     }
     let listed = execs(h, run.id);
     assert_eq!(listed.len(), JobState::ALL.len());
