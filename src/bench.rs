@@ -743,6 +743,19 @@ fn json_bytes(value: &serde_json::Value) -> usize {
     }
 }
 
+/// Live heap bytes now, counted by [`CountingAllocator`], and the peak is
+/// reset to it: the start of a measurement of [`heap_peak_since`].
+pub fn heap_mark() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// Peak heap growth since `mark` (from [`heap_mark`]).
+pub fn heap_peak_since(mark: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(mark)
+}
+
 /// UUID v7 (time-ordered) against v4 (random) as `ai_jobs` ids: two fresh
 /// databases, one seeded with `rows` jobs keyed by v7 ids and one by v4
 /// ids, each id generated in Rust in insertion order as the store would.

@@ -32,6 +32,7 @@ compile_error!(
 mod backend;
 pub mod calls;
 mod config;
+pub mod copy;
 mod error;
 mod guard;
 mod ids;
