@@ -15,28 +15,13 @@ use criterion::Criterion;
 use handshake_storage::bench::{self, timed, Fixture, Sizes, Workload};
 use handshake_storage::conformance::TestTarget;
 
+#[allow(dead_code)] // each bench uses part of it
+mod common;
+use common::{targets, wanted};
+
 // The memory figure needs every allocation counted.
 #[global_allocator]
 static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
-
-fn targets() -> Vec<TestTarget> {
-    [
-        #[cfg(feature = "sqlite")]
-        "sqlite",
-        #[cfg(feature = "postgres")]
-        "postgres",
-    ]
-    .into_iter()
-    .map(TestTarget::standard)
-    .collect()
-}
-
-fn wanted(group: &str) -> bool {
-    match std::env::var("HSK_BENCH_GROUPS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == group),
-        _ => true,
-    }
-}
 
 /// One criterion group per workload: `store/<backend>` beside
 /// `baseline/<backend>`.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+pub use crate::backend::seeding::sql;
 pub use crate::backend::seeding::Baseline;
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
@@ -752,6 +753,19 @@ fn json_bytes(value: &serde_json::Value) -> usize {
             .sum(),
         _ => 0,
     }
+}
+
+/// Live heap bytes now, counted by [`CountingAllocator`], and the peak is
+/// reset to it: the start of a measurement of [`heap_peak_since`].
+pub fn heap_mark() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// Peak heap growth since `mark` (from [`heap_mark`]).
+pub fn heap_peak_since(mark: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(mark)
 }
 
 /// UUID v7 (time-ordered) against v4 (random) as `ai_jobs` ids: two fresh

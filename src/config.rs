@@ -290,6 +290,9 @@ pub struct StorageConfig {
     pub sqlite_busy_timeout: Duration,
     /// Whether `open` applies pending migrations.
     pub run_migrations: bool,
+    /// With feature `tracing`: a call that takes at least this long is
+    /// logged as a WARN event (`None`: never).
+    pub slow_call_threshold: Option<Duration>,
     /// Read replicas (PostgreSQL only; none by default).
     pub replicas: crate::replicas::ReplicaConfig,
 }
@@ -301,6 +304,7 @@ impl Default for StorageConfig {
             connection_timeout: Duration::from_secs(10),
             sqlite_busy_timeout: Duration::from_secs(10),
             run_migrations: true,
+            slow_call_threshold: Some(Duration::from_secs(1)),
             replicas: Default::default(),
         }
     }
@@ -324,6 +328,11 @@ impl StorageConfig {
 
     pub fn run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
+        self
+    }
+
+    pub fn slow_call_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.slow_call_threshold = threshold;
         self
     }
 

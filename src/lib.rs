@@ -19,7 +19,9 @@
 //! suite that proves the backends agree.
 //!
 //! Features: `sqlite` (default), `postgres`; both together serve both from
-//! one binary, picked at run time by URL.
+//! one binary, picked at run time by URL. `tokio`: [`AsyncStorage`], every
+//! call as an `async fn`. `tracing`: a span per call and an event per
+//! statement (see [`tracing_layer`]).
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!(
@@ -28,7 +30,9 @@ compile_error!(
 );
 
 mod backend;
+pub mod calls;
 mod config;
+pub mod copy;
 mod error;
 mod guard;
 mod ids;
@@ -44,6 +48,11 @@ mod validate;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(feature = "tokio")]
+mod async_storage;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
+
 #[cfg(feature = "bench")]
 pub mod bench;
 #[cfg(feature = "fuzzing")]
@@ -52,6 +61,8 @@ pub mod fuzzing;
 
 use std::sync::Arc;
 
+#[cfg(feature = "tokio")]
+pub use async_storage::AsyncStorage;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{ErrorKind, StorageError, StorageResult};
 pub use replicas::{ReplicaConfig, REPLICA_URLS_ENV};
@@ -73,6 +84,8 @@ pub fn open(url: &str) -> StorageResult<Arc<dyn Storage>> {
 /// [`open`] with explicit settings.
 pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<dyn Storage>> {
     let store = backend::open_maintained(url, config)?;
+    #[cfg(feature = "tracing")]
+    let store = tracing_layer::traced(store, &config::DatabaseUrl::parse(url)?, config);
     Ok(store)
 }
 

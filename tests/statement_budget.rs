@@ -43,8 +43,48 @@ fn install_counter() {
 /// The statements `op` sends.
 fn statements_of<T>(op: impl FnOnce() -> StorageResult<T>) -> (T, Vec<String>) {
     STATEMENTS.with(|s| s.borrow_mut().clear());
+    #[cfg(feature = "tracing")]
+    statement_events::take();
     let value = op().expect("the operation succeeds");
-    (value, STATEMENTS.with(|s| s.take()))
+    let statements = STATEMENTS.with(|s| s.take());
+    #[cfg(feature = "tracing")]
+    assert_eq!(
+        statement_events::take(),
+        statements.len(),
+        "one DEBUG event per statement"
+    );
+    (value, statements)
+}
+
+/// With feature `tracing`: the budgets hold on a traced store with a
+/// subscriber that takes every event, and each statement gives one event.
+#[cfg(feature = "tracing")]
+mod statement_events {
+    use std::cell::Cell;
+
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    thread_local! {
+        static EVENTS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct CountEvents;
+
+    impl<S: tracing::Subscriber> Layer<S> for CountEvents {
+        fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+            if event.metadata().fields().field("db.query.text").is_some() {
+                EVENTS.with(|e| e.set(e.get() + 1));
+            }
+        }
+    }
+
+    pub fn install() -> tracing::subscriber::DefaultGuard {
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(CountEvents))
+    }
+
+    pub fn take() -> usize {
+        EVENTS.with(|e| e.replace(0))
+    }
 }
 
 #[track_caller]
@@ -62,8 +102,12 @@ fn within_budget<T>(name: &str, budget: usize, op: impl FnOnce() -> StorageResul
 
 fn check_budgets(target: TestTarget) {
     install_counter();
+    #[cfg(feature = "tracing")]
+    let _subscriber = statement_events::install();
     let harness = target.harness().expect("a fresh database");
-    let store = harness.store();
+    // Opened by `open` (traced when feature `tracing` is on).
+    let store = harness.reopen().expect("open the store");
+    let store = &*store;
     let ctx = WriteContext::human(Some("budget".into()));
     let ws = store
         .create_workspace(&ctx, NewWorkspace { name: "ws".into() })

@@ -4,6 +4,8 @@
 //! honoured). Errors are one line on stderr and a non-zero exit; passwords
 //! in URLs are never printed.
 
+mod copy_cmd;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[command(
     name = "hsk-storage",
     version,
-    about = "Handshake storage: migrate, status, check, bench"
+    about = "Handshake storage: migrate, status, check, bench, copy, verify"
 )]
 struct Cli {
     /// Database URL: sqlite://path, a file path, sqlite::memory:,
@@ -49,6 +51,30 @@ enum Command {
         /// Timed calls per workload and side (the median is reported).
         #[arg(long, default_value_t = 15)]
         samples: usize,
+    },
+    /// Copy every row of one store into an empty one (any backend to any),
+    /// then verify the target against the source.
+    Copy {
+        /// The store to read (never written).
+        #[arg(long)]
+        from: String,
+        /// The empty store to fill (created and migrated if needed).
+        #[arg(long)]
+        to: String,
+        /// Continue a copy that was interrupted.
+        #[arg(long)]
+        resume: bool,
+        /// Rows per page, committed together with the checkpoint.
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+    },
+    /// Compare two stores table by table (row counts and content digests);
+    /// exits non-zero if they differ.
+    Verify {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -197,6 +223,13 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Copy {
+            from,
+            to,
+            resume,
+            batch_rows,
+        } => copy_cmd::copy(&from, &to, resume, batch_rows),
+        Command::Verify { from, to } => copy_cmd::verify(&from, &to),
         Command::Bench { samples } => bench(&scratch_target(cli.database_url)?, samples),
         Command::Check => {
             let target = scratch_target(cli.database_url)?;

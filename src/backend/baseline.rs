@@ -24,6 +24,7 @@ use super::schema::ai_jobs;
 use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, MAX_BIND_PARAMS};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::from_diesel;
+use crate::backend::seeding::sql::{self, BLOCK_COLUMNS, BLOCK_COLUMN_COUNT};
 use crate::backend::seeding::Baseline;
 use crate::error::{StorageError, StorageResult};
 use crate::types::*;
@@ -103,11 +104,6 @@ impl<Row> QueryFragment<DbBackend> for Raw<Row> {
     }
 }
 
-const BLOCK_COLUMNS: &str = "id, document_id, kind, sequence, raw_content, display_content, \
-     derived_content, sensitivity, exportable, created_at, updated_at, last_actor_kind, \
-     last_actor_id, last_job_id, last_workflow_id, edit_event_id";
-const STAMP_COLUMNS: &str =
-    "updated_at, last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id";
 const JOB_COLUMNS: &str = "ai_jobs.id, trace_id, workflow_run_id, job_kind, status, \
      status_reason, error_message, protocol_id, profile_id, capability_profile_id, access_mode, \
      safety_mode, planned_operations, metrics, job_inputs, job_outputs, pinned, created_at, \
@@ -204,7 +200,7 @@ fn now() -> DateTime<Utc> {
     crate::validate::now()
 }
 
-/// The values of [`STAMP_COLUMNS`] for a write by the benchmark's human.
+/// The values of [`sql::STAMP_COLUMNS`] for a write by the benchmark's human.
 fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
     [
         Arg::Time(DbTime(at)),
@@ -214,10 +210,6 @@ fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
         Arg::OptUuid(None),
         Arg::Uuid(DbUuid(crate::ids::new_uuid())),
     ]
-}
-
-fn placeholders(columns: usize) -> String {
-    format!("({})", vec!["?"; columns].join(", "))
 }
 
 /// Multi-row INSERTs of `rows` (each `columns` arguments long), as few
@@ -233,10 +225,7 @@ fn insert_rows(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
-        let sql = format!(
-            "INSERT INTO {table} ({column_list}) VALUES {}",
-            vec![placeholders(columns); chunk.len()].join(", ")
-        );
+        let sql = sql::insert(table, column_list, columns, chunk.len());
         raw::<()>(&sql, chunk.into_iter().flatten().collect())
             .execute(conn)
             .map_err(|e| from_diesel(e, table))?;
@@ -299,30 +288,24 @@ impl RawSql {
 
 impl Baseline for RawSql {
     fn create_block(&self, block: &NewBlock) -> StorageResult<()> {
-        let sql = format!(
-            "INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES {}",
-            placeholders(16)
-        );
-        raw::<()>(&sql, block_args(&block.document_id, block, now()))
-            .execute(&mut *self.conn()?)
-            .map(drop)
-            .map_err(|e| from_diesel(e, "block"))
+        raw::<()>(
+            &sql::create_block(),
+            block_args(&block.document_id, block, now()),
+        )
+        .execute(&mut *self.conn()?)
+        .map(drop)
+        .map_err(|e| from_diesel(e, "block"))
     }
 
     fn get_block(&self, id: &str) -> StorageResult<()> {
-        let sql = format!("SELECT {BLOCK_COLUMNS} FROM blocks WHERE id = ?");
-        raw::<BlockSql>(&sql, vec![Arg::Text(id.into())])
+        raw::<BlockSql>(&sql::get_block(), vec![Arg::Text(id.into())])
             .get_result::<BlockTuple>(&mut *self.conn()?)
             .map(drop)
             .map_err(|e| from_diesel(e, "block"))
     }
 
     fn update_block(&self, id: &str, raw_content: &str) -> StorageResult<()> {
-        let sql = format!(
-            "UPDATE blocks SET raw_content = ?, ({STAMP_COLUMNS}) = {} WHERE id = ? \
-             RETURNING {BLOCK_COLUMNS}",
-            placeholders(6)
-        );
+        let sql = sql::update_block();
         let mut args = vec![Arg::Text(raw_content.into())];
         args.extend(stamp_args(now()));
         args.push(Arg::Text(id.into()));
@@ -355,7 +338,7 @@ impl Baseline for RawSql {
         let job_sql = format!(
             "INSERT INTO ai_jobs ({}) VALUES {}",
             JOB_COLUMNS.replace("ai_jobs.", ""),
-            placeholders(20)
+            sql::placeholders(20)
         );
         let job_args = vec![
             Arg::Uuid(DbUuid(id)),
@@ -420,31 +403,22 @@ impl Baseline for RawSql {
             .iter()
             .map(|b| block_args(document_id, b, at))
             .collect();
-        let stamp_sql = format!(
-            "UPDATE documents SET ({STAMP_COLUMNS}) = {} WHERE id = ?",
-            placeholders(6)
-        );
+        let stamp_sql = sql::stamp("documents");
         let mut stamp = Vec::from(stamp_args(at));
         stamp.push(Arg::Text(document_id.into()));
         write_tx(&mut *self.conn()?, |conn| {
             raw::<()>(&stamp_sql, stamp)
                 .execute(conn)
                 .map_err(|e| from_diesel(e, "document"))?;
-            raw::<()>(
-                "DELETE FROM blocks WHERE document_id = ?",
-                vec![Arg::Text(document_id.into())],
-            )
-            .execute(conn)
-            .map_err(|e| from_diesel(e, "blocks"))?;
-            insert_rows(conn, "blocks", BLOCK_COLUMNS, 16, rows)
+            raw::<()>(sql::delete_blocks(), vec![Arg::Text(document_id.into())])
+                .execute(conn)
+                .map_err(|e| from_diesel(e, "blocks"))?;
+            insert_rows(conn, "blocks", BLOCK_COLUMNS, BLOCK_COLUMN_COUNT, rows)
         })
     }
 
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize> {
-        let sql = format!(
-            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE document_id = ? ORDER BY sequence, id"
-        );
-        raw::<BlockSql>(&sql, vec![Arg::Text(document_id.into())])
+        raw::<BlockSql>(&sql::get_blocks(), vec![Arg::Text(document_id.into())])
             .load::<BlockTuple>(&mut *self.conn()?)
             .map(|rows| rows.len())
             .map_err(|e| from_diesel(e, "blocks"))
@@ -494,10 +468,7 @@ impl Baseline for RawSql {
                 args
             })
             .collect();
-        let stamp_sql = format!(
-            "UPDATE canvases SET ({STAMP_COLUMNS}) = {} WHERE id = ?",
-            placeholders(6)
-        );
+        let stamp_sql = sql::stamp("canvases");
         let mut stamp = Vec::from(stamp_args(at));
         stamp.push(Arg::Text(canvas_id.into()));
         write_tx(&mut *self.conn()?, |conn| {

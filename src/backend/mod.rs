@@ -19,15 +19,16 @@ use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{one_line, StorageError, StorageResult};
 use crate::storage::Storage;
 
-/// A store as `open_maintained` returns it: the public API, plus (feature
-/// `testing`) what the conformance harness needs beyond it. Crate-private:
+/// A store as `open_maintained` returns it: the public API and the copier's
+/// reads and writes (`crate::copy`), plus (feature `testing`) what the
+/// conformance harness needs beyond them. Crate-private:
 /// callers only ever see `dyn Storage`.
 #[cfg(not(feature = "testing"))]
-pub(crate) trait Maintenance: Storage {}
+pub(crate) trait Maintenance: Storage + crate::copy::CopyEnd {}
 
 /// See above; with the hooks the conformance harness calls.
 #[cfg(feature = "testing")]
-pub(crate) trait Maintenance: Storage {
+pub(crate) trait Maintenance: Storage + crate::copy::CopyEnd {
     fn revert_all_migrations(&self) -> StorageResult<usize>;
     fn revert_last_migration(&self) -> StorageResult<()>;
     fn columns(&self) -> StorageResult<Vec<ColumnInfo>>;
@@ -41,6 +42,17 @@ pub struct ColumnInfo {
     pub table: String,
     pub column: String,
     pub nullable: bool,
+}
+
+/// What a pooled connection passes its Diesel events on to: the
+/// application's default instrumentation, behind the statement events of
+/// feature `tracing`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn statement_instrumentation() -> Option<Box<dyn diesel::connection::Instrumentation>> {
+    let next = diesel::connection::get_default_instrumentation();
+    #[cfg(feature = "tracing")]
+    let next = Some(Box::new(crate::tracing_layer::StatementEvents::new(next)) as Box<_>);
+    next
 }
 
 /// Opens the store a URL names.

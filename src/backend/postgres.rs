@@ -173,7 +173,7 @@ impl ManageConnection for Manager {
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
             losses_seen,
-            passed_on: diesel::connection::get_default_instrumentation(),
+            passed_on: super::statement_instrumentation(),
         });
         Ok(conn)
     }

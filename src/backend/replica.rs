@@ -580,3 +580,33 @@ impl Maintenance for Replicated {
         self.write(|s| s.execute_sql(sql))
     }
 }
+
+/// Copying reads one exact snapshot and writes: the primary, always.
+impl crate::copy::CopyEnd for Replicated {
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(&mut dyn crate::copy::Snapshot) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        self.primary.snapshot(f)
+    }
+    fn write_batch(
+        &self,
+        table: crate::copy::Table,
+        records: &[crate::copy::Record],
+        progress: &[crate::copy::Checkpoint],
+    ) -> StorageResult<()> {
+        self.write(|s| s.write_batch(table, records, progress))
+    }
+    fn checkpoints(&self) -> StorageResult<Option<Vec<crate::copy::Checkpoint>>> {
+        self.primary.checkpoints()
+    }
+    fn start_checkpoint(&self, checkpoints: &[crate::copy::Checkpoint]) -> StorageResult<()> {
+        self.write(|s| s.start_checkpoint(checkpoints))
+    }
+    fn drop_checkpoint(&self) -> StorageResult<()> {
+        self.write(|s| s.drop_checkpoint())
+    }
+    fn lock_copies(&self) -> StorageResult<Option<crate::copy::CopyLock>> {
+        self.primary.lock_copies()
+    }
+}

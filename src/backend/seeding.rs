@@ -5,6 +5,8 @@
 //! and the baseline's database). Feature `bench`; `crate::bench` measures
 //! with it. Touches no database itself: it only builds SQL text.
 
+pub mod sql;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 

@@ -131,6 +131,10 @@ impl ConnectionSetup {
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        #[cfg(feature = "tracing")]
+        if let Some(chain) = super::statement_instrumentation() {
+            conn.set_instrumentation(chain);
+        }
         self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }

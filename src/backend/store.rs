@@ -1786,3 +1786,6 @@ impl Maintenance for Store {
             .map_err(|e| from_diesel(e, "raw SQL"))
     }
 }
+
+// The copier's reading and writing, compiled per backend with this file.
+include!("../copy/end.rs");

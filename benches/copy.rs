@@ -1,0 +1,132 @@
+//! Bench group `copy`: `copy_store` from a SQLite file into a PostgreSQL
+//! schema (the move), at the sizes of the copy issue: 10^6 AI jobs with
+//! one entity ref each, 10^5 blocks, a canvas of 10^4 nodes and 10^4
+//! edges; rows/s (verification included), and the peak heap of the copy
+//! at a tenth of the size and at the full size (flat memory: a page at a
+//! time, whatever the size).
+//!
+//! `cargo bench --features postgres --bench copy`; smaller runs with
+//! `HSK_COPY_BENCH_JOBS` (the block and canvas sizes follow at 1/10 and
+//! 1/100 of it).
+
+use std::time::Instant;
+
+use handshake_storage::bench;
+use handshake_storage::conformance::fixtures::{ordinary_block, workspace_job};
+use handshake_storage::conformance::TestTarget;
+use handshake_storage::copy::{copy_store, CopyOptions};
+use handshake_storage::*;
+
+#[global_allocator]
+static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
+
+/// Seeds a SQLite file: `jobs` jobs, `jobs / 10` blocks in documents of
+/// 10,000, and one canvas of `jobs / 100` nodes and as many edges.
+fn seed(url: &str, jobs: usize) -> StorageResult<usize> {
+    let store = open(url)?;
+    let ctx = WriteContext::human(Some("bench".into()));
+    let ws = store.create_workspace(
+        &ctx,
+        NewWorkspace {
+            name: "bench".into(),
+        },
+    )?;
+    let blocks = jobs / 10;
+    for chunk in 0..blocks.div_ceil(10_000) {
+        let doc = store.create_document(
+            &ctx,
+            NewDocument {
+                workspace_id: ws.id.clone(),
+                title: format!("doc {chunk}"),
+            },
+        )?;
+        let n = (blocks - chunk * 10_000).min(10_000);
+        store.replace_blocks(
+            &ctx,
+            &doc.id,
+            (0..n as i64).map(|i| ordinary_block(&doc.id, i)).collect(),
+        )?;
+    }
+    let nodes = jobs / 100;
+    let canvas = store.create_canvas(
+        &ctx,
+        NewCanvas {
+            workspace_id: ws.id.clone(),
+            title: "bench".into(),
+        },
+    )?;
+    let node_id = |i: usize| format!("n{i}");
+    store.update_canvas_graph(
+        &ctx,
+        &canvas.id,
+        (0..nodes)
+            .map(|i| NewCanvasNode {
+                id: Some(node_id(i)),
+                kind: "note".into(),
+                position_x: i as f64 * 1.5,
+                position_y: -(i as f64) / 3.0,
+                data: Some(serde_json::json!({"label": i})),
+            })
+            .collect(),
+        (0..nodes)
+            .map(|i| NewCanvasEdge {
+                id: Some(format!("e{i}")),
+                from_node_id: node_id(i),
+                to_node_id: node_id((i * 7 + 1) % nodes),
+                kind: "link".into(),
+            })
+            .collect(),
+    )?;
+    for _ in 0..jobs {
+        store.create_ai_job(workspace_job(&ws.id))?;
+    }
+    // Rows: jobs and their refs, blocks, nodes, edges, and the few parents.
+    Ok(2 * jobs + blocks + 2 * nodes)
+}
+
+fn main() -> StorageResult<()> {
+    let full: usize = std::env::var("HSK_COPY_BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().map_err(|e| StorageError::Database(e.to_string()))?;
+    let postgres = TestTarget::standard("postgres");
+    println!("copy: SQLite file -> PostgreSQL schema, default options");
+    let mut peaks = Vec::new();
+    for jobs in [full / 10, full] {
+        let source = format!(
+            "sqlite://{}",
+            dir.path().join(format!("source-{jobs}.db")).display()
+        );
+        let started = Instant::now();
+        let rows = seed(&source, jobs)?;
+        let seeded = started.elapsed().as_secs_f64();
+        let target = postgres.harness()?;
+        let mark = bench::heap_mark();
+        let report = copy_store(&source, target.url(), &CopyOptions::default())?;
+        let peak = bench::heap_peak_since(mark);
+        peaks.push(peak);
+        println!(
+            "copy/{jobs}_jobs: {} rows in {:.2} s = {:.0} rows/s (verification included; \
+             about {rows} rows seeded in {seeded:.0} s); peak heap {:.1} MiB",
+            report.rows,
+            report.seconds,
+            report.rows_per_sec,
+            peak as f64 / 1048576.0
+        );
+        for t in &report.tables {
+            println!(
+                "  {:26} {:>9} rows {:>8.2} s {:>10.0} rows/s",
+                t.table, t.rows, t.seconds, t.rows_per_sec
+            );
+        }
+        assert!(report.verify.identical);
+    }
+    println!(
+        "copy: peak heap at {} jobs / at {} jobs = {:.2} (1.0 = flat)",
+        full,
+        full / 10,
+        peaks[1] as f64 / peaks[0].max(1) as f64
+    );
+    Ok(())
+}

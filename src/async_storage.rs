@@ -1,0 +1,243 @@
+//! Feature `tokio`: [`AsyncStorage`], the store for async callers. Every
+//! `Storage` method becomes an `async fn` of the same name and arguments
+//! that runs the call on tokio's blocking pool, with the three things that
+//! wrapping calls by hand gets wrong done once: a cap on calls in flight,
+//! panics turned into errors, and the caller's `tracing` span carried over.
+//! The methods are generated from the one method list in `calls.rs`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::calls::storage_methods;
+use crate::config::{DatabaseUrl, StorageConfig};
+use crate::error::{StorageError, StorageResult};
+use crate::schema_info::SchemaFingerprint;
+use crate::storage::Storage;
+use crate::types::*;
+
+/// A store for async code: a cheap-to-clone handle over an
+/// `Arc<dyn Storage>` whose every method is an `async fn` running the
+/// synchronous call on tokio's blocking pool (`spawn_blocking`). Call it
+/// from inside a tokio runtime; an `acquire_timeout` needs the runtime's
+/// timer (`#[tokio::main]` has it).
+///
+/// ```no_run
+/// # async fn demo() -> handshake_storage::StorageResult<()> {
+/// use handshake_storage::*;
+///
+/// let store = AsyncStorage::open("sqlite://data/handshake.db", &StorageConfig::default()).await?;
+/// let ws = store.create_workspace(&WriteContext::human(None), NewWorkspace { name: "Notes".into() }).await?;
+/// assert_eq!(store.get_workspace(&ws.id).await?.unwrap().name, "Notes");
+/// # Ok(()) }
+/// ```
+///
+/// **Calls in flight are capped** (by default at the connection pool's
+/// size): a burst of callers waits on a semaphore, as futures, instead of
+/// parking hundreds of blocking threads in the pool's checkout. With
+/// [`with_acquire_timeout`](Self::with_acquire_timeout), a caller that gets
+/// no slot in time fails with a `Database` error saying the store is busy.
+///
+/// **A panic** inside a call comes back as a `Database` error; the caller's
+/// task does not panic.
+///
+/// **Tracing**: the span current where the method is awaited is the parent
+/// of the call's span (feature `tracing`) and of everything logged inside
+/// the call.
+///
+/// **Cancellation** (dropping the future, e.g. by `tokio::time::timeout` or
+/// `select!`):
+/// - dropped while waiting for a slot, or after its slot was taken but
+///   before the blocking thread began the call: nothing happens, the
+///   database is not touched;
+/// - dropped once the call has begun: the call runs to its end on its
+///   blocking thread (a blocking call cannot be stopped); its transaction
+///   is committed whole or rolled back whole, its connection goes back to
+///   the pool healthy, its slot is freed when it ends, and its result is
+///   discarded. Whether a cut write happened is learnt by reading.
+#[derive(Clone)]
+pub struct AsyncStorage {
+    store: Arc<dyn Storage>,
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
+    acquire_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for AsyncStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncStorage")
+            .field("backend", &self.store.backend())
+            .field("max_in_flight", &self.max_in_flight)
+            .field("in_flight", &self.in_flight())
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// A call's progress, shared by its future and its blocking closure, so
+/// that exactly one of "the future was dropped" and "the call began" wins.
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Marks its call abandoned when the future is dropped before the call
+/// began.
+struct AbandonOnDrop(Arc<AtomicU8>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl AsyncStorage {
+    /// Opens the store `url` names (as [`crate::open_with_config`], on a
+    /// blocking thread), with calls in flight capped at the pool's size.
+    pub async fn open(url: &str, config: &StorageConfig) -> StorageResult<Self> {
+        let max_in_flight = match DatabaseUrl::parse(url)? {
+            // An in-memory SQLite database has a pool of one.
+            DatabaseUrl::SqliteMemory => 1,
+            _ => config.pool_size as usize,
+        };
+        let (url, config) = (url.to_owned(), config.clone());
+        let store = join(
+            "open",
+            spawn_blocking(move || crate::open_with_config(&url, &config))?.await,
+        )??;
+        Ok(Self::new(store, max_in_flight))
+    }
+
+    /// `store` with at most `max_in_flight` calls in flight (at least 1).
+    pub fn new(store: Arc<dyn Storage>, max_in_flight: usize) -> Self {
+        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        AsyncStorage {
+            store,
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            acquire_timeout: None,
+        }
+    }
+
+    /// How long a call waits for a free slot before it fails with a
+    /// `Database` error saying the store is busy (`None`: as long as it
+    /// takes). Clones made before this keep their own setting but share
+    /// the slots.
+    pub fn with_acquire_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The synchronous store underneath.
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    /// Which database this store runs on (no I/O, so not async).
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// The most calls that run at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Calls running now (holding a slot).
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.slots.available_permits()
+    }
+
+    async fn acquire(&self, method: &str) -> StorageResult<OwnedSemaphorePermit> {
+        let acquire = Arc::clone(&self.slots).acquire_owned();
+        let permit = match self.acquire_timeout {
+            None => acquire.await,
+            Some(limit) => tokio::time::timeout(limit, acquire).await.map_err(|_| {
+                StorageError::Database(format!(
+                    "the store is busy: {method} got no call slot within {limit:?} \
+                     ({} calls in flight)",
+                    self.max_in_flight
+                ))
+            })?,
+        };
+        // The semaphore is never closed.
+        permit.map_err(|_| StorageError::Database("the store is closed".into()))
+    }
+
+    /// Runs `call` on the blocking pool once a slot is free; see the type's
+    /// documentation for what cancellation does.
+    async fn run<T, F>(&self, method: &'static str, call: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> StorageResult<T> + Send + 'static,
+    {
+        let permit = self.acquire(method).await?;
+        let progress = Arc::new(AtomicU8::new(PENDING));
+        let _abandon = AbandonOnDrop(Arc::clone(&progress));
+        let store = Arc::clone(&self.store);
+        #[cfg(feature = "tracing")]
+        let parent = tracing::Span::current();
+        let handle = spawn_blocking(move || {
+            let _permit = permit;
+            if progress
+                .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return None;
+            }
+            #[cfg(feature = "tracing")]
+            let _entered = parent.enter();
+            Some(call(&*store))
+        })?;
+        // Awaited here, so the future was not dropped and the call began.
+        join(method, handle.await)?
+            .unwrap_or_else(|| Err(StorageError::Database(format!("{method} was abandoned"))))
+    }
+}
+
+fn spawn_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> StorageResult<tokio::task::JoinHandle<T>> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        StorageError::Database("AsyncStorage was called outside a tokio runtime".into())
+    })?;
+    Ok(runtime.spawn_blocking(f))
+}
+
+/// A blocking task's outcome; a panic or a runtime shutting down becomes a
+/// `Database` error (the panic's message went to the panic hook already,
+/// and may hold values that do not belong in an error).
+fn join<T>(method: &str, joined: Result<T, tokio::task::JoinError>) -> StorageResult<T> {
+    joined.map_err(|e| {
+        StorageError::Database(if e.is_panic() {
+            format!("{method} panicked inside the store")
+        } else {
+            format!("{method} was cancelled: the tokio runtime is shutting down")
+        })
+    })
+}
+
+macro_rules! async_methods {
+    ($(
+        $kind:ident $table:literal $name:ident
+        ($($r:ident : &$rt:ty),* ; $($o:ident : $ot:ty),*) -> $ret:ty;
+    )*) => {
+        impl AsyncStorage {
+            $(
+                #[doc = concat!("[`Storage::", stringify!($name), "`] on the blocking pool.")]
+                pub async fn $name(&self, $($r: &$rt,)* $($o: $ot),*) -> StorageResult<$ret> {
+                    $(let $r = $r.to_owned();)*
+                    self.run(stringify!($name), move |store| store.$name($(&$r,)* $($o),*))
+                        .await
+                }
+            )*
+        }
+    };
+}
+storage_methods!(async_methods);

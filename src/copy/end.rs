@@ -1,0 +1,466 @@
+// The per-backend half of `crate::copy`: included at the end of
+// `backend/store.rs` (`include!`), so it is compiled once per backend like
+// the rest of that file and reads rows with the store's own row types and
+// `into_domain` conversions (one decoding for the API and the copier).
+// Writing goes through `crate::copy::WriteRecords`, implemented per
+// connection type in `copy/sqlite_write.rs` and `copy/pg_write.rs`.
+
+mod copy_end {
+    use super::*;
+    use crate::copy::Table as CopyTable;
+    use crate::copy::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
+    use crate::copy::{IndexedRef, WriteRecords};
+
+    diesel::table! {
+        /// The copier's checkpoint in a target: one row per table. Created
+        /// by the copier and dropped once the copy has verified; never part
+        /// of the migrations or the schema modules.
+        hsk_copy_checkpoint (table_name) {
+            table_name -> Text,
+            copy_id -> Text,
+            source -> Text,
+            last_key -> Nullable<Text>,
+            last_pos -> Nullable<BigInt>,
+            rows_done -> BigInt,
+            digest -> Text,
+            done -> Bool,
+        }
+    }
+
+    const CREATE_CHECKPOINT: &str = "CREATE TABLE hsk_copy_checkpoint (\
+        table_name TEXT PRIMARY KEY NOT NULL, copy_id TEXT NOT NULL, source TEXT NOT NULL, \
+        last_key TEXT, last_pos BIGINT, rows_done BIGINT NOT NULL, digest TEXT NOT NULL, \
+        done BOOLEAN NOT NULL)";
+
+    #[derive(Queryable, Selectable, Insertable, AsChangeset)]
+    #[diesel(table_name = hsk_copy_checkpoint, check_for_backend(DbBackend))]
+    #[diesel(treat_none_as_default_value = false, treat_none_as_null = true)]
+    struct CheckpointRow {
+        table_name: String,
+        copy_id: String,
+        source: String,
+        last_key: Option<String>,
+        last_pos: Option<i64>,
+        rows_done: i64,
+        digest: String,
+        done: bool,
+    }
+
+    impl CheckpointRow {
+        fn new(c: &Checkpoint) -> Self {
+            CheckpointRow {
+                table_name: c.table.name().to_string(),
+                copy_id: c.copy_id.clone(),
+                source: c.source.clone(),
+                last_key: c.last_key.as_ref().map(|k| k.id.clone()),
+                last_pos: c.last_key.as_ref().and_then(|k| k.pos),
+                rows_done: i64::try_from(c.rows).unwrap_or(i64::MAX),
+                digest: format!("{:032x}", c.digest),
+                done: c.done,
+            }
+        }
+
+        fn into_checkpoint(self) -> StorageResult<Checkpoint> {
+            let bad = |what: &str| {
+                StorageError::Serialization(format!(
+                    "the copy checkpoint of table {:?} has a bad {what}",
+                    self.table_name
+                ))
+            };
+            Ok(Checkpoint {
+                table: CopyTable::from_name(&self.table_name).ok_or_else(|| bad("table name"))?,
+                digest: u128::from_str_radix(&self.digest, 16).map_err(|_| bad("digest"))?,
+                rows: u64::try_from(self.rows_done).map_err(|_| bad("row count"))?,
+                last_key: self.last_key.map(|id| Key {
+                    id,
+                    pos: self.last_pos,
+                }),
+                copy_id: self.copy_id,
+                source: self.source,
+                done: self.done,
+            })
+        }
+    }
+
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+
+    fn uuid_key(table: CopyTable, key: &Key) -> StorageResult<DbUuid> {
+        Uuid::parse_str(&key.id).map(DbUuid).map_err(|e| {
+            StorageError::Serialization(format!("bad {} key {key}: {e}", table.name()))
+        })
+    }
+
+    /// One page of a table whose key is its `id` column: rows after
+    /// `after`, in key order, decoded and checked. A row Diesel cannot
+    /// decode fails the page; the page is then read again key by key to
+    /// name the row.
+    macro_rules! page_by_id {
+        ($conn:expr, $tag:expr, $table:ident, $row:ty, $variant:ident, $after:expr, $limit:expr, $key_ty:ty, $key_of:expr, $key_value:expr) => {{
+            let table: CopyTable = $tag;
+            let what = table.name();
+            let mut query = $table::table
+                .select(<$row>::as_select())
+                .order($table::id)
+                .limit($limit)
+                .into_boxed();
+            if let Some(after) = $after {
+                query = query.filter($table::id.gt($key_value(after)?));
+            }
+            match query.load::<$row>($conn) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .map(|row| {
+                        let key: Key = $key_of(&row);
+                        let record = row
+                            .into_domain()
+                            .map(Record::$variant)
+                            .map_err(|e| at_row(table, &key.to_string(), e))?;
+                        record
+                            .check()
+                            .map_err(|e| at_row(table, &key.to_string(), e))?;
+                        Ok(record)
+                    })
+                    .collect::<StorageResult<Vec<Record>>>(),
+                Err(page_err @ diesel::result::Error::DeserializationError(_)) => {
+                    let mut keys = $table::table
+                        .select($table::id)
+                        .order($table::id)
+                        .limit($limit)
+                        .into_boxed();
+                    if let Some(after) = $after {
+                        keys = keys.filter($table::id.gt($key_value(after)?));
+                    }
+                    let after_text =
+                        $after.map_or("the start".to_string(), |k: &Key| k.to_string());
+                    let keys: Vec<$key_ty> = keys.load($conn).map_err(|e| {
+                        at_row(table, &format!("after {after_text}"), from_diesel(e, what))
+                    })?;
+                    for key in keys {
+                        if let Err(e) = $table::table
+                            .find(key.clone())
+                            .select(<$row>::as_select())
+                            .first::<$row>($conn)
+                        {
+                            return Err(at_row(table, &format!("{key:?}"), from_diesel(e, what)));
+                        }
+                    }
+                    Err(at_row(
+                        table,
+                        &format!("after {after_text}"),
+                        from_diesel(page_err, what),
+                    ))
+                }
+                Err(other) => Err(from_diesel(other, what)),
+            }
+        }};
+    }
+
+    struct Snap<'c>(&'c mut Conn);
+
+    impl Snapshot for Snap<'_> {
+        fn page(
+            &mut self,
+            table: CopyTable,
+            after: Option<&Key>,
+            limit: usize,
+        ) -> StorageResult<Vec<Record>> {
+            let conn = &mut *self.0;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let text_key = |k: &Key| -> StorageResult<String> { Ok(k.id.clone()) };
+            let uuid_of = |k: &Key| uuid_key(table, k);
+            match table {
+                CopyTable::Workspaces => page_by_id!(
+                    conn,
+                    table,
+                    workspaces,
+                    WorkspaceRow,
+                    Workspace,
+                    after,
+                    limit,
+                    String,
+                    |r: &WorkspaceRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Documents => page_by_id!(
+                    conn,
+                    table,
+                    documents,
+                    DocumentRow,
+                    Document,
+                    after,
+                    limit,
+                    String,
+                    |r: &DocumentRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Blocks => page_by_id!(
+                    conn,
+                    table,
+                    blocks,
+                    BlockRow,
+                    Block,
+                    after,
+                    limit,
+                    String,
+                    |r: &BlockRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::Canvases => page_by_id!(
+                    conn,
+                    table,
+                    canvases,
+                    CanvasRow,
+                    Canvas,
+                    after,
+                    limit,
+                    String,
+                    |r: &CanvasRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::CanvasNodes => page_by_id!(
+                    conn,
+                    table,
+                    canvas_nodes,
+                    NodeRow,
+                    Node,
+                    after,
+                    limit,
+                    String,
+                    |r: &NodeRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::CanvasEdges => page_by_id!(
+                    conn,
+                    table,
+                    canvas_edges,
+                    EdgeRow,
+                    Edge,
+                    after,
+                    limit,
+                    String,
+                    |r: &EdgeRow| Key::id(&r.id),
+                    text_key
+                ),
+                CopyTable::AiJobs => page_by_id!(
+                    conn,
+                    table,
+                    ai_jobs,
+                    AiJobRow,
+                    Job,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &AiJobRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
+                CopyTable::WorkflowRuns => page_by_id!(
+                    conn,
+                    table,
+                    workflow_runs,
+                    RunRow,
+                    Run,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &RunRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
+                CopyTable::WorkflowNodeExecutions => page_by_id!(
+                    conn,
+                    table,
+                    workflow_node_executions,
+                    ExecutionRow,
+                    Execution,
+                    after,
+                    limit,
+                    DbUuid,
+                    |r: &ExecutionRow| Key::uuid(r.id.0),
+                    uuid_of
+                ),
+                CopyTable::AiJobEntityRefs => {
+                    use ai_job_entity_refs::dsl as r;
+                    let mut query = r::ai_job_entity_refs
+                        .select((r::job_id, r::position, r::entity_id, r::entity_kind))
+                        .order((r::job_id, r::position))
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(after) = after {
+                        let job = uuid_key(table, after)?;
+                        let pos = after.pos.unwrap_or(i64::MIN);
+                        query = query.filter(
+                            r::job_id
+                                .gt(job)
+                                .or(r::job_id.eq(job).and(r::position.gt(pos))),
+                        );
+                    }
+                    let rows: Vec<(DbUuid, i64, String, String)> =
+                        query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
+                    rows.into_iter()
+                        .map(|(job_id, position, entity_id, entity_kind)| {
+                            let record = Record::Ref(IndexedRef {
+                                job_id: job_id.0,
+                                position,
+                                entity_id,
+                                entity_kind,
+                            });
+                            record
+                                .check()
+                                .map_err(|e| at_row(table, &record.key().to_string(), e))?;
+                            Ok(record)
+                        })
+                        .collect()
+                }
+            }
+        }
+
+        fn count(&mut self, table: CopyTable) -> StorageResult<u64> {
+            let conn = &mut *self.0;
+            macro_rules! count {
+                ($t:ident) => {
+                    $t::table.count().get_result::<i64>(conn)
+                };
+            }
+            let n = match table {
+                CopyTable::Workspaces => count!(workspaces),
+                CopyTable::Documents => count!(documents),
+                CopyTable::Blocks => count!(blocks),
+                CopyTable::Canvases => count!(canvases),
+                CopyTable::CanvasNodes => count!(canvas_nodes),
+                CopyTable::CanvasEdges => count!(canvas_edges),
+                CopyTable::AiJobs => count!(ai_jobs),
+                CopyTable::AiJobEntityRefs => count!(ai_job_entity_refs),
+                CopyTable::WorkflowRuns => count!(workflow_runs),
+                CopyTable::WorkflowNodeExecutions => count!(workflow_node_executions),
+            }
+            .map_err(|e| from_diesel(e, table.name()))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+    }
+
+    /// A session advisory lock on a PostgreSQL target, held by a pooled
+    /// connection for as long as the copy runs (and released by the server
+    /// if the copier dies).
+    struct AdvisoryLock(PooledConn);
+
+    const COPY_LOCK_KEY: &str =
+        "hashtextextended('handshake-storage copy ' || current_schema(), 0)";
+
+    impl Drop for AdvisoryLock {
+        fn drop(&mut self) {
+            // Best effort: a connection that failed is dropped by the pool,
+            // and the server then releases the lock itself.
+            let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({COPY_LOCK_KEY})"))
+                .execute(&mut *self.0);
+        }
+    }
+
+    impl CopyEnd for Store {
+        fn snapshot(
+            &self,
+            f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>,
+        ) -> StorageResult<()> {
+            let mut conn = self.conn()?;
+            read_tx(&mut conn, |c| f(&mut Snap(c)))
+        }
+
+        fn write_batch(
+            &self,
+            table: CopyTable,
+            records: &[Record],
+            progress: &[Checkpoint],
+        ) -> StorageResult<()> {
+            let mut conn = self.conn()?;
+            write_tx(&mut conn, |c| {
+                if !records.is_empty() {
+                    c.write_records(table, records)?;
+                }
+                for checkpoint in progress {
+                    let row = CheckpointRow::new(checkpoint);
+                    diesel::update(hsk_copy_checkpoint::table.find(&row.table_name))
+                        .set(&row)
+                        .execute(c)
+                        .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+                }
+                Ok(())
+            })
+        }
+
+        fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>> {
+            let mut conn = self.conn()?;
+            let exists = match BACKEND {
+                Backend::Sqlite => {
+                    "SELECT COUNT(*) AS n FROM sqlite_master \
+                     WHERE type = 'table' AND name = 'hsk_copy_checkpoint'"
+                }
+                Backend::Postgres => {
+                    "SELECT COUNT(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = 'hsk_copy_checkpoint'"
+                }
+            };
+            let found: Found = diesel::sql_query(exists)
+                .get_result(&mut *conn)
+                .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+            if found.n == 0 {
+                return Ok(None);
+            }
+            let rows: Vec<CheckpointRow> = hsk_copy_checkpoint::table
+                .select(CheckpointRow::as_select())
+                .load(&mut *conn)
+                .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+            rows.into_iter()
+                .map(CheckpointRow::into_checkpoint)
+                .collect::<StorageResult<_>>()
+                .map(Some)
+        }
+
+        fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()> {
+            let mut conn = self.conn()?;
+            write_tx(&mut conn, |c| {
+                diesel::sql_query(CREATE_CHECKPOINT)
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+                let rows: Vec<CheckpointRow> = checkpoints.iter().map(CheckpointRow::new).collect();
+                diesel::insert_into(hsk_copy_checkpoint::table)
+                    .values(&rows)
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+                Ok(())
+            })
+        }
+
+        fn drop_checkpoint(&self) -> StorageResult<()> {
+            diesel::sql_query("DROP TABLE IF EXISTS hsk_copy_checkpoint")
+                .execute(&mut *self.conn()?)
+                .map(drop)
+                .map_err(|e| from_diesel(e, "copy checkpoint"))
+        }
+
+        fn lock_copies(&self) -> StorageResult<Option<CopyLock>> {
+            if BACKEND != Backend::Postgres {
+                return Ok(None);
+            }
+            let mut conn = self.conn()?;
+            let got: Locked = diesel::sql_query(format!(
+                "SELECT pg_try_advisory_lock({COPY_LOCK_KEY}) AS locked"
+            ))
+            .get_result(&mut *conn)
+            .map_err(|e| from_diesel(e, "copy lock"))?;
+            if !got.locked {
+                return Err(StorageError::Conflict(
+                    "another copy into this database is running".into(),
+                ));
+            }
+            Ok(Some(Box::new(AdvisoryLock(conn))))
+        }
+    }
+}

@@ -1,0 +1,747 @@
+//! Moving a store's data to another database, and proving it arrived:
+//! [`copy_store`] and [`verify_stores`], between any two compiled backends
+//! (SQLite to PostgreSQL, back, and each to itself).
+//!
+//! How a copy works:
+//! - The source must be at the schema version this build knows (its
+//!   migrations all applied, none unknown); it is opened without migrating
+//!   and only read. The target is migrated to that version.
+//! - The source is read in one snapshot (PostgreSQL `REPEATABLE READ READ
+//!   ONLY`, SQLite one read transaction), table by table in foreign-key
+//!   order, each in key order, a page of `batch_rows` at a time: memory
+//!   holds one page, whatever the size of the data.
+//! - Every row is decoded into its domain value and checked against the
+//!   limits `Storage` enforces on input; a row that fails stops the copy
+//!   with an error naming the table and key, before its page is written.
+//! - Each page is written (PostgreSQL: binary `COPY FROM STDIN`; SQLite:
+//!   multi-row INSERTs) in one target transaction together with the
+//!   checkpoint: per table, the last key written, the row count and the
+//!   order-independent digest of the rows so far. A copy killed at any
+//!   point resumes after the last committed page.
+//! - `ai_job_entity_refs` is not written: the target's `ai_jobs` insert
+//!   trigger fills it, as it does for every job the API creates; its
+//!   expected digest is derived from the source jobs' refs and verified.
+//! - At the end every target table is read back and its count and digest
+//!   compared with the source's; only when all match is the checkpoint
+//!   table dropped.
+//!
+//! The per-backend half (reading pages with the store's own row types,
+//! the checkpoint table, the PostgreSQL copy lock) is `end.rs`, compiled
+//! with `backend/store.rs`; the writers are `sqlite_write.rs` and
+//! `pg_write.rs`.
+
+#[cfg(feature = "sqlite")]
+mod lock;
+#[cfg(feature = "postgres")]
+mod pg_write;
+mod record;
+#[cfg(feature = "sqlite")]
+mod sqlite_write;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::backend::Maintenance;
+use crate::config::{redact_url, DatabaseUrl, StorageConfig};
+use crate::error::{StorageError, StorageResult};
+use crate::storage::Storage;
+
+#[cfg_attr(not(feature = "postgres"), allow(unused_imports))]
+pub(crate) use record::Cell;
+pub(crate) use record::{at_row, IndexedRef, Key, Record, Table};
+
+/// Called as a copy moves: after each page, and once when a table starts.
+pub type ProgressFn = Arc<dyn Fn(&CopyProgress) + Send + Sync>;
+
+/// How [`copy_store`] runs.
+#[derive(Clone)]
+pub struct CopyOptions {
+    /// Rows per page: read, written and checkpointed together (default
+    /// 10,000).
+    pub batch_rows: usize,
+    /// Continue a copy that was interrupted: the target must hold this
+    /// copy's checkpoint (or be untouched, and the copy simply starts).
+    pub resume: bool,
+    /// Progress reports, e.g. for a progress bar.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            batch_rows: 10_000,
+            resume: false,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for CopyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyOptions")
+            .field("batch_rows", &self.batch_rows)
+            .field("resume", &self.resume)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Where a copy is: `rows_done` of `rows_total` rows of `table`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyProgress {
+    pub table: &'static str,
+    pub rows_done: u64,
+    pub rows_total: u64,
+}
+
+/// What [`copy_store`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyReport {
+    /// Per copied table, in the order copied.
+    pub tables: Vec<TableCopy>,
+    /// Rows in the target's copied tables (earlier runs of a resumed copy
+    /// included).
+    pub rows: u64,
+    /// Rows written by this run.
+    pub rows_this_run: u64,
+    /// Wall time of this run, verification included.
+    pub seconds: f64,
+    /// `rows_this_run / seconds`.
+    pub rows_per_sec: f64,
+    /// Whether this run continued an interrupted copy.
+    pub resumed: bool,
+    /// The target read back and compared with the source's digests (`a`
+    /// is the source as copied, `b` the target).
+    pub verify: VerifyReport,
+}
+
+/// One table of a [`CopyReport`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableCopy {
+    pub table: String,
+    /// Rows in the target when the table was done.
+    pub rows: u64,
+    /// Rows written by this run.
+    pub rows_this_run: u64,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+}
+
+/// Two stores compared table by table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub tables: Vec<TableDigest>,
+    /// Every table has the same count and digest on both sides.
+    pub identical: bool,
+}
+
+/// One table on both sides: row counts and the order-independent digest
+/// of the rows' decoded domain values (the same on every backend for the
+/// same rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDigest {
+    pub table: String,
+    pub rows_a: u64,
+    pub rows_b: u64,
+    pub digest_a: String,
+    pub digest_b: String,
+    /// The first key (in key order) whose row differs or exists on one
+    /// side only, when the comparison could name one.
+    pub first_difference: Option<String>,
+}
+
+impl TableDigest {
+    /// Same count and digest.
+    pub fn matches(&self) -> bool {
+        self.rows_a == self.rows_b && self.digest_a == self.digest_b
+    }
+}
+
+impl VerifyReport {
+    fn new(tables: Vec<TableDigest>) -> Self {
+        let identical = tables.iter().all(TableDigest::matches);
+        VerifyReport { tables, identical }
+    }
+
+    /// The tables that differ, as one line each.
+    pub fn differences(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| !t.matches())
+            .map(|t| {
+                let mut line = format!(
+                    "{}: {} rows (digest {}) against {} rows (digest {})",
+                    t.table, t.rows_a, t.digest_a, t.rows_b, t.digest_b
+                );
+                if let Some(key) = &t.first_difference {
+                    line.push_str(&format!(", first differing key {key}"));
+                }
+                line
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the backends provide (implemented in end.rs, sqlite_write.rs,
+// pg_write.rs)
+
+/// A table's progress in a target, as stored in its checkpoint table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub table: Table,
+    pub copy_id: String,
+    /// The source, password redacted (for messages).
+    pub source: String,
+    pub last_key: Option<Key>,
+    pub rows: u64,
+    pub digest: u128,
+    pub done: bool,
+}
+
+/// Held for the length of a copy; dropping it releases the lock.
+pub(crate) type CopyLock = Box<dyn std::any::Any>;
+
+/// Reads of one consistent snapshot of a store.
+pub(crate) trait Snapshot {
+    /// Up to `limit` rows of `table` after `after`, in key order, decoded
+    /// and checked.
+    fn page(
+        &mut self,
+        table: Table,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> StorageResult<Vec<Record>>;
+    fn count(&mut self, table: Table) -> StorageResult<u64>;
+}
+
+/// A store as a copy's source or target.
+pub(crate) trait CopyEnd: Storage {
+    /// Runs `f` on one read snapshot.
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>,
+    ) -> StorageResult<()>;
+    /// Writes `records` into `table` and updates `progress` in the
+    /// checkpoint, in one transaction.
+    fn write_batch(
+        &self,
+        table: Table,
+        records: &[Record],
+        progress: &[Checkpoint],
+    ) -> StorageResult<()>;
+    /// The checkpoint, `None` when the target has no checkpoint table.
+    fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>>;
+    /// Creates the checkpoint table with these rows.
+    fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()>;
+    fn drop_checkpoint(&self) -> StorageResult<()>;
+    /// Takes the server's lock against a second copy into this database
+    /// (`Conflict` when it is taken); `None` where the backend has none
+    /// (SQLite: see `lock.rs`).
+    fn lock_copies(&self) -> StorageResult<Option<CopyLock>>;
+}
+
+/// Inserts decoded rows, each backend its fastest way.
+pub(crate) trait WriteRecords {
+    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()>;
+}
+
+// ---------------------------------------------------------------------------
+// Copy
+
+/// Copies every row of the store at `from_url` into the empty store at
+/// `to_url` (any compiled backend to any), then verifies the target
+/// against the source's digests. See the module doc for the guarantees;
+/// refusals (a source at another schema version, a non-empty target, an
+/// unfinished copy without `resume`) are `Validation` errors, a second
+/// copy into the same target at once is `Conflict`, and a source row the
+/// library cannot read stops the copy with an error naming its table and
+/// key.
+pub fn copy_store(
+    from_url: &str,
+    to_url: &str,
+    options: &CopyOptions,
+) -> StorageResult<CopyReport> {
+    let started = Instant::now();
+    if options.batch_rows == 0 {
+        return Err(StorageError::validation("batch_rows must be at least 1"));
+    }
+    let from = DatabaseUrl::parse(from_url)?;
+    let to = DatabaseUrl::parse(to_url)?;
+    let source_name = identity(&from, from_url, "source")?;
+    let target_name = identity(&to, to_url, "target")?;
+    if source_name == target_name {
+        return Err(StorageError::validation(format!(
+            "source and target are the same database ({source_name})"
+        )));
+    }
+    if let DatabaseUrl::SqliteFile(path) = &from {
+        if !path.exists() {
+            return Err(StorageError::validation(format!(
+                "the source SQLite file {} does not exist",
+                path.display()
+            )));
+        }
+    }
+
+    let source = open_end(from_url, false)?;
+    let source_version = schema_version(&*source, "source", &source_name)?;
+
+    let target = open_end(to_url, true)?;
+    #[cfg(feature = "sqlite")]
+    let _file_lock = match &to {
+        DatabaseUrl::SqliteFile(path) => Some(lock::lock_sqlite_target(path)?),
+        _ => None,
+    };
+    let _server_lock = target.lock_copies()?;
+    let target_version = schema_version(&*target, "target", &target_name)?;
+    if target_version != source_version {
+        return Err(StorageError::validation(format!(
+            "the target is at schema version {} but the source at {}: copy into an empty \
+             database, which is migrated to the source's version",
+            last(&target_version),
+            last(&source_version)
+        )));
+    }
+
+    let copy_id = copy_id(&source_name, &source_version);
+    let (mut checkpoints, resumed) = match target.checkpoints()? {
+        Some(found) => (resume_from(found, &copy_id, &source_name, options)?, true),
+        None => {
+            refuse_non_empty(&*target)?;
+            let fresh: Vec<Checkpoint> = Table::ALL
+                .iter()
+                .map(|&table| Checkpoint {
+                    table,
+                    copy_id: copy_id.clone(),
+                    source: source_name.clone(),
+                    last_key: None,
+                    rows: 0,
+                    digest: 0,
+                    done: false,
+                })
+                .collect();
+            target.start_checkpoint(&fresh)?;
+            (fresh, false)
+        }
+    };
+
+    let mut tables = Vec::new();
+    source.snapshot(&mut |snap| {
+        for table in Table::ALL.into_iter().filter(|t| t.written()) {
+            tables.push(copy_table(
+                snap,
+                &*target,
+                table,
+                &mut checkpoints,
+                options,
+            )?);
+        }
+        Ok(())
+    })?;
+
+    let verify = verify_against(&*target, &checkpoints)?;
+    if !verify.identical {
+        return Err(StorageError::Validation(format!(
+            "the copy did not verify, the checkpoint is kept: {}",
+            verify.differences().join("; ")
+        )));
+    }
+    target.drop_checkpoint()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rows_this_run = tables.iter().map(|t: &TableCopy| t.rows_this_run).sum();
+    Ok(CopyReport {
+        rows: tables.iter().map(|t| t.rows).sum(),
+        rows_this_run,
+        seconds,
+        rows_per_sec: per_sec(rows_this_run, seconds),
+        resumed,
+        tables,
+        verify,
+    })
+}
+
+/// Copies one table from where its checkpoint stands, page by page.
+fn copy_table(
+    snap: &mut dyn Snapshot,
+    target: &dyn CopyEnd,
+    table: Table,
+    checkpoints: &mut [Checkpoint],
+    options: &CopyOptions,
+) -> StorageResult<TableCopy> {
+    let started = Instant::now();
+    let index = |t: Table| Table::ALL.iter().position(|&x| x == t).unwrap_or(0);
+    let (mine, refs) = (index(table), index(Table::AiJobEntityRefs));
+    let mut written = 0u64;
+    if !checkpoints[mine].done {
+        let total = checkpoints[mine].rows + count_after(snap, table, &checkpoints[mine])?;
+        let report = |done: u64| {
+            if let Some(progress) = &options.progress {
+                progress(&CopyProgress {
+                    table: table.name(),
+                    rows_done: done,
+                    rows_total: total,
+                });
+            }
+        };
+        report(checkpoints[mine].rows);
+        loop {
+            let page = snap.page(
+                table,
+                checkpoints[mine].last_key.as_ref(),
+                options.batch_rows,
+            )?;
+            let mut next = vec![checkpoints[mine].clone()];
+            next[0].done = page.len() < options.batch_rows;
+            if let Some(last) = page.last() {
+                next[0].last_key = Some(last.key());
+            }
+            if table == Table::AiJobs {
+                next.push(checkpoints[refs].clone());
+            }
+            for record in &page {
+                add(&mut next[0], record)?;
+                for indexed in record.indexed_refs() {
+                    add(&mut next[1], &indexed)?;
+                }
+            }
+            if table == Table::AiJobs {
+                next[1].done = next[0].done;
+            }
+            target.write_batch(table, &page, &next)?;
+            written += page.len() as u64;
+            for c in next {
+                let at = index(c.table);
+                checkpoints[at] = c;
+            }
+            report(checkpoints[mine].rows);
+            if checkpoints[mine].done {
+                break;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(TableCopy {
+        table: table.name().to_string(),
+        rows: checkpoints[mine].rows,
+        rows_this_run: written,
+        seconds,
+        rows_per_sec: per_sec(written, seconds),
+    })
+}
+
+/// Rows of `table` after the checkpoint's key (all of them at the start),
+/// for the progress total.
+fn count_after(snap: &mut dyn Snapshot, table: Table, at: &Checkpoint) -> StorageResult<u64> {
+    let all = snap.count(table)?;
+    Ok(all.saturating_sub(at.rows))
+}
+
+fn add(checkpoint: &mut Checkpoint, record: &Record) -> StorageResult<()> {
+    checkpoint.rows += 1;
+    checkpoint.digest = checkpoint.digest.wrapping_add(record.digest()?);
+    Ok(())
+}
+
+/// The checkpoint found in a target, if this copy may continue from it.
+fn resume_from(
+    found: Vec<Checkpoint>,
+    copy_id: &str,
+    source_name: &str,
+    options: &CopyOptions,
+) -> StorageResult<Vec<Checkpoint>> {
+    if let Some(other) = found.iter().find(|c| c.copy_id != copy_id) {
+        return Err(StorageError::validation(format!(
+            "the target holds the checkpoint of an unfinished copy from {}, not from {source_name}: \
+             finish that copy, or copy into an empty database",
+            other.source
+        )));
+    }
+    if !options.resume {
+        return Err(StorageError::validation(format!(
+            "the target holds an unfinished copy from {source_name}: rerun with resume \
+             (`hsk-storage copy --resume`) to finish it"
+        )));
+    }
+    Table::ALL
+        .iter()
+        .map(|&table| {
+            found
+                .iter()
+                .find(|c| c.table == table)
+                .cloned()
+                .ok_or_else(|| {
+                    StorageError::Serialization(format!(
+                        "the target's copy checkpoint has no row for table {}",
+                        table.name()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// `Validation` naming the first table of `target` that has rows.
+fn refuse_non_empty(target: &dyn CopyEnd) -> StorageResult<()> {
+    let mut occupied = None;
+    target.snapshot(&mut |snap| {
+        for table in Table::ALL {
+            let rows = snap.count(table)?;
+            if rows > 0 {
+                occupied = Some((table, rows));
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    match occupied {
+        Some((table, rows)) => Err(StorageError::validation(format!(
+            "the target is not empty (table {} has {rows} rows): copy into an empty database",
+            table.name()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The target read back and compared with what the copy read from the
+/// source.
+fn verify_against(target: &dyn CopyEnd, source: &[Checkpoint]) -> StorageResult<VerifyReport> {
+    let mut tables = Vec::new();
+    target.snapshot(&mut |snap| {
+        for expected in source {
+            let (rows, digest) = digest_table(snap, expected.table)?;
+            tables.push(TableDigest {
+                table: expected.table.name().to_string(),
+                rows_a: expected.rows,
+                rows_b: rows,
+                digest_a: hex(expected.digest),
+                digest_b: hex(digest),
+                first_difference: None,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(VerifyReport::new(tables))
+}
+
+/// Rows and digest of one table, read page by page.
+fn digest_table(snap: &mut dyn Snapshot, table: Table) -> StorageResult<(u64, u128)> {
+    let mut pages = Pager::new(table);
+    let (mut rows, mut digest) = (0u64, 0u128);
+    while let Some(record) = pages.next(snap)? {
+        rows += 1;
+        digest = digest.wrapping_add(record.digest()?);
+    }
+    Ok((rows, digest))
+}
+
+// ---------------------------------------------------------------------------
+// Verify
+
+/// Rows read per page when verifying.
+const VERIFY_PAGE_ROWS: usize = 5_000;
+
+/// Compares the stores at `a_url` and `b_url` (any compiled backends):
+/// per table the row count and the order-independent digest of every
+/// row's decoded domain value, and the first key whose row differs. Both
+/// are read in one snapshot each and never written (neither is migrated;
+/// they must be at the same schema version).
+pub fn verify_stores(a_url: &str, b_url: &str) -> StorageResult<VerifyReport> {
+    let a_name = identity(&DatabaseUrl::parse(a_url)?, a_url, "first")?;
+    let b_name = identity(&DatabaseUrl::parse(b_url)?, b_url, "second")?;
+    let a = open_end(a_url, false)?;
+    let b = open_end(b_url, false)?;
+    let a_version = schema_version(&*a, "first store", &a_name)?;
+    let b_version = schema_version(&*b, "second store", &b_name)?;
+    if a_version != b_version {
+        return Err(StorageError::validation(format!(
+            "{a_name} is at schema version {} but {b_name} at {}",
+            last(&a_version),
+            last(&b_version)
+        )));
+    }
+    let mut tables = Vec::new();
+    a.snapshot(&mut |sa| {
+        b.snapshot(&mut |sb| {
+            for table in Table::ALL {
+                tables.push(compare_table(sa, sb, table)?);
+            }
+            Ok(())
+        })
+    })?;
+    Ok(VerifyReport::new(tables))
+}
+
+/// One table of both snapshots, walked together in key order.
+fn compare_table(
+    a: &mut dyn Snapshot,
+    b: &mut dyn Snapshot,
+    table: Table,
+) -> StorageResult<TableDigest> {
+    let (mut pa, mut pb) = (Pager::new(table), Pager::new(table));
+    let (mut rows_a, mut rows_b, mut digest_a, mut digest_b) = (0u64, 0u64, 0u128, 0u128);
+    let mut first_difference = None;
+    let (mut next_a, mut next_b) = (pa.next(a)?, pb.next(b)?);
+    loop {
+        let order = match (&next_a, &next_b) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.key().cmp(&y.key()),
+        };
+        let (mut hash_a, mut hash_b) = (None, None);
+        if order.is_le() {
+            let record = next_a.take().unwrap_or_else(|| unreachable!());
+            hash_a = Some((record.digest()?, record.key()));
+            next_a = pa.next(a)?;
+        }
+        if order.is_ge() {
+            let record = next_b.take().unwrap_or_else(|| unreachable!());
+            hash_b = Some((record.digest()?, record.key()));
+            next_b = pb.next(b)?;
+        }
+        if let Some((h, _)) = &hash_a {
+            rows_a += 1;
+            digest_a = digest_a.wrapping_add(*h);
+        }
+        if let Some((h, _)) = &hash_b {
+            rows_b += 1;
+            digest_b = digest_b.wrapping_add(*h);
+        }
+        if first_difference.is_none() {
+            first_difference = match (hash_a, hash_b) {
+                (Some((x, key)), Some((y, _))) if x != y => Some(format!("{key} (rows differ)")),
+                (Some((_, key)), None) => Some(format!("{key} (only in the first store)")),
+                (None, Some((_, key))) => Some(format!("{key} (only in the second store)")),
+                _ => None,
+            };
+        }
+    }
+    Ok(TableDigest {
+        table: table.name().to_string(),
+        rows_a,
+        rows_b,
+        digest_a: hex(digest_a),
+        digest_b: hex(digest_b),
+        first_difference,
+    })
+}
+
+/// The rows of one table, fetched a page at a time.
+struct Pager {
+    table: Table,
+    page: std::vec::IntoIter<Record>,
+    after: Option<Key>,
+    exhausted: bool,
+}
+
+impl Pager {
+    fn new(table: Table) -> Self {
+        Pager {
+            table,
+            page: Vec::new().into_iter(),
+            after: None,
+            exhausted: false,
+        }
+    }
+
+    fn next(&mut self, snap: &mut dyn Snapshot) -> StorageResult<Option<Record>> {
+        if let Some(record) = self.page.next() {
+            return Ok(Some(record));
+        }
+        if self.exhausted {
+            return Ok(None);
+        }
+        let page = snap.page(self.table, self.after.as_ref(), VERIFY_PAGE_ROWS)?;
+        self.exhausted = page.len() < VERIFY_PAGE_ROWS;
+        self.after = page.last().map(Record::key);
+        self.page = page.into_iter();
+        Ok(self.page.next())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn open_end(url: &str, run_migrations: bool) -> StorageResult<Arc<dyn Maintenance>> {
+    let config = StorageConfig::default()
+        .pool_size(4)
+        .run_migrations(run_migrations);
+    crate::backend::open_maintained(url, &config)
+}
+
+/// A name for the database a URL names, the same for two URLs that name
+/// the same database, without secrets: a SQLite file's absolute path, a
+/// PostgreSQL URL with its password redacted.
+fn identity(url: &DatabaseUrl, raw: &str, side: &str) -> StorageResult<String> {
+    match url {
+        DatabaseUrl::SqliteMemory => Err(StorageError::validation(format!(
+            "the {side} is an in-memory SQLite database, which lives only as long as one \
+             process: copy to and from files"
+        ))),
+        DatabaseUrl::SqliteFile(path) => {
+            let absolute = std::path::absolute(path).map_err(|e| {
+                StorageError::validation(format!("bad SQLite path {}: {e}", path.display()))
+            })?;
+            Ok(format!(
+                "sqlite://{}",
+                std::fs::canonicalize(&absolute)
+                    .unwrap_or(absolute)
+                    .display()
+            ))
+        }
+        DatabaseUrl::Postgres(_) => Ok(redact_url(raw)),
+    }
+}
+
+/// The applied migrations of a store, refused unless they are exactly the
+/// ones this build knows.
+fn schema_version(end: &dyn CopyEnd, side: &str, name: &str) -> StorageResult<Vec<String>> {
+    let status = end.migration_status()?;
+    if status.applied.is_empty() {
+        return Err(StorageError::validation(format!(
+            "the {side} {name} has no Handshake schema (no migration applied)"
+        )));
+    }
+    if !status.pending.is_empty() {
+        return Err(StorageError::validation(format!(
+            "the {side} {name} is at schema version {} but this build copies version {}: \
+             run `hsk-storage migrate` on it first",
+            last(&status.applied),
+            last(&status.pending)
+        )));
+    }
+    Ok(status.applied)
+}
+
+fn last(versions: &[String]) -> &str {
+    versions.last().map_or("(none)", String::as_str)
+}
+
+/// Names one copy: its source and schema version. A checkpoint with
+/// another id belongs to another copy.
+fn copy_id(source_name: &str, versions: &[String]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(source_name.as_bytes());
+    for v in versions {
+        hash.update(b"\n");
+        hash.update(v.as_bytes());
+    }
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hex(digest: u128) -> String {
+    format!("{digest:032x}")
+}
+
+fn per_sec(rows: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        rows as f64 / seconds
+    } else {
+        0.0
+    }
+}

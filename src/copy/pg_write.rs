@@ -1,0 +1,125 @@
+//! PostgreSQL's writer for the copier: binary `COPY ... FROM STDIN`
+//! (`diesel::copy_from`), inside the caller's transaction. Each value is
+//! encoded in PostgreSQL's binary format for its column type.
+
+use diesel::pg::{CopyFormat, PgConnection};
+use diesel::ExecuteCopyFromDsl;
+
+use super::{Cell, Record, Table, WriteRecords};
+use crate::backend::fields::write_json;
+use crate::backend::from_diesel;
+use crate::error::{StorageError, StorageResult};
+use crate::schema::postgres as schema;
+
+/// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The binary COPY stream of `records`: header, one tuple per record,
+/// trailer.
+fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(records.len() * 256);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    for record in records {
+        let cells = record.cells()?;
+        if cells.len() != table.columns().len() {
+            return Err(StorageError::Serialization(format!(
+                "a {} row has {} values for {} columns",
+                table.name(),
+                cells.len(),
+                table.columns().len()
+            )));
+        }
+        out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
+        for cell in cells {
+            field(&mut out, cell)?;
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(out)
+}
+
+fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
+    let mut fixed = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    match cell {
+        Cell::Null => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        Cell::Int(v) => fixed(&v.to_be_bytes()),
+        Cell::Float(v) => fixed(&v.to_bits().to_be_bytes()),
+        Cell::Bool(v) => fixed(&[u8::from(v)]),
+        Cell::Uuid(v) => fixed(v.as_bytes()),
+        Cell::Time(v) => fixed(&(v.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes()),
+        Cell::Text(v) => variable(out, |buf| {
+            buf.extend_from_slice(v.as_bytes());
+            Ok(())
+        })?,
+        Cell::Json(v) => jsonb(out, v)?,
+        Cell::JsonOwned(v) => jsonb(out, &v)?,
+    }
+    Ok(())
+}
+
+fn jsonb(out: &mut Vec<u8>, value: &serde_json::Value) -> StorageResult<()> {
+    variable(out, |buf| {
+        buf.push(1); // jsonb's binary format version
+        write_json(value, buf).map_err(StorageError::from)
+    })
+}
+
+/// A field whose length is known once written: a length placeholder,
+/// the bytes, then the length filled in.
+fn variable(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> StorageResult<()>,
+) -> StorageResult<()> {
+    let at = out.len();
+    out.extend_from_slice(&0i32.to_be_bytes());
+    write(out)?;
+    let len = i32::try_from(out.len() - at - 4).map_err(|_| {
+        StorageError::validation("a value is larger than PostgreSQL's 1 GiB field limit")
+    })?;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+impl WriteRecords for PgConnection {
+    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
+        let data = encode(table, records)?;
+        let send = |w: &mut dyn std::io::Write| {
+            w.write_all(&data)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        };
+        macro_rules! copy {
+            ($t:ident) => {
+                diesel::copy_from(schema::$t::table)
+                    .from_raw_data(schema::$t::table, send)
+                    .with_format(CopyFormat::Binary)
+                    .execute(self)
+            };
+        }
+        let written = match table {
+            Table::Workspaces => copy!(workspaces),
+            Table::Documents => copy!(documents),
+            Table::Blocks => copy!(blocks),
+            Table::Canvases => copy!(canvases),
+            Table::CanvasNodes => copy!(canvas_nodes),
+            Table::CanvasEdges => copy!(canvas_edges),
+            Table::AiJobs => copy!(ai_jobs),
+            Table::AiJobEntityRefs => copy!(ai_job_entity_refs),
+            Table::WorkflowRuns => copy!(workflow_runs),
+            Table::WorkflowNodeExecutions => copy!(workflow_node_executions),
+        }
+        .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))?;
+        if written != records.len() {
+            return Err(StorageError::Database(format!(
+                "COPY into {} wrote {written} rows of {}",
+                table.name(),
+                records.len()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,582 @@
+//! The copier's view of a row: the table it belongs to, its key, its
+//! decoded domain value, the checks every row must pass before it is
+//! written anywhere, the digest of its domain value, and its column values
+//! in a backend-neutral form for the writers. Nothing here touches a
+//! database.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{StorageError, StorageResult};
+use crate::types::*;
+use crate::validate;
+
+/// The tables of the schema, in foreign-key order (a table comes after
+/// every table it refers to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Table {
+    Workspaces,
+    Documents,
+    Blocks,
+    Canvases,
+    CanvasNodes,
+    CanvasEdges,
+    AiJobs,
+    /// Filled on the target by the `ai_jobs` insert trigger, never written
+    /// by the copier; verified like every other table.
+    AiJobEntityRefs,
+    WorkflowRuns,
+    WorkflowNodeExecutions,
+}
+
+impl Table {
+    pub(crate) const ALL: [Table; 10] = [
+        Table::Workspaces,
+        Table::Documents,
+        Table::Blocks,
+        Table::Canvases,
+        Table::CanvasNodes,
+        Table::CanvasEdges,
+        Table::AiJobs,
+        Table::AiJobEntityRefs,
+        Table::WorkflowRuns,
+        Table::WorkflowNodeExecutions,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Table::Workspaces => "workspaces",
+            Table::Documents => "documents",
+            Table::Blocks => "blocks",
+            Table::Canvases => "canvases",
+            Table::CanvasNodes => "canvas_nodes",
+            Table::CanvasEdges => "canvas_edges",
+            Table::AiJobs => "ai_jobs",
+            Table::AiJobEntityRefs => "ai_job_entity_refs",
+            Table::WorkflowRuns => "workflow_runs",
+            Table::WorkflowNodeExecutions => "workflow_node_executions",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether the copier writes this table (the refs index is written by
+    /// the target's trigger).
+    pub(crate) fn written(self) -> bool {
+        self != Table::AiJobEntityRefs
+    }
+
+    /// The columns the writers fill, in the order of the schema modules
+    /// (PostgreSQL's binary COPY sends them in this order).
+    pub(crate) fn columns(self) -> &'static [&'static str] {
+        const STAMP: [&str; 6] = [
+            "updated_at",
+            "last_actor_kind",
+            "last_actor_id",
+            "last_job_id",
+            "last_workflow_id",
+            "edit_event_id",
+        ];
+        macro_rules! content {
+            ($($c:literal),*) => {{
+                const C: &[&str] = &[$($c,)* "created_at", STAMP[0], STAMP[1], STAMP[2], STAMP[3], STAMP[4], STAMP[5]];
+                C
+            }};
+        }
+        match self {
+            Table::Workspaces => content!("id", "name"),
+            Table::Documents => content!("id", "workspace_id", "title"),
+            Table::Blocks => content!(
+                "id",
+                "document_id",
+                "kind",
+                "sequence",
+                "raw_content",
+                "display_content",
+                "derived_content",
+                "sensitivity",
+                "exportable"
+            ),
+            Table::Canvases => content!("id", "workspace_id", "title"),
+            Table::CanvasNodes => content!(
+                "id",
+                "canvas_id",
+                "kind",
+                "position_x",
+                "position_y",
+                "data"
+            ),
+            Table::CanvasEdges => content!("id", "canvas_id", "from_node_id", "to_node_id", "kind"),
+            Table::AiJobs => &[
+                "id",
+                "trace_id",
+                "workflow_run_id",
+                "job_kind",
+                "status",
+                "status_reason",
+                "error_message",
+                "protocol_id",
+                "profile_id",
+                "capability_profile_id",
+                "access_mode",
+                "safety_mode",
+                "planned_operations",
+                "metrics",
+                "job_inputs",
+                "job_outputs",
+                "pinned",
+                "created_at",
+                "updated_at",
+                "entity_refs",
+            ],
+            Table::AiJobEntityRefs => &["job_id", "position", "entity_id", "entity_kind"],
+            Table::WorkflowRuns => &[
+                "id",
+                "job_id",
+                "status",
+                "error_message",
+                "last_heartbeat",
+                "created_at",
+                "updated_at",
+            ],
+            Table::WorkflowNodeExecutions => &[
+                "id",
+                "workflow_run_id",
+                "node_id",
+                "node_type",
+                "status",
+                "sequence",
+                "input_payload",
+                "output_payload",
+                "error_message",
+                "started_at",
+                "finished_at",
+                "created_at",
+                "updated_at",
+            ],
+        }
+    }
+}
+
+/// A row's primary key, ordered as both backends order it: ids bytewise
+/// (`C` collation on PostgreSQL, BINARY on SQLite), uuids by their bytes,
+/// which is the order of their lower-case hyphenated text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key {
+    pub id: String,
+    /// The second key column (`position` of an entity ref).
+    pub pos: Option<i64>,
+}
+
+impl Key {
+    pub(crate) fn id(id: impl Into<String>) -> Key {
+        Key {
+            id: id.into(),
+            pos: None,
+        }
+    }
+
+    pub(crate) fn uuid(id: Uuid) -> Key {
+        Key::id(id.hyphenated().to_string())
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pos {
+            Some(pos) => write!(f, "{:?} position {pos}", self.id),
+            None => write!(f, "{:?}", self.id),
+        }
+    }
+}
+
+/// One row of the index behind the workspace filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct IndexedRef {
+    pub job_id: Uuid,
+    pub position: i64,
+    pub entity_id: String,
+    pub entity_kind: String,
+}
+
+/// A decoded row of any table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) enum Record {
+    Workspace(Workspace),
+    Document(Document),
+    Block(Block),
+    Canvas(Canvas),
+    Node(CanvasNode),
+    Edge(CanvasEdge),
+    Job(AiJob),
+    Ref(IndexedRef),
+    Run(WorkflowRun),
+    Execution(WorkflowNodeExecution),
+}
+
+impl Record {
+    pub(crate) fn key(&self) -> Key {
+        match self {
+            Record::Workspace(r) => Key::id(&r.id),
+            Record::Document(r) => Key::id(&r.id),
+            Record::Block(r) => Key::id(&r.id),
+            Record::Canvas(r) => Key::id(&r.id),
+            Record::Node(r) => Key::id(&r.id),
+            Record::Edge(r) => Key::id(&r.id),
+            Record::Job(r) => Key::uuid(r.job_id),
+            Record::Ref(r) => Key {
+                id: r.job_id.hyphenated().to_string(),
+                pos: Some(r.position),
+            },
+            Record::Run(r) => Key::uuid(r.id),
+            Record::Execution(r) => Key::uuid(r.id),
+        }
+    }
+
+    /// The rows the target's trigger derives from this job's refs.
+    pub(crate) fn indexed_refs(&self) -> Vec<Record> {
+        match self {
+            Record::Job(job) => job
+                .entity_refs
+                .iter()
+                .enumerate()
+                .map(|(position, r)| {
+                    Record::Ref(IndexedRef {
+                        job_id: job.job_id,
+                        position: position as i64,
+                        entity_id: r.entity_id.clone(),
+                        entity_kind: r.entity_kind.clone(),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The digest of the decoded domain value: SHA-256 of its canonical
+    /// JSON (object keys sorted, floats in shortest round-trip form), cut
+    /// to 128 bits. The same on every backend for the same value.
+    pub(crate) fn digest(&self) -> StorageResult<u128> {
+        let bytes = serde_json::to_vec(self)?;
+        let hash = Sha256::digest(&bytes);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash[..16]);
+        Ok(u128::from_be_bytes(first))
+    }
+
+    /// What every backend can hold and read back: the limits `Storage`
+    /// enforces on input, applied to a row read from a source (where other
+    /// software may have planted anything).
+    pub(crate) fn check(&self) -> StorageResult<()> {
+        use validate::{id, indexed_text, json, text};
+        fn time(field: &str, at: &DateTime<Utc>) -> StorageResult<()> {
+            if validate::timestamp(field, *at)? != *at {
+                return Err(StorageError::validation(format!(
+                    "{field} {at} has more than microsecond precision"
+                )));
+            }
+            Ok(())
+        }
+        fn opt_text(field: &str, value: &Option<String>) -> StorageResult<()> {
+            value.as_deref().map_or(Ok(()), |v| text(field, v))
+        }
+        fn opt_json(field: &str, value: &Option<Value>) -> StorageResult<()> {
+            value.as_ref().map_or(Ok(()), |v| json(field, v))
+        }
+        fn finite(field: &str, value: f64) -> StorageResult<()> {
+            if validate::coordinate(field, value)?.to_bits() != value.to_bits() {
+                return Err(StorageError::validation(format!("{field} is -0.0")));
+            }
+            Ok(())
+        }
+        /// What every content row has: id, times, provenance.
+        fn content(
+            key: &str,
+            created_at: &DateTime<Utc>,
+            updated_at: &DateTime<Utc>,
+            p: &Provenance,
+        ) -> StorageResult<()> {
+            id("id", key)?;
+            time("created_at", created_at)?;
+            time("updated_at", updated_at)?;
+            opt_text("last_actor_id", &p.actor_id)
+        }
+        match self {
+            Record::Workspace(r) => {
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
+                text("name", &r.name)
+            }
+            Record::Document(Document {
+                id: key,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance: p,
+            })
+            | Record::Canvas(Canvas {
+                id: key,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance: p,
+            }) => {
+                content(key, created_at, updated_at, p)?;
+                id("workspace_id", workspace_id)?;
+                text("title", title)
+            }
+            Record::Block(r) => {
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
+                id("document_id", &r.document_id)?;
+                text("kind", &r.kind)?;
+                text("raw_content", &r.raw_content)?;
+                text("display_content", &r.display_content)?;
+                json("derived_content", &r.derived_content)?;
+                opt_text("sensitivity", &r.sensitivity)
+            }
+            Record::Node(r) => {
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
+                id("canvas_id", &r.canvas_id)?;
+                text("kind", &r.kind)?;
+                finite("position_x", r.position_x)?;
+                finite("position_y", r.position_y)?;
+                json("data", &r.data)
+            }
+            Record::Edge(r) => {
+                content(&r.id, &r.created_at, &r.updated_at, &r.provenance)?;
+                id("canvas_id", &r.canvas_id)?;
+                id("from_node_id", &r.from_node_id)?;
+                id("to_node_id", &r.to_node_id)?;
+                text("kind", &r.kind)
+            }
+            Record::Job(r) => {
+                opt_text("error_message", &r.error_message)?;
+                for (field, value) in [
+                    ("protocol_id", &r.protocol_id),
+                    ("profile_id", &r.profile_id),
+                    ("capability_profile_id", &r.capability_profile_id),
+                    ("status_reason", &r.status_reason),
+                ] {
+                    text(field, value)?;
+                }
+                for e in &r.entity_refs {
+                    indexed_text("entity_refs.entity_id", &e.entity_id)?;
+                    indexed_text("entity_refs.entity_kind", &e.entity_kind)?;
+                }
+                for op in &r.planned_operations {
+                    text("planned_operations.target", &op.target.entity_id)?;
+                    text("planned_operations.target", &op.target.entity_kind)?;
+                    opt_text("planned_operations.description", &op.description)?;
+                }
+                opt_json("job_inputs", &r.job_inputs)?;
+                opt_json("job_outputs", &r.job_outputs)?;
+                time("created_at", &r.created_at)?;
+                time("updated_at", &r.updated_at)
+            }
+            Record::Ref(r) => {
+                indexed_text("entity_id", &r.entity_id)?;
+                indexed_text("entity_kind", &r.entity_kind)
+            }
+            Record::Run(r) => {
+                opt_text("error_message", &r.error_message)?;
+                time("last_heartbeat", &r.last_heartbeat)?;
+                time("created_at", &r.created_at)?;
+                time("updated_at", &r.updated_at)
+            }
+            Record::Execution(r) => {
+                text("node_id", &r.node_id)?;
+                text("node_type", &r.node_type)?;
+                opt_json("input_payload", &r.input_payload)?;
+                opt_json("output_payload", &r.output_payload)?;
+                opt_text("error_message", &r.error_message)?;
+                time("started_at", &r.started_at)?;
+                if let Some(at) = &r.finished_at {
+                    time("finished_at", at)?;
+                }
+                time("created_at", &r.created_at)?;
+                time("updated_at", &r.updated_at)
+            }
+        }
+    }
+
+    /// The row's column values in the order of [`Table::columns`].
+    pub(crate) fn cells(&self) -> StorageResult<Vec<Cell<'_>>> {
+        use Cell::*;
+        fn opt<'a, T>(value: &'a Option<T>, f: impl FnOnce(&'a T) -> Cell<'a>) -> Cell<'a> {
+            value.as_ref().map_or(Null, f)
+        }
+        fn stamp<'a>(
+            created: &DateTime<Utc>,
+            updated: &DateTime<Utc>,
+            p: &'a Provenance,
+        ) -> [Cell<'a>; 7] {
+            [
+                Time(*created),
+                Time(*updated),
+                Text(p.actor_kind.as_str()),
+                opt(&p.actor_id, |v| Text(v)),
+                opt(&p.job_id, |v| Uuid(*v)),
+                opt(&p.workflow_id, |v| Uuid(*v)),
+                Uuid(p.edit_event_id),
+            ]
+        }
+        fn json_of<'a, T: Serialize>(field: &str, value: &T) -> StorageResult<Cell<'a>> {
+            serde_json::to_value(value)
+                .map(JsonOwned)
+                .map_err(|e| StorageError::Serialization(format!("cannot encode {field}: {e}")))
+        }
+        Ok(match self {
+            Record::Workspace(r) => {
+                let mut c = vec![Text(&r.id), Text(&r.name)];
+                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
+                c
+            }
+            Record::Document(Document {
+                id,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance,
+            })
+            | Record::Canvas(Canvas {
+                id,
+                workspace_id,
+                title,
+                created_at,
+                updated_at,
+                provenance,
+            }) => {
+                let mut c = vec![Text(id), Text(workspace_id), Text(title)];
+                c.extend(stamp(created_at, updated_at, provenance));
+                c
+            }
+            Record::Block(r) => {
+                let mut c = vec![
+                    Text(&r.id),
+                    Text(&r.document_id),
+                    Text(&r.kind),
+                    Int(r.sequence),
+                    Text(&r.raw_content),
+                    Text(&r.display_content),
+                    Json(&r.derived_content),
+                    opt(&r.sensitivity, |v| Text(v)),
+                    opt(&r.exportable, |v| Bool(*v)),
+                ];
+                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
+                c
+            }
+            Record::Node(r) => {
+                let mut c = vec![
+                    Text(&r.id),
+                    Text(&r.canvas_id),
+                    Text(&r.kind),
+                    Float(r.position_x),
+                    Float(r.position_y),
+                    Json(&r.data),
+                ];
+                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
+                c
+            }
+            Record::Edge(r) => {
+                let mut c = vec![
+                    Text(&r.id),
+                    Text(&r.canvas_id),
+                    Text(&r.from_node_id),
+                    Text(&r.to_node_id),
+                    Text(&r.kind),
+                ];
+                c.extend(stamp(&r.created_at, &r.updated_at, &r.provenance));
+                c
+            }
+            Record::Job(r) => vec![
+                Uuid(r.job_id),
+                Uuid(r.trace_id),
+                opt(&r.workflow_run_id, |v| Uuid(*v)),
+                Text(r.job_kind.as_str()),
+                Text(r.state.as_str()),
+                Text(&r.status_reason),
+                opt(&r.error_message, |v| Text(v)),
+                Text(&r.protocol_id),
+                Text(&r.profile_id),
+                Text(&r.capability_profile_id),
+                Text(r.access_mode.as_str()),
+                Text(r.safety_mode.as_str()),
+                json_of("planned_operations", &r.planned_operations)?,
+                json_of("metrics", &r.metrics)?,
+                opt(&r.job_inputs, Json),
+                opt(&r.job_outputs, Json),
+                Bool(r.pinned),
+                Time(r.created_at),
+                Time(r.updated_at),
+                json_of("entity_refs", &r.entity_refs)?,
+            ],
+            Record::Ref(r) => vec![
+                Uuid(r.job_id),
+                Int(r.position),
+                Text(&r.entity_id),
+                Text(&r.entity_kind),
+            ],
+            Record::Run(r) => vec![
+                Uuid(r.id),
+                Uuid(r.job_id),
+                Text(r.status.as_str()),
+                opt(&r.error_message, |v| Text(v)),
+                Time(r.last_heartbeat),
+                Time(r.created_at),
+                Time(r.updated_at),
+            ],
+            Record::Execution(r) => vec![
+                Uuid(r.id),
+                Uuid(r.workflow_run_id),
+                Text(&r.node_id),
+                Text(&r.node_type),
+                Text(r.status.as_str()),
+                Int(r.sequence),
+                opt(&r.input_payload, Json),
+                opt(&r.output_payload, Json),
+                opt(&r.error_message, |v| Text(v)),
+                Time(r.started_at),
+                opt(&r.finished_at, |v| Time(*v)),
+                Time(r.created_at),
+                Time(r.updated_at),
+            ],
+        })
+    }
+}
+
+/// A column value as the writers see it; each backend encodes it its own
+/// way (`backend::fields` says how).
+#[derive(Debug)]
+pub(crate) enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Uuid(Uuid),
+    Time(DateTime<Utc>),
+    Json(&'a Value),
+    JsonOwned(Value),
+}
+
+/// `err` with the table and key of the row it is about in front of its
+/// text, of the same kind.
+pub(crate) fn at_row(table: Table, key: &str, err: StorageError) -> StorageError {
+    let prefix = |m: String| format!("{} row {key}: {m}", table.name());
+    match err {
+        StorageError::NotFound(m) => StorageError::NotFound(prefix(m)),
+        StorageError::Conflict(m) => StorageError::Conflict(prefix(m)),
+        StorageError::Validation(m) => StorageError::Validation(prefix(m)),
+        StorageError::Guard(m) => StorageError::Guard(prefix(m)),
+        StorageError::Serialization(m) => StorageError::Serialization(prefix(m)),
+        StorageError::Database(m) => StorageError::Database(prefix(m)),
+        StorageError::Migration(m) => StorageError::Migration(prefix(m)),
+    }
+}

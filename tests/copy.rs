@@ -1,0 +1,907 @@
+//! `copy_store` and `verify_stores`, stamped for every pair of compiled
+//! backends (`sqlite_to_sqlite`, `sqlite_to_postgres`, ...): exact copies of
+//! hostile data, refusals, bad source rows, a concurrent writer, SIGKILL and
+//! (PostgreSQL) terminated connections with resume. Every store is a fresh
+//! SQLite file or PostgreSQL schema (the conformance harness).
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use handshake_storage::conformance::{Harness, TestTarget};
+use handshake_storage::copy::{copy_store, verify_stores, CopyOptions, CopyReport};
+use handshake_storage::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn store(backend: &str) -> Harness {
+    TestTarget::standard(backend)
+        .harness()
+        .unwrap_or_else(|e| panic!("a fresh {backend} store: {e}"))
+}
+
+fn human() -> WriteContext {
+    WriteContext::human(Some("copy-test".into()))
+}
+
+/// JSON nested `depth` levels deep (a scalar is one level).
+fn nested(depth: usize) -> Value {
+    let mut value = json!("bottom");
+    for level in 1..depth {
+        value = if level % 2 == 0 {
+            json!([value])
+        } else {
+            json!({ "k": value })
+        };
+    }
+    value
+}
+
+/// Seeds every table with hostile values through the public API: 10 MiB
+/// text, unicode, JSON at the depth limit, i64 and f64 extremes, AI
+/// provenance, entity refs, pinned and finished jobs, runs and executions.
+/// `scale` sets the number of blocks, nodes and jobs; `huge` adds a block
+/// of 10 MiB text.
+fn seed(store: &dyn Storage, scale: usize, huge: bool) {
+    let ctx = human();
+    let ws = store
+        .create_workspace(
+            &ctx,
+            NewWorkspace {
+                name: "Ünïcødé 🚀 \u{202e}'quote' \"dq\" \\ %_".into(),
+            },
+        )
+        .unwrap();
+    let job = store
+        .create_ai_job(NewAiJob {
+            entity_refs: vec![
+                EntityRef {
+                    entity_id: ws.id.clone(),
+                    entity_kind: "workspace".into(),
+                },
+                EntityRef {
+                    entity_id: "ドキュメント \"x\"".into(),
+                    entity_kind: "document".into(),
+                },
+            ],
+            planned_operations: vec![PlannedOperation {
+                op_type: OperationType::ALL[0],
+                target: EntityRef {
+                    entity_id: "t".into(),
+                    entity_kind: "block".into(),
+                },
+                description: Some("ümlaut".into()),
+            }],
+            metrics: JobMetrics {
+                duration_ms: u64::MAX,
+                total_tokens: u32::MAX,
+                ..JobMetrics::zero()
+            },
+            job_inputs: Some(
+                json!({"big": u64::MAX, "neg": i64::MIN, "f": 1e300, "deep": nested(90)}),
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+    let run = store
+        .create_workflow_run(job.job_id, JobState::Running, None)
+        .unwrap();
+    let ai = WriteContext::ai(Some("model".into()), Some(job.job_id), Some(run.id));
+    let doc = store
+        .create_document(
+            &ai,
+            NewDocument {
+                workspace_id: ws.id.clone(),
+                title: "计划 ✓".into(),
+            },
+        )
+        .unwrap();
+    let mut blocks = vec![
+        NewBlock {
+            id: Some("huge".into()),
+            document_id: doc.id.clone(),
+            kind: "paragraph".into(),
+            sequence: i64::MIN,
+            raw_content: if huge {
+                "é🚀".repeat(10 * 1024 * 1024 / 6)
+            } else {
+                "small".into()
+            },
+            ..Default::default()
+        },
+        NewBlock {
+            id: Some("it's 100% \"_odd_\" \\".into()),
+            document_id: doc.id.clone(),
+            kind: "heading".into(),
+            sequence: i64::MAX,
+            raw_content: "raw".into(),
+            display_content: Some("display ≠ raw".into()),
+            derived_content: Some(nested(100)),
+            sensitivity: Some("secret".into()),
+            exportable: Some(false),
+        },
+    ];
+    blocks.extend((0..scale).map(|k| NewBlock {
+        id: Some(format!("b{k:06}")),
+        document_id: doc.id.clone(),
+        kind: "paragraph".into(),
+        sequence: k as i64,
+        raw_content: format!("block {k} ✓"),
+        derived_content: Some(json!({"k": k, "f": k as f64 / 3.0})),
+        ..Default::default()
+    }));
+    store.replace_blocks(&ai, &doc.id, blocks).unwrap();
+    let canvas = store
+        .create_canvas(
+            &ctx,
+            NewCanvas {
+                workspace_id: ws.id.clone(),
+                title: "Canvas".into(),
+            },
+        )
+        .unwrap();
+    let positions = [
+        f64::MAX,
+        -f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        0.1 + 0.2,
+        -1.5e-300,
+    ];
+    let nodes: Vec<NewCanvasNode> = (0..scale.max(positions.len()))
+        .map(|k| NewCanvasNode {
+            id: Some(format!("n{k:05}")),
+            kind: "note".into(),
+            position_x: positions[k % positions.len()],
+            position_y: -(k as f64) * 1.000_000_1,
+            data: Some(json!({"ключ": k, "max": u64::MAX, "min": i64::MIN})),
+        })
+        .collect();
+    let edges: Vec<NewCanvasEdge> = (1..nodes.len())
+        .map(|k| NewCanvasEdge {
+            id: Some(format!("e{k:05}")),
+            from_node_id: format!("n{:05}", k - 1),
+            to_node_id: format!("n{k:05}"),
+            kind: "link".into(),
+        })
+        .collect();
+    store
+        .update_canvas_graph(&ai, &canvas.id, nodes, edges)
+        .unwrap();
+    for k in 0..scale {
+        let j = store
+            .create_ai_job(NewAiJob {
+                entity_refs: (0..k % 4)
+                    .map(|r| EntityRef {
+                        entity_id: format!("ref-{k}-{r}"),
+                        entity_kind: "workspace".into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .unwrap();
+        if k % 3 == 0 {
+            store
+                .update_ai_job_status(JobStatusUpdate {
+                    job_id: j.job_id,
+                    state: JobState::Completed,
+                    error_message: Some("done\nwith a newline".into()),
+                    status_reason: "finished".into(),
+                    metrics: None,
+                    workflow_run_id: Some(run.id),
+                    trace_id: None,
+                    job_outputs: Some(json!([1, 2.5, "three"])),
+                })
+                .unwrap();
+            store.set_job_pinned(j.job_id, true).unwrap();
+        }
+    }
+    for k in 0..3 {
+        let exec = store
+            .create_workflow_node_execution(NewNodeExecution {
+                workflow_run_id: run.id,
+                node_id: format!("node-{k}"),
+                node_type: "llm".into(),
+                status: JobState::Running,
+                sequence: [i64::MIN, 0, i64::MAX][k],
+                input_payload: Some(json!({"prompt": "héllo"})),
+                started_at: Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            })
+            .unwrap();
+        if k == 1 {
+            store
+                .update_workflow_node_execution_status(
+                    exec.id,
+                    JobState::Completed,
+                    Some(json!({"out": nested(50)})),
+                    None,
+                )
+                .unwrap();
+        }
+    }
+    store
+        .heartbeat_workflow(
+            run.id,
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+        )
+        .unwrap();
+}
+
+/// Everything the public API shows of a store, in the API's orders.
+fn dump(store: &dyn Storage) -> Value {
+    let mut out = Vec::new();
+    for ws in store.list_workspaces().unwrap() {
+        let docs = store.list_documents(&ws.id).unwrap();
+        let blocks: Vec<_> = docs
+            .iter()
+            .map(|d| store.get_blocks(&d.id).unwrap())
+            .collect();
+        let graphs: Vec<_> = store
+            .list_canvases(&ws.id)
+            .unwrap()
+            .iter()
+            .map(|c| store.get_canvas_with_graph(&c.id).unwrap())
+            .collect();
+        let jobs = store
+            .list_ai_jobs(AiJobListFilter {
+                wsid: Some(ws.id.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        out.push(
+            json!({"ws": ws, "docs": docs, "blocks": blocks, "graphs": graphs, "ws_jobs": jobs}),
+        );
+    }
+    let jobs = store.list_ai_jobs(AiJobListFilter::default()).unwrap();
+    let executions: Vec<_> = jobs
+        .iter()
+        .filter_map(|j| j.workflow_run_id)
+        .map(|run| store.list_workflow_node_executions(run).unwrap())
+        .collect();
+    let stalled = store.find_stalled_workflows(0).unwrap();
+    json!({"workspaces": out, "jobs": jobs, "executions": executions, "stalled": stalled})
+}
+
+fn assert_identical(a: &str, b: &str) {
+    let report = verify_stores(a, b).expect("verify");
+    assert!(report.identical, "{:#?}", report.differences());
+    assert_eq!(report.tables.len(), 10);
+}
+
+fn copy(from: &Harness, to: &Harness, options: &CopyOptions) -> StorageResult<CopyReport> {
+    copy_store(from.url(), to.url(), options)
+}
+
+/// A copy's target must be empty: a harness migrates its store, so a
+/// second harness is as empty as a new database.
+fn copy_cases_for(from: &str, to: &str) -> (Harness, Harness) {
+    (store(from), store(to))
+}
+
+// ---------------------------------------------------------------------------
+// Cases, each over a (source backend, target backend) pair
+
+fn copies_every_table_exactly(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 300, true);
+    let report = copy(&a, &b, &CopyOptions::default()).unwrap();
+    assert!(report.verify.identical);
+    assert!(!report.resumed);
+    let jobs = report.tables.iter().find(|t| t.table == "ai_jobs").unwrap();
+    assert_eq!(jobs.rows, 301);
+    assert_identical(a.url(), b.url());
+    assert_eq!(dump(a.store()), dump(b.store()));
+    // The checkpoint is gone: a second copy finds a non-empty target.
+    let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
+    assert_eq!(err.kind().to_string(), "Validation", "{err}");
+    assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+fn verify_names_the_first_difference(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 20, false);
+    copy(&a, &b, &CopyOptions::default()).unwrap();
+    b.store()
+        .update_block(
+            &human(),
+            "b000007",
+            BlockUpdate {
+                raw_content: Some("changed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    b.store().delete_block(&human(), "b000011").unwrap();
+    let report = verify_stores(a.url(), b.url()).unwrap();
+    assert!(!report.identical);
+    let blocks = report.tables.iter().find(|t| t.table == "blocks").unwrap();
+    assert_eq!((blocks.rows_a, blocks.rows_b), (22, 21));
+    assert_ne!(blocks.digest_a, blocks.digest_b);
+    let first = blocks.first_difference.as_deref().unwrap();
+    assert!(
+        first.contains("b000007") && first.contains("differ"),
+        "{first}"
+    );
+    let others_match = report
+        .tables
+        .iter()
+        .filter(|t| t.table != "blocks")
+        .all(|t| t.matches());
+    assert!(others_match, "{report:#?}");
+}
+
+fn non_empty_target_is_refused(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 5, false);
+    b.store()
+        .create_workspace(
+            &human(),
+            NewWorkspace {
+                name: "mine".into(),
+            },
+        )
+        .unwrap();
+    for resume in [false, true] {
+        let err = copy(
+            &a,
+            &b,
+            &CopyOptions {
+                resume,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind().to_string(), "Validation", "{err}");
+        assert!(
+            err.to_string().contains("table workspaces has 1 rows"),
+            "{err}"
+        );
+    }
+    assert_eq!(b.store().list_workspaces().unwrap().len(), 1);
+}
+
+fn source_at_another_version_is_refused(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    a.revert_last_migration().unwrap();
+    let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
+    assert_eq!(err.kind().to_string(), "Validation", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("schema version 20261124000002") && text.contains("20261124000003"),
+        "{text}"
+    );
+    assert!(!text.contains("postgres:postgres@"), "{text}");
+}
+
+fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 50, false);
+    // A bad row in the middle of the blocks stops the copy after some
+    // pages were committed.
+    a.execute_sql("UPDATE blocks SET kind = 'x', last_actor_kind = 'ROBOT' WHERE id = 'b000030'")
+        .unwrap();
+    let small = CopyOptions {
+        batch_rows: 10,
+        ..Default::default()
+    };
+    let err = copy(&a, &b, &small).unwrap_err();
+    assert!(err.to_string().contains("b000030"), "{err}");
+    let partial = b
+        .store()
+        .get_blocks(&a.store().get_block("b000000").unwrap().document_id)
+        .unwrap();
+    assert_eq!(
+        partial.len(),
+        30,
+        "the pages before the bad row are committed"
+    );
+    // Without resume: refused, and so is another source.
+    let err = copy(&a, &b, &small).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let other = store(from);
+    seed(other.store(), 1, false);
+    let err = copy(
+        &other,
+        &b,
+        &CopyOptions {
+            resume: true,
+            ..small.clone()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("another") || err.to_string().contains("not from"),
+        "{err}"
+    );
+    // Fixed at the source, the copy resumes and finishes.
+    a.execute_sql("UPDATE blocks SET last_actor_kind = 'HUMAN' WHERE id = 'b000030'")
+        .unwrap();
+    let report = copy(
+        &a,
+        &b,
+        &CopyOptions {
+            resume: true,
+            ..small
+        },
+    )
+    .unwrap();
+    assert!(report.resumed);
+    let blocks = report.tables.iter().find(|t| t.table == "blocks").unwrap();
+    assert_eq!((blocks.rows, blocks.rows_this_run), (52, 22));
+    assert_identical(a.url(), b.url());
+}
+
+fn resume_on_an_untouched_target_just_starts(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 5, false);
+    let report = copy(
+        &a,
+        &b,
+        &CopyOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!report.resumed);
+    assert_identical(a.url(), b.url());
+}
+
+/// Plants `sql` in the source, then checks the copy stops naming `table`
+/// and `key`, and the page holding the row left nothing in the target.
+fn bad_row_stops_the_copy(from: &str, to: &str, sql: &str, table: &str, key: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 10, false);
+    a.execute_sql(sql).unwrap();
+    let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err.kind().to_string().as_str(),
+            "Serialization" | "Validation"
+        ),
+        "{err}"
+    );
+    assert!(
+        text.contains(&format!("{table} row")) && text.contains(key),
+        "{text}"
+    );
+    let report = verify_stores(a.url(), b.url());
+    // The source cannot be read in full either; the target's table is empty.
+    assert!(report.is_err());
+    let count = |h: &Harness| -> usize {
+        match table {
+            "blocks" => h
+                .store()
+                .list_workspaces()
+                .unwrap()
+                .iter()
+                .flat_map(|w| h.store().list_documents(&w.id).unwrap())
+                .map(|d| h.store().get_blocks(&d.id).unwrap().len())
+                .sum(),
+            "ai_jobs" => h
+                .store()
+                .list_ai_jobs(AiJobListFilter::default())
+                .unwrap()
+                .len(),
+            "workspaces" => h.store().list_workspaces().unwrap().len(),
+            other => panic!("{other}"),
+        }
+    };
+    assert_eq!(count(&b), 0, "nothing of {table} committed");
+}
+
+fn corrupt_enum_stops_the_copy(from: &str, to: &str) {
+    bad_row_stops_the_copy(
+        from,
+        to,
+        "UPDATE ai_jobs SET status = 'half-done' WHERE pinned = true",
+        "ai_jobs",
+        "half-done",
+    );
+}
+
+fn too_deep_json_stops_the_copy(from: &str, to: &str) {
+    let deep = serde_json::to_string(&nested(200)).unwrap();
+    let value = if from == "postgres" {
+        format!("'{deep}'::jsonb")
+    } else {
+        format!("'{deep}'")
+    };
+    bad_row_stops_the_copy(
+        from,
+        to,
+        &format!("UPDATE blocks SET derived_content = {value} WHERE id = 'b000004'"),
+        "blocks",
+        "b000004",
+    );
+    if from == "sqlite" {
+        bad_row_stops_the_copy(
+            from,
+            to,
+            "UPDATE blocks SET derived_content = '{\"unclosed\": [1, 2' WHERE id = 'b000005'",
+            "blocks",
+            "b000005",
+        );
+    }
+}
+
+fn out_of_range_timestamp_stops_the_copy(from: &str, to: &str) {
+    let value = if from == "postgres" {
+        "'10000-01-01 00:00:00+00'::timestamptz"
+    } else {
+        "'10000-01-01 00:00:00.000000+00:00'"
+    };
+    bad_row_stops_the_copy(
+        from,
+        to,
+        &format!("UPDATE workspaces SET updated_at = {value}"),
+        "workspaces",
+        "workspaces row \"",
+    );
+}
+
+fn a_second_copy_into_the_same_target_is_refused(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 30, false);
+    let (a_url, b_url) = (a.url().to_string(), b.url().to_string());
+    let second: Arc<std::sync::Mutex<Option<StorageError>>> = Default::default();
+    let tried = Arc::new(AtomicBool::new(false));
+    let options = CopyOptions {
+        batch_rows: 10,
+        progress: Some({
+            let second = second.clone();
+            let tried = tried.clone();
+            Arc::new(move |_| {
+                if !tried.swap(true, Ordering::SeqCst) {
+                    let result = copy_store(
+                        &a_url,
+                        &b_url,
+                        &CopyOptions {
+                            resume: true,
+                            ..Default::default()
+                        },
+                    );
+                    *second.lock().unwrap() = result.err();
+                }
+            })
+        }),
+        ..Default::default()
+    };
+    copy(&a, &b, &options).unwrap();
+    let err = second
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the second copy was refused");
+    assert_eq!(err.kind().to_string(), "Conflict", "{err}");
+    assert!(err.to_string().contains("another copy"), "{err}");
+    assert_identical(a.url(), b.url());
+}
+
+fn same_database_is_refused(from: &str, _to: &str) {
+    let a = store(from);
+    let err = copy_store(a.url(), a.url(), &CopyOptions::default()).unwrap_err();
+    assert_eq!(err.kind().to_string(), "Validation", "{err}");
+    assert!(err.to_string().contains("same database"), "{err}");
+}
+
+/// A writer replaces a document's blocks with version after version (all
+/// blocks of one version carry its number) while the copy runs in small
+/// pages: the target holds exactly one version.
+fn copy_reads_one_snapshot_under_a_concurrent_writer(from: &str, to: &str) {
+    const N: usize = 400;
+    let (a, b) = copy_cases_for(from, to);
+    let ws = a
+        .store()
+        .create_workspace(&human(), NewWorkspace { name: "w".into() })
+        .unwrap();
+    let doc = a
+        .store()
+        .create_document(
+            &human(),
+            NewDocument {
+                workspace_id: ws.id,
+                title: "d".into(),
+            },
+        )
+        .unwrap();
+    let doc_id = doc.id.clone();
+    let version = move |v: usize| -> Vec<NewBlock> {
+        (0..N)
+            .map(|k| NewBlock {
+                id: Some(format!("v{v}-b{k:04}")),
+                document_id: doc_id.clone(),
+                kind: "p".into(),
+                sequence: k as i64,
+                raw_content: format!("version {v}"),
+                ..Default::default()
+            })
+            .collect()
+    };
+    a.store()
+        .replace_blocks(&human(), &doc.id, version(0))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop, doc_id) = (a.shared_store(), stop.clone(), doc.id.clone());
+        let version = version.clone();
+        std::thread::spawn(move || {
+            let mut v = 1;
+            while !stop.load(Ordering::SeqCst) {
+                store.replace_blocks(&human(), &doc_id, version(v)).unwrap();
+                v += 1;
+            }
+            v
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let report = copy(
+        &a,
+        &b,
+        &CopyOptions {
+            batch_rows: 7,
+            ..Default::default()
+        },
+    );
+    stop.store(true, Ordering::SeqCst);
+    let versions = writer.join().unwrap();
+    report.unwrap();
+    assert!(versions > 1, "the writer wrote during the copy");
+    let blocks = b.store().get_blocks(&doc.id).unwrap();
+    assert_eq!(blocks.len(), N);
+    let v = &blocks[0].raw_content;
+    assert!(
+        blocks.iter().all(|b| &b.raw_content == v),
+        "blocks of several versions"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Interrupted copies
+
+const CHILD_FROM: &str = "HSK_COPY_CHILD_FROM";
+const CHILD_TO: &str = "HSK_COPY_CHILD_TO";
+
+/// The copier as a child process (the test binary again, this test only):
+/// prints a line per progress report, so the parent can kill it at a
+/// chosen page.
+#[test]
+#[ignore = "runs only as the child of an interrupted-copy test"]
+fn copy_child() {
+    let from = std::env::var(CHILD_FROM).expect("run only as a child (HSK_COPY_CHILD_FROM unset)");
+    let to = std::env::var(CHILD_TO).expect(CHILD_TO);
+    let options = CopyOptions {
+        progress: Some(Arc::new(|p| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{PROGRESS} {} {}/{}",
+                p.table, p.rows_done, p.rows_total
+            );
+            let _ = out.flush();
+        })),
+        ..kill_options()
+    };
+    let _ = copy_store(&from, &to, &options);
+}
+
+const PROGRESS: &str = "HSK-COPY-PROGRESS";
+
+fn kill_options() -> CopyOptions {
+    CopyOptions {
+        batch_rows: 200,
+        resume: true,
+        ..Default::default()
+    }
+}
+
+/// Reruns a resumable copy until it succeeds: right after a kill the server
+/// may not yet have noticed the copier's connection is gone, and still holds
+/// its lock.
+fn resume_to_the_end(from: &str, to: &str) -> CopyReport {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match copy_store(from, to, &kill_options()) {
+            Ok(report) => return report,
+            Err(e) if e.kind().to_string() == "Conflict" && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("resume failed: {e}"),
+        }
+    }
+}
+
+fn seed_for_interruption(store: &dyn Storage) {
+    seed(store, 1500, false);
+}
+
+fn random_below(n: u64) -> u64 {
+    Uuid::new_v4().as_u64_pair().0 % n
+}
+
+fn sigkill_at_five_points_then_resume(from: &str, to: &str) {
+    use std::io::BufRead;
+    let (a, b) = copy_cases_for(from, to);
+    seed_for_interruption(a.store());
+    for round in 0..5 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "copy_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_FROM, a.url())
+            .env(CHILD_TO, b.url())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Kill after a random number of progress reports (pages), then a
+        // random pause: inside the next page's read, write or commit.
+        let reports = 1 + random_below(4);
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        while seen < reports {
+            match lines.next() {
+                Some(line) if line.as_ref().unwrap().contains(PROGRESS) => seen += 1,
+                Some(_) => {}
+                None => panic!("the child copier ended before it was killed"),
+            }
+        }
+        let pause = random_below(30);
+        std::thread::sleep(Duration::from_millis(pause));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "round {round}: the copy finished before the kill"
+        );
+        eprintln!("round {round}: killed after {reports} pages + {pause} ms");
+    }
+    let report = resume_to_the_end(a.url(), b.url());
+    assert!(report.resumed);
+    assert!(report.verify.identical);
+    assert_identical(a.url(), b.url());
+}
+
+/// Ends every PostgreSQL connection whose application_name is `tag`.
+#[cfg(feature = "postgres")]
+fn terminate(admin_url: &str, tag: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(admin_url).unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{tag}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+}
+
+/// Terminates the copier's PostgreSQL connections (found by their
+/// application_name) at random points; each rerun resumes.
+#[cfg(feature = "postgres")]
+fn terminated_connections_then_resume(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed_for_interruption(a.store());
+    let tag = format!("hsk_copy_{}", Uuid::new_v4().simple());
+    let with_tag = |url: &str| {
+        if url.starts_with("postgres") {
+            let mut u = url::Url::parse(url).unwrap();
+            u.query_pairs_mut().append_pair("application_name", &tag);
+            u.to_string()
+        } else {
+            url.to_string()
+        }
+    };
+    let (from_url, to_url) = (with_tag(a.url()), with_tag(b.url()));
+    let admin = if to == "postgres" { b.url() } else { a.url() }.to_string();
+    let mut failures = 0;
+    for _ in 0..5 {
+        // Terminate after a random number of pages and a random pause.
+        let at_report = 1 + random_below(4);
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (admin, tag) = (admin.clone(), tag.clone());
+        let options = CopyOptions {
+            progress: Some(Arc::new(move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) + 1 == at_report {
+                    let (admin, tag) = (admin.clone(), tag.clone());
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(random_below(30)));
+                        terminate(&admin, &tag);
+                    });
+                }
+            })),
+            ..kill_options()
+        };
+        match copy_store(&from_url, &to_url, &options) {
+            Err(e) => {
+                failures += 1;
+                eprintln!("interrupted: {e}");
+                assert!(!e.to_string().contains("postgres:postgres@"), "{e}");
+            }
+            Ok(_) => panic!("the copy finished before its connections were terminated"),
+        }
+    }
+    assert_eq!(failures, 5);
+    let report = resume_to_the_end(&from_url, &to_url);
+    assert!(report.resumed);
+    assert!(report.verify.identical);
+    assert_identical(a.url(), b.url());
+}
+
+// ---------------------------------------------------------------------------
+// Stamping
+
+macro_rules! copy_tests {
+    ($module:ident, $from:literal, $to:literal $(, $extra:ident)*) => {
+        mod $module {
+            copy_tests!(@cases $from, $to;
+                copies_every_table_exactly,
+                verify_names_the_first_difference,
+                non_empty_target_is_refused,
+                source_at_another_version_is_refused,
+                resume_needs_the_flag_and_this_copys_checkpoint,
+                resume_on_an_untouched_target_just_starts,
+                corrupt_enum_stops_the_copy,
+                too_deep_json_stops_the_copy,
+                out_of_range_timestamp_stops_the_copy,
+                a_second_copy_into_the_same_target_is_refused,
+                same_database_is_refused,
+                copy_reads_one_snapshot_under_a_concurrent_writer,
+                sigkill_at_five_points_then_resume
+                $(, $extra)*
+            );
+        }
+    };
+    (@cases $from:literal, $to:literal; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                super::$case($from, $to)
+            }
+        )*
+    };
+}
+
+#[cfg(feature = "sqlite")]
+copy_tests!(sqlite_to_sqlite, "sqlite", "sqlite");
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+copy_tests!(
+    sqlite_to_postgres,
+    "sqlite",
+    "postgres",
+    terminated_connections_then_resume
+);
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+copy_tests!(
+    postgres_to_sqlite,
+    "postgres",
+    "sqlite",
+    terminated_connections_then_resume
+);
+#[cfg(feature = "postgres")]
+copy_tests!(
+    postgres_to_postgres,
+    "postgres",
+    "postgres",
+    terminated_connections_then_resume
+);
+
+/// The move and back: SQLite -> PostgreSQL -> SQLite ends where it began.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn round_trip_sqlite_postgres_sqlite() {
+    let (a, b, c) = (store("sqlite"), store("postgres"), store("sqlite"));
+    seed(a.store(), 100, true);
+    copy(&a, &b, &CopyOptions::default()).unwrap();
+    copy(&b, &c, &CopyOptions::default()).unwrap();
+    let ab = verify_stores(a.url(), b.url()).unwrap();
+    let ac = verify_stores(a.url(), c.url()).unwrap();
+    assert!(ab.identical && ac.identical, "{ab:#?} {ac:#?}");
+    assert_eq!(ab.tables, ac.tables, "the same digests on both backends");
+    assert_eq!(dump(a.store()), dump(c.store()));
+}
