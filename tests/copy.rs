@@ -775,7 +775,8 @@ fn terminate(admin_url: &str, tag: &str) {
     use diesel::{Connection, RunQueryDsl};
     let mut conn = diesel::PgConnection::establish(admin_url).unwrap();
     diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{tag}'"
+        // The timeout form waits until each backend has exited.
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = '{tag}'"
     ))
     .execute(&mut conn)
     .unwrap();
@@ -807,12 +808,11 @@ fn terminated_connections_then_resume(from: &str, to: &str) {
         let (admin, tag) = (admin.clone(), tag.clone());
         let options = CopyOptions {
             progress: Some(Arc::new(move |_| {
+                // On the copier's own thread, so the copy cannot finish
+                // first however loaded the machine is.
                 if seen.fetch_add(1, Ordering::SeqCst) + 1 == at_report {
-                    let (admin, tag) = (admin.clone(), tag.clone());
-                    std::thread::spawn(move || {
-                        std::thread::sleep(Duration::from_millis(random_below(30)));
-                        terminate(&admin, &tag);
-                    });
+                    std::thread::sleep(Duration::from_millis(random_below(30)));
+                    terminate(&admin, &tag);
                 }
             })),
             ..kill_options()
