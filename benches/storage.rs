@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use handshake_storage::bench::{self, Fixture, Sizes, Work, Workload};
+use handshake_storage::bench::{self, timed, Fixture, Sizes, Workload};
 use handshake_storage::conformance::TestTarget;
 
 #[allow(dead_code)] // each bench uses part of it
@@ -22,17 +22,6 @@ use common::{targets, wanted};
 // The memory figure needs every allocation counted.
 #[global_allocator]
 static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
-
-/// Times `iters` calls and records the mean per call, for the ratio.
-fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        work().expect("benchmark workload");
-    }
-    let elapsed = start.elapsed();
-    means.push(elapsed / iters.max(1) as u32);
-    elapsed
-}
 
 /// One criterion group per workload: `store/<backend>` beside
 /// `baseline/<backend>`.

@@ -26,6 +26,18 @@ use crate::types::*;
 /// One unit of work, done once per call.
 pub type Work<'a> = Box<dyn FnMut() -> StorageResult<()> + 'a>;
 
+/// Times `iters` calls of `work` for criterion's `iter_custom`, and keeps
+/// the mean per call in `means` (for a ratio of medians).
+pub fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        work().expect("benchmark workload");
+    }
+    let elapsed = start.elapsed();
+    means.push(elapsed / iters.max(1) as u32);
+    elapsed
+}
+
 /// A workload and its baseline.
 pub struct Workload<'a> {
     pub group: &'static str,

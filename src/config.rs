@@ -293,6 +293,8 @@ pub struct StorageConfig {
     /// With feature `tracing`: a call that takes at least this long is
     /// logged as a WARN event (`None`: never).
     pub slow_call_threshold: Option<Duration>,
+    /// Read replicas (PostgreSQL only; none by default).
+    pub replicas: crate::replicas::ReplicaConfig,
 }
 
 impl Default for StorageConfig {
@@ -303,6 +305,7 @@ impl Default for StorageConfig {
             sqlite_busy_timeout: Duration::from_secs(10),
             run_migrations: true,
             slow_call_threshold: Some(Duration::from_secs(1)),
+            replicas: Default::default(),
         }
     }
 }

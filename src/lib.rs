@@ -37,6 +37,7 @@ mod error;
 mod guard;
 mod ids;
 pub mod job_contract;
+mod replicas;
 mod schema;
 pub mod schema_info;
 mod startup;
@@ -64,6 +65,7 @@ use std::sync::Arc;
 pub use async_storage::AsyncStorage;
 pub use config::{redact_url, StorageConfig, DEFAULT_DATABASE_URL};
 pub use error::{ErrorKind, StorageError, StorageResult};
+pub use replicas::{ReplicaConfig, REPLICA_URLS_ENV};
 pub use schema_info::SchemaFingerprint;
 pub use startup::{
     postgres_required_by, require_postgres_if_configured, REQUIRES_POSTGRES_VAR, STORAGE_MODE_VAR,
@@ -93,13 +95,13 @@ pub fn open_with_config(url: &str, config: &StorageConfig) -> StorageResult<Arc<
 /// Fails closed: under `HANDSHAKE_CONTROL_PLANE_REQUIRES_POSTGRES=true` or
 /// `HANDSHAKE_STORAGE_MODE=postgres_primary`, an unset or SQLite
 /// `DATABASE_URL` is a `Validation` error naming the variable.
+///
+/// `DATABASE_REPLICA_URLS` (comma-separated) adds read replicas.
 pub fn open_from_env() -> StorageResult<Arc<dyn Storage>> {
     let url = env_database_url();
     require_postgres_if_configured(url.as_deref())?;
-    open_with_config(
-        url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
-        &StorageConfig::default(),
-    )
+    let config = StorageConfig::default().read_replicas(replicas::replica_urls_from_env());
+    open_with_config(url.as_deref().unwrap_or(DEFAULT_DATABASE_URL), &config)
 }
 
 /// `DATABASE_URL` from the environment or `.env`, else the default.

@@ -19,6 +19,20 @@ use crate::types::*;
 /// - AI jobs: `created_at` descending, then `job_id` descending;
 /// - node executions: `sequence`, then `id`;
 /// - stalled workflows: `last_heartbeat`, then `id`.
+///
+/// Routing with read replicas (`StorageConfig::read_replicas`, PostgreSQL
+/// only; without replicas everything goes to the one database):
+///
+/// | where | methods |
+/// |---|---|
+/// | a replica that has replayed this process's last write, is within `replica_max_lag` and is up; else the primary | `list_workspaces`, `get_workspace`, `list_documents`, `get_document`, `get_blocks`, `get_block`, `list_canvases`, `get_canvas_with_graph`, `get_ai_job`, `list_ai_jobs` without a cursor, `list_workflow_node_executions` |
+/// | the primary, then the store notes the primary's WAL position so later reads see the write | every write: `create_*`, `update_*`, `delete_*`, `replace_blocks`, `update_canvas_graph`, `set_job_outputs`, `set_job_pinned`, `heartbeat_workflow`, `run_migrations`, `prune_ai_jobs` (not a dry run) |
+/// | the primary, always | `list_ai_jobs` with a cursor (a page must never come from an older snapshot than the page before), `find_stalled_workflows` (lag would show false stalls), `prune_ai_jobs` dry run (it reports what a real run would do), `ping`, `migration_status`, `migration_version`, `schema_fingerprint` |
+/// | no database | `backend`, `validate_write_with_guard` |
+///
+/// A replica that fails a read with a `Database` error is skipped and the
+/// read is answered by the primary: the caller never sees a replica's
+/// failure.
 pub trait Storage: Send + Sync {
     // Health
     /// Which database this store runs on.

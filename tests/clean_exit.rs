@@ -35,7 +35,10 @@ fn main() {
 
     let mut failed = 0;
     failed += runs_exit_cleanly("default sslmode, test server", &server_url);
-    let tls = PgCluster::start(ClusterOptions { tls: true });
+    let tls = PgCluster::start(ClusterOptions {
+        tls: true,
+        ..ClusterOptions::default()
+    });
     failed += runs_exit_cleanly(
         "sslmode=require, private TLS cluster",
         &tls.url("sslmode=require"),

@@ -3,9 +3,30 @@
 //! database (a temp SQLite file; a throwaway PostgreSQL schema), so they run
 //! in parallel. The PostgreSQL tests read `POSTGRES_TEST_URL` (or a
 //! postgres:// `DATABASE_URL`) and fail, never skip, without it.
+//!
+//! `postgres_replica::` runs every case once more on a store opened with a
+//! read replica: a private primary and a streaming replica (apply delay 0),
+//! started once for this test process and stopped when it exits. Each case's
+//! schema is created on the primary and reaches the replica by replay.
+
+#[cfg(all(feature = "postgres", unix))]
+mod common;
 
 #[cfg(feature = "sqlite")]
 handshake_storage::conformance_tests!(sqlite);
 
 #[cfg(feature = "postgres")]
 handshake_storage::conformance_tests!(postgres);
+
+#[cfg(all(feature = "postgres", unix))]
+handshake_storage::conformance_tests!(postgres_replica, crate::replica_target());
+
+/// The shared primary+replica pair as a conformance target.
+#[cfg(all(feature = "postgres", unix))]
+fn replica_target() -> handshake_storage::conformance::TestTarget {
+    let pair = common::cluster::shared_pair();
+    handshake_storage::conformance::TestTarget::PostgresWithReplicas {
+        admin_url: pair.primary.url(""),
+        replica_urls: vec![pair.replica.url("")],
+    }
+}

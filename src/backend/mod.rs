@@ -61,10 +61,16 @@ pub(crate) fn open_maintained(
     config: &StorageConfig,
 ) -> StorageResult<Arc<dyn Maintenance>> {
     config.validate()?;
-    match DatabaseUrl::parse(url)? {
+    let target = DatabaseUrl::parse(url)?;
+    config.replicas.validate(&target)?;
+    match target {
         #[cfg(feature = "sqlite")]
         target @ (DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_)) => {
             Ok(Arc::new(sqlite::open(&target, config)?))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseUrl::Postgres(url) if !config.replicas.urls.is_empty() => {
+            Ok(Arc::new(postgres::open_replicated(&url, config)?))
         }
         #[cfg(feature = "postgres")]
         DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(&url, config)?)),
@@ -110,6 +116,21 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     #[cfg(not(feature = "postgres"))]
     {
         let _ = (admin_url, schema);
+        Err(missing_feature("postgres"))
+    }
+}
+
+/// `url` (a replica of the server a scratch schema was created on) with
+/// its connections' `search_path` set to that schema.
+#[cfg(feature = "testing")]
+pub(crate) fn scratch_schema_url(url: &str, schema: &str) -> StorageResult<String> {
+    #[cfg(feature = "postgres")]
+    {
+        postgres::scratch_schema_url(url, schema)
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (url, schema);
         Err(missing_feature("postgres"))
     }
 }

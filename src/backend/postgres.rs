@@ -84,6 +84,13 @@ mod store;
 
 pub(crate) use store::Store;
 
+// Read replicas: a router over several `Store`s, a child of this module
+// because it builds their pools.
+#[path = "replica.rs"]
+mod replica;
+
+pub(crate) use replica::open_replicated;
+
 #[cfg(feature = "bench")]
 #[allow(clippy::duplicate_mod)]
 #[path = "baseline.rs"]
@@ -322,7 +329,13 @@ pub(crate) fn scratch_schema_create(admin_url: &str, schema: &str) -> StorageRes
     let mut conn = connect(&admin_url)?;
     conn.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
         .map_err(|e| StorageError::Database(format!("cannot create schema {schema}: {e}")))?;
-    let url = admin_url.with_param("options", &format!("-csearch_path={schema}"));
+    scratch_schema_url(admin_url.as_str(), schema)
+}
+
+/// `url` with its connections' `search_path` set to `schema`.
+#[cfg(feature = "testing")]
+pub(crate) fn scratch_schema_url(url: &str, schema: &str) -> StorageResult<String> {
+    let url = PgUrl::parse(url)?.with_param("options", &format!("-csearch_path={schema}"));
     Ok(url.as_str().to_string())
 }
 

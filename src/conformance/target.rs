@@ -31,6 +31,14 @@ pub enum TestTarget {
     Sqlite { parent: Option<PathBuf> },
     /// A new schema per case in the database at `admin_url`, dropped after.
     Postgres { admin_url: String },
+    /// As `Postgres`, with the store opened with `read_replicas`: each of
+    /// `replica_urls` is a streaming replica of `admin_url`'s server, on
+    /// which the case's schema appears once the replica replays its
+    /// creation.
+    PostgresWithReplicas {
+        admin_url: String,
+        replica_urls: Vec<String>,
+    },
 }
 
 impl TestTarget {
@@ -73,7 +81,9 @@ impl TestTarget {
     pub fn backend(&self) -> Backend {
         match self {
             TestTarget::Sqlite { .. } => Backend::Sqlite,
-            TestTarget::Postgres { .. } => Backend::Postgres,
+            TestTarget::Postgres { .. } | TestTarget::PostgresWithReplicas { .. } => {
+                Backend::Postgres
+            }
         }
     }
 
@@ -87,12 +97,24 @@ impl TestTarget {
             TestTarget::Postgres { admin_url } => {
                 format!("postgres {} (scratch schemas)", redact_url(admin_url))
             }
+            TestTarget::PostgresWithReplicas {
+                admin_url,
+                replica_urls,
+            } => format!(
+                "postgres {} with read replicas {} (scratch schemas)",
+                redact_url(admin_url),
+                replica_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
     /// A fresh, migrated database and a store open on it.
     pub fn harness(&self) -> StorageResult<Harness> {
-        let config = test_config();
+        let mut config = test_config();
         let (url, scratch) = match self {
             TestTarget::Sqlite { parent } => {
                 let mut builder = tempfile::Builder::new();
@@ -110,7 +132,8 @@ impl TestTarget {
                 let file = dir.path().join("conformance.db");
                 (format!("sqlite://{}", file.display()), Scratch::Dir(dir))
             }
-            TestTarget::Postgres { admin_url } => {
+            TestTarget::Postgres { admin_url }
+            | TestTarget::PostgresWithReplicas { admin_url, .. } => {
                 // The creation time in the name lets a later run drop the
                 // schemas of a process killed before its guard ran.
                 static SWEEP: std::sync::Once = std::sync::Once::new();
@@ -123,6 +146,13 @@ impl TestTarget {
                     uuid::Uuid::new_v4().simple()
                 );
                 let url = backend::scratch_schema_create(admin_url, &schema)?;
+                if let TestTarget::PostgresWithReplicas { replica_urls, .. } = self {
+                    let replicas = replica_urls
+                        .iter()
+                        .map(|u| backend::scratch_schema_url(u, &schema))
+                        .collect::<StorageResult<Vec<_>>>()?;
+                    config = config.read_replicas(replicas);
+                }
                 (
                     url,
                     Scratch::Schema {

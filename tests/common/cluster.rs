@@ -1,6 +1,9 @@
 //! A private PostgreSQL cluster for one test: `initdb` into a temporary
 //! directory, started on a free loopback port, stopped (and its files
 //! removed) when the guard drops. Never the machine's main cluster.
+//! A cluster can serve streaming replicas ([`ClusterOptions::replication`]),
+//! and [`PgCluster::replica_of`] makes one with `pg_basebackup -R`, with a
+//! `recovery_min_apply_delay` so that its lag is deterministic.
 //!
 //! PostgreSQL refuses to run as root; as root the server binaries run as
 //! the `postgres` user through `runuser`. The binaries come from
@@ -8,7 +11,8 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// What to set up besides a plain cluster.
@@ -16,6 +20,9 @@ use std::time::{Duration, Instant};
 pub struct ClusterOptions {
     /// Serve TLS with a fresh self-signed certificate (`ssl = on`).
     pub tls: bool,
+    /// Serve streaming replicas: `wal_level = replica`, WAL senders, and
+    /// enough WAL kept for a replica stopped for a while to catch up.
+    pub replication: bool,
 }
 
 /// A running private cluster; stopped and removed on drop.
@@ -28,17 +35,7 @@ pub struct PgCluster {
 impl PgCluster {
     /// Starts a cluster or panics with what failed (a test needs it).
     pub fn start(options: ClusterOptions) -> PgCluster {
-        let bindir = bindir();
-        let dir = tempfile::Builder::new()
-            .prefix("hsk-pg-cluster-")
-            .tempdir()
-            .expect("a temporary directory for the cluster");
-        let cluster = PgCluster {
-            bindir,
-            port: free_port(),
-            dir,
-        };
-        cluster.give_to_server_user(cluster.dir.path());
+        let cluster = PgCluster::new_dir();
         cluster.run(
             "initdb",
             &[
@@ -53,35 +50,154 @@ impl PgCluster {
                 "--locale=C",
             ],
         );
-        let mut conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             fsync = off\nmax_connections = 100\n",
-            cluster.port,
-            cluster.dir.path().display()
-        );
+        let mut conf = String::from("fsync = off\nmax_connections = 100\n");
         if options.tls {
             cluster.make_certificate();
             conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         }
-        let conf_path = cluster.data().join("postgresql.conf");
+        if options.replication {
+            conf.push_str("wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '512MB'\n");
+        }
+        cluster.configure(&conf);
+        cluster.first_start()
+    }
+
+    /// A streaming replica of `primary` (which must have been started with
+    /// `replication`), made with `pg_basebackup -R` on a port of its own,
+    /// applying WAL no sooner than `apply_delay` after the primary's commit.
+    /// Returns once the replica accepts connections.
+    pub fn replica_of(primary: &PgCluster, apply_delay: Duration) -> PgCluster {
+        let cluster = PgCluster::new_dir();
+        cluster.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &cluster.data().to_string_lossy(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        // `hot_standby_feedback` keeps the primary from vacuuming rows a
+        // replica query still reads, so such queries are not cancelled.
+        cluster.configure(&format!(
+            "hot_standby = on\nhot_standby_feedback = on\n\
+             recovery_min_apply_delay = '{}ms'\n",
+            apply_delay.as_millis()
+        ));
+        cluster.first_start()
+    }
+
+    /// Starts a new cluster's server. The port was free when it was picked
+    /// but may have been taken since (other tests start servers too): then
+    /// a new port, up to three times.
+    fn first_start(mut self) -> PgCluster {
+        for attempt in 1.. {
+            let args = self.start_args();
+            let out = self.run_unchecked(
+                "pg_ctl",
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
+            if out.status.success() {
+                self.wait_ready();
+                return self;
+            }
+            let log = self.server_log();
+            let port_taken = log.contains("could not bind") || log.contains("already in use");
+            if !port_taken || attempt == 3 {
+                check("pg_ctl start", &out);
+                panic!("pg_ctl start failed: {log}");
+            }
+            self.port = free_port();
+            self.configure("");
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn start_args(&self) -> Vec<String> {
+        [
+            "-D",
+            &self.data().to_string_lossy(),
+            "-l",
+            &self.dir.path().join("server.log").to_string_lossy(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// An empty temporary directory owned by the server user, and a port.
+    fn new_dir() -> PgCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("hsk-pg-cluster-")
+            .tempdir()
+            .expect("a temporary directory for the cluster");
+        let cluster = PgCluster {
+            bindir: bindir(),
+            port: free_port(),
+            dir,
+        };
+        cluster.give_to_server_user(cluster.dir.path());
+        cluster
+    }
+
+    /// Appends `extra` to postgresql.conf after this cluster's own address
+    /// and socket directory (later lines win over a copied primary's).
+    fn configure(&self, extra: &str) {
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n{extra}",
+            self.port,
+            self.dir.path().display()
+        );
+        let conf_path = self.data().join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
         text.push_str(&conf);
         std::fs::write(&conf_path, text).expect("write postgresql.conf");
-        cluster.run(
+    }
+
+    /// Starts the server (again, after [`PgCluster::stop`]) and waits until
+    /// it accepts connections.
+    pub fn start_server(&self) {
+        let args = self.start_args();
+        let out = self.run_unchecked(
+            "pg_ctl",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        if !out.status.success() {
+            panic!(
+                "pg_ctl start failed ({}): {}\nserver log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.server_log()
+            );
+        }
+        self.wait_ready();
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut), keeping its
+    /// files, so that [`PgCluster::start_server`] can start it again.
+    pub fn stop(&self) {
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                &cluster.data().to_string_lossy(),
-                "-l",
-                &cluster.dir.path().join("server.log").to_string_lossy(),
+                &self.data().to_string_lossy(),
+                "-m",
+                "fast",
                 "-w",
-                "-t",
-                "60",
-                "start",
+                "stop",
             ],
         );
-        cluster.wait_ready();
-        cluster
     }
 
     pub fn port(&self) -> u16 {
@@ -126,8 +242,15 @@ impl PgCluster {
 
     /// Runs a server binary, as the `postgres` user when we are root.
     fn run(&self, program: &str, args: &[&str]) -> Output {
+        let out = self.run_unchecked(program, args);
+        check(program, &out);
+        out
+    }
+
+    /// [`PgCluster::run`] without the check: the caller looks at the status.
+    fn run_unchecked(&self, program: &str, args: &[&str]) -> Output {
         let path = self.bindir.join(program);
-        let out = if is_root() {
+        if is_root() {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(&path)
@@ -140,9 +263,7 @@ impl PgCluster {
                 .current_dir(self.dir.path())
                 .output()
         }
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        check(program, &out);
-        out
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
     }
 
     fn wait_ready(&self) {
@@ -181,29 +302,96 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// The command line that stops this server at once, whatever state it
+    /// is in (run as the server user when we are root).
+    fn stop_now_command(&self) -> Vec<String> {
+        let mut line = Vec::new();
+        if is_root() {
+            line.extend(["runuser", "-u", "postgres", "--"].map(String::from));
+        }
+        line.push(self.bindir.join("pg_ctl").to_string_lossy().into_owned());
+        line.extend(["-D".into(), self.data().to_string_lossy().into_owned()]);
+        line.extend(["-m", "immediate", "-w", "stop"].map(String::from));
+        line
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let path = self.bindir.join("pg_ctl");
-        let data = self.data();
-        let args = [
-            "-D",
-            &data.to_string_lossy(),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        ]
-        .map(String::from);
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(&args)
-                .output()
-        } else {
-            Command::new(&path).args(&args).output()
-        };
+        let line = self.stop_now_command();
+        let _ = Command::new(&line[0]).args(&line[1..]).output();
     }
+}
+
+/// A primary and one streaming replica (apply delay 0), started once per
+/// test process on first use and shared by every test in it. Statics are
+/// never dropped, so a reaper process stops both servers and removes their
+/// files when this process exits, however it exits (it waits for the end
+/// of a pipe only this process holds).
+pub struct SharedPair {
+    pub primary: PgCluster,
+    pub replica: PgCluster,
+    /// Never waited for: it outlives this process by design.
+    _reaper: Child,
+}
+
+pub fn shared_pair() -> &'static SharedPair {
+    static PAIR: OnceLock<SharedPair> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let primary = PgCluster::start(ClusterOptions {
+            replication: true,
+            ..ClusterOptions::default()
+        });
+        let replica = PgCluster::replica_of(&primary, Duration::ZERO);
+        let reaper = reaper(&[&replica, &primary]);
+        SharedPair {
+            primary,
+            replica,
+            _reaper: reaper,
+        }
+    })
+}
+
+/// A process that waits for its standard input to close (this process
+/// exiting closes it), then stops `clusters` and removes their files. In a
+/// session of its own, so a Ctrl-C to the test run does not kill it first.
+fn reaper(clusters: &[&PgCluster]) -> Child {
+    let mut script = String::from("cat >/dev/null\n");
+    for cluster in clusters {
+        let line: Vec<String> = cluster
+            .stop_now_command()
+            .iter()
+            .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
+            .collect();
+        script.push_str(&line.join(" "));
+        script.push_str(" >/dev/null 2>&1\n");
+        script.push_str(&format!(
+            "rm -rf '{}'\n",
+            cluster
+                .dir
+                .path()
+                .display()
+                .to_string()
+                .replace('\'', "'\\''")
+        ));
+    }
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    // The child keeps the write end of its stdin pipe open for as long as
+    // this process lives.
+    command.spawn().expect("spawn the cluster reaper")
 }
 
 fn bindir() -> PathBuf {
