@@ -269,7 +269,7 @@ fn with_connect_timeout(url: &PgUrl, config: &StorageConfig) -> PgUrl {
 /// in an `atexit` handler, while pool worker threads (which open and close
 /// connections in the background, and which r2d2 never joins) may still be
 /// inside libpq's TLS code: a process returning from `main` then died with
-/// SIGSEGV about one run in twenty. Skipping the exit-time teardown is safe:
+/// SIGSEGV about one run in twenty. Leaving out the exit-time teardown is safe:
 /// the operating system reclaims the memory, and no thread can observe
 /// freed OpenSSL state any more.
 fn init_tls() {
