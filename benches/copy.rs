@@ -3,7 +3,10 @@
 //! one entity ref each, 10^5 blocks, a canvas of 10^4 nodes and 10^4
 //! edges; rows/s (verification included), and the peak heap of the copy
 //! at a tenth of the size and at the full size (flat memory: a page at a
-//! time, whatever the size).
+//! time, whatever the size). The floor, measured in the same run on the
+//! same SQLite file: `bench::raw_copy`, the rows streamed by raw binary
+//! COPY with none of the copier's work (decoding, checks, digests,
+//! checkpoints, verification); the ratio is copy_store's time over it.
 //!
 //! `cargo bench --features postgres --bench copy`; smaller runs with
 //! `HSK_COPY_BENCH_JOBS` (the block and canvas sizes follow at 1/10 and
@@ -94,18 +97,26 @@ fn main() -> StorageResult<()> {
     println!("copy: SQLite file -> PostgreSQL schema, default options");
     let mut peaks = Vec::new();
     for jobs in [full / 10, full] {
-        let source = format!(
-            "sqlite://{}",
-            dir.path().join(format!("source-{jobs}.db")).display()
-        );
+        let file = dir.path().join(format!("source-{jobs}.db"));
+        let source = format!("sqlite://{}", file.display());
         let started = Instant::now();
         let rows = seed(&source, jobs)?;
         let seeded = started.elapsed().as_secs_f64();
+        // The floor: the same rows, raw binary COPY, into its own schema.
+        let raw_target = postgres.harness()?;
+        let started = Instant::now();
+        let raw_rows = bench::raw_copy(&file, raw_target.url())?;
+        let raw_seconds = started.elapsed().as_secs_f64();
+        drop(raw_target);
         let target = postgres.harness()?;
         let mark = bench::heap_mark();
         let report = copy_store(&source, target.url(), &CopyOptions::default())?;
         let peak = bench::heap_peak_since(mark);
         peaks.push(peak);
+        println!(
+            "copy/{jobs}_jobs/raw_binary_copy: {raw_rows} rows in {raw_seconds:.2} s = {:.0} rows/s",
+            raw_rows as f64 / raw_seconds
+        );
         println!(
             "copy/{jobs}_jobs: {} rows in {:.2} s = {:.0} rows/s (verification included; \
              about {rows} rows seeded in {seeded:.0} s); peak heap {:.1} MiB",
@@ -120,7 +131,12 @@ fn main() -> StorageResult<()> {
                 t.table, t.rows, t.seconds, t.rows_per_sec
             );
         }
+        println!(
+            "copy/{jobs}_jobs: copy_store / raw binary COPY = {:.2} (time; target at most 1.5)",
+            report.seconds / raw_seconds
+        );
         assert!(report.verify.identical);
+        assert_eq!(report.rows, raw_rows, "the same rows on both sides");
     }
     println!(
         "copy: peak heap at {} jobs / at {} jobs = {:.2} (1.0 = flat)",

@@ -19,6 +19,8 @@ pub use crate::backend::seeding::Baseline;
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub use crate::copy::raw_copy;
 use crate::error::{StorageError, StorageResult};
 use crate::storage::Storage;
 use crate::types::*;

@@ -6,6 +6,8 @@
 pub(crate) mod fields;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(all(feature = "bench", feature = "sqlite", feature = "postgres"))]
+pub(crate) use postgres::raw_write;
 #[cfg(feature = "bench")]
 pub(crate) mod seeding;
 #[cfg(feature = "sqlite")]

@@ -288,6 +288,21 @@ fn connect(url: &PgUrl) -> StorageResult<PgConnection> {
     })
 }
 
+/// One write transaction on a connection of its own, outside any pool:
+/// for the copy benchmark's raw baseline (`copy::raw_baseline`).
+#[cfg(all(feature = "bench", feature = "sqlite"))]
+pub(crate) fn raw_write<T>(
+    url: &str,
+    f: impl FnOnce(&mut Conn) -> StorageResult<T>,
+) -> StorageResult<T> {
+    let crate::config::DatabaseUrl::Postgres(url) = crate::config::DatabaseUrl::parse(url)? else {
+        return Err(StorageError::validation(
+            "the target is not a PostgreSQL URL",
+        ));
+    };
+    write_tx(&mut connect(&url)?, f)
+}
+
 pub(crate) fn open(url: &PgUrl, config: &StorageConfig) -> StorageResult<Store> {
     Store::new(build_pool(url, config)?, (), config.run_migrations)
 }

@@ -9,7 +9,7 @@
 //! - The source is read in one snapshot (PostgreSQL `REPEATABLE READ READ
 //!   ONLY`, SQLite one read transaction), table by table in foreign-key
 //!   order, each in key order, a page of `batch_rows` at a time: memory
-//!   holds one page, whatever the size of the data.
+//!   holds a few pages, whatever the size of the data.
 //! - Every row is decoded into its domain value and checked against the
 //!   limits `Storage` enforces on input; a row that fails stops the copy
 //!   with an error naming the table and key, before its page is written.
@@ -18,9 +18,15 @@
 //!   checkpoint: per table, the last key written, the row count and the
 //!   order-independent digest of the rows so far. A copy killed at any
 //!   point resumes after the last committed page.
-//! - `ai_job_entity_refs` is not written: the target's `ai_jobs` insert
-//!   trigger fills it, as it does for every job the API creates; its
-//!   expected digest is derived from the source jobs' refs and verified.
+//! - The source is read on the calling thread and the target written on
+//!   another, a page behind: reading and decoding one page overlaps with
+//!   the target storing the one before (memory holds three pages).
+//! - `ai_job_entity_refs` is written with the jobs, as the target's
+//!   `ai_jobs` insert trigger would write it (on PostgreSQL the trigger is
+//!   switched off inside the page's transaction and the refs copied
+//!   beside the jobs, when the role owns the table; otherwise the trigger
+//!   fills them); its expected digest is derived from the source jobs'
+//!   refs and verified.
 //! - At the end every target table is read back and its count and digest
 //!   compared with the source's; only when all match is the checkpoint
 //!   table dropped.
@@ -34,6 +40,8 @@
 mod lock;
 #[cfg(feature = "postgres")]
 mod pg_write;
+#[cfg(all(feature = "bench", feature = "sqlite", feature = "postgres"))]
+mod raw_baseline;
 mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite_write;
@@ -48,6 +56,8 @@ use crate::config::{redact_url, DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::storage::Storage;
 
+#[cfg(all(feature = "bench", feature = "sqlite", feature = "postgres"))]
+pub use raw_baseline::raw_copy;
 #[cfg_attr(not(feature = "postgres"), allow(unused_imports))]
 pub(crate) use record::Cell;
 pub(crate) use record::{at_row, IndexedRef, Key, Record, Table};
@@ -99,7 +109,8 @@ pub struct CopyProgress {
 /// What [`copy_store`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CopyReport {
-    /// Per copied table, in the order copied.
+    /// Per copied table, in the order copied (`ai_job_entity_refs` right
+    /// after `ai_jobs`, whose pages carry them).
     pub tables: Vec<TableCopy>,
     /// Rows in the target's copied tables (earlier runs of a resumed copy
     /// included).
@@ -328,19 +339,7 @@ pub fn copy_store(
         }
     };
 
-    let mut tables = Vec::new();
-    source.snapshot(&mut |snap| {
-        for table in Table::ALL.into_iter().filter(|t| t.written()) {
-            tables.push(copy_table(
-                snap,
-                &*target,
-                table,
-                &mut checkpoints,
-                options,
-            )?);
-        }
-        Ok(())
-    })?;
+    let tables = pipeline(&*source, &*target, &mut checkpoints, options)?;
 
     let verify = verify_against(&*target, &checkpoints)?;
     if !verify.identical {
@@ -363,73 +362,173 @@ pub fn copy_store(
     })
 }
 
-/// Copies one table from where its checkpoint stands, page by page.
-fn copy_table(
-    snap: &mut dyn Snapshot,
+/// What the reader hands the writer.
+enum Step {
+    /// A table starts: rows already in the target, rows in all.
+    Begin { table: Table, done: u64, total: u64 },
+    /// A page, and the checkpoints to commit with it (the table's; with
+    /// jobs, the refs' too).
+    Page {
+        table: Table,
+        records: Vec<Record>,
+        next: Vec<Checkpoint>,
+    },
+    /// A table is done: per table written with it (jobs: their refs
+    /// too), rows in the target and rows written by this run.
+    End(Vec<(Table, u64, u64)>),
+}
+
+/// Pages read ahead of the writer: memory holds at most this many plus
+/// the one being read and the one being written.
+const PAGES_AHEAD: usize = 1;
+
+/// Reads the source on this thread and writes the target on another, so
+/// decoding, checking and digesting a page overlaps with the target
+/// storing the previous one. Pages are committed in order; `checkpoints`
+/// ends as the last committed state.
+fn pipeline(
+    source: &dyn CopyEnd,
     target: &dyn CopyEnd,
+    checkpoints: &mut [Checkpoint],
+    options: &CopyOptions,
+) -> StorageResult<Vec<TableCopy>> {
+    let (to_writer, steps) = std::sync::mpsc::sync_channel::<Step>(PAGES_AHEAD);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || write_steps(target, steps, options));
+        let read = source.snapshot(&mut |snap| {
+            for table in Table::ALL.into_iter().filter(|t| t.written()) {
+                read_table(snap, table, checkpoints, options, &to_writer)?;
+            }
+            Ok(())
+        });
+        drop(to_writer);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(StorageError::Database(
+                "the copy's writer thread panicked".into(),
+            ))
+        });
+        // The writer's error is the cause when both failed (the reader
+        // then only saw the channel close).
+        let tables = written?;
+        read.map(|()| tables)
+    })
+}
+
+/// Reads one table from where its checkpoint stands, page by page, and
+/// hands each page with its next checkpoints to the writer.
+fn read_table(
+    snap: &mut dyn Snapshot,
     table: Table,
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
-) -> StorageResult<TableCopy> {
-    let started = Instant::now();
+    writer: &std::sync::mpsc::SyncSender<Step>,
+) -> StorageResult<()> {
+    let send = |step: Step| {
+        writer
+            .send(step)
+            .map_err(|_| StorageError::Database("the copy's writer stopped".into()))
+    };
     let index = |t: Table| Table::ALL.iter().position(|&x| x == t).unwrap_or(0);
     let (mine, refs) = (index(table), index(Table::AiJobEntityRefs));
-    let mut written = 0u64;
-    if !checkpoints[mine].done {
-        let total = checkpoints[mine].rows + count_after(snap, table, &checkpoints[mine])?;
-        let report = |done: u64| {
-            if let Some(progress) = &options.progress {
-                progress(&CopyProgress {
-                    table: table.name(),
-                    rows_done: done,
-                    rows_total: total,
-                });
+    let done = checkpoints[mine].rows;
+    let refs_before = checkpoints[refs].rows;
+    let total = if checkpoints[mine].done {
+        done
+    } else {
+        done + count_after(snap, table, &checkpoints[mine])?
+    };
+    send(Step::Begin { table, done, total })?;
+    while !checkpoints[mine].done {
+        let page = snap.page(
+            table,
+            checkpoints[mine].last_key.as_ref(),
+            options.batch_rows,
+        )?;
+        let mut next = vec![checkpoints[mine].clone()];
+        next[0].done = page.len() < options.batch_rows;
+        if let Some(last) = page.last() {
+            next[0].last_key = Some(last.key());
+        }
+        if table == Table::AiJobs {
+            next.push(checkpoints[refs].clone());
+        }
+        for record in &page {
+            add(&mut next[0], record)?;
+            for indexed in record.indexed_refs() {
+                add(&mut next[1], &indexed)?;
             }
-        };
-        report(checkpoints[mine].rows);
-        loop {
-            let page = snap.page(
+        }
+        if table == Table::AiJobs {
+            next[1].done = next[0].done;
+        }
+        for c in &next {
+            checkpoints[index(c.table)] = c.clone();
+        }
+        send(Step::Page {
+            table,
+            records: page,
+            next,
+        })?;
+    }
+    let mut tables = vec![(table, checkpoints[mine].rows, checkpoints[mine].rows - done)];
+    if table == Table::AiJobs {
+        let refs = &checkpoints[refs];
+        tables.push((refs.table, refs.rows, refs.rows - refs_before));
+    }
+    send(Step::End(tables))
+}
+
+/// The writer's half of [`pipeline`]: commits each page with its
+/// checkpoints, reports progress, and times each table.
+fn write_steps(
+    target: &dyn CopyEnd,
+    steps: std::sync::mpsc::Receiver<Step>,
+    options: &CopyOptions,
+) -> StorageResult<Vec<TableCopy>> {
+    let mut tables = Vec::new();
+    let (mut started, mut total) = (Instant::now(), 0u64);
+    let report = |table: Table, done: u64, total: u64| {
+        if let Some(progress) = &options.progress {
+            progress(&CopyProgress {
+                table: table.name(),
+                rows_done: done,
+                rows_total: total,
+            });
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Begin {
                 table,
-                checkpoints[mine].last_key.as_ref(),
-                options.batch_rows,
-            )?;
-            let mut next = vec![checkpoints[mine].clone()];
-            next[0].done = page.len() < options.batch_rows;
-            if let Some(last) = page.last() {
-                next[0].last_key = Some(last.key());
+                done,
+                total: all,
+            } => {
+                (started, total) = (Instant::now(), all);
+                report(table, done, total);
             }
-            if table == Table::AiJobs {
-                next.push(checkpoints[refs].clone());
+            Step::Page {
+                table,
+                records,
+                next,
+            } => {
+                target.write_batch(table, &records, &next)?;
+                report(table, next[0].rows, total);
             }
-            for record in &page {
-                add(&mut next[0], record)?;
-                for indexed in record.indexed_refs() {
-                    add(&mut next[1], &indexed)?;
+            Step::End(done) => {
+                let seconds = started.elapsed().as_secs_f64();
+                for (table, rows, written) in done {
+                    tables.push(TableCopy {
+                        table: table.name().to_string(),
+                        rows,
+                        rows_this_run: written,
+                        seconds,
+                        rows_per_sec: per_sec(written, seconds),
+                    });
                 }
-            }
-            if table == Table::AiJobs {
-                next[1].done = next[0].done;
-            }
-            target.write_batch(table, &page, &next)?;
-            written += page.len() as u64;
-            for c in next {
-                let at = index(c.table);
-                checkpoints[at] = c;
-            }
-            report(checkpoints[mine].rows);
-            if checkpoints[mine].done {
-                break;
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(TableCopy {
-        table: table.name().to_string(),
-        rows: checkpoints[mine].rows,
-        rows_this_run: written,
-        seconds,
-        rows_per_sec: per_sec(written, seconds),
-    })
+    Ok(tables)
 }
 
 /// Rows of `table` after the checkpoint's key (all of them at the start),

@@ -3,7 +3,7 @@
 //! encoded in PostgreSQL's binary format for its column type.
 
 use diesel::pg::{CopyFormat, PgConnection};
-use diesel::ExecuteCopyFromDsl;
+use diesel::{ExecuteCopyFromDsl, RunQueryDsl};
 
 use super::{Cell, Record, Table, WriteRecords};
 use crate::backend::fields::write_json;
@@ -12,15 +12,18 @@ use crate::error::{StorageError, StorageResult};
 use crate::schema::postgres as schema;
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A binary COPY stream's header: signature, flags, extension length.
+pub(crate) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// Its trailer: a tuple of -1 fields.
+pub(crate) const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 
 /// The binary COPY stream of `records`: header, one tuple per record,
 /// trailer.
 fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
     let mut out = Vec::with_capacity(records.len() * 256);
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags
-    out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    out.extend_from_slice(COPY_HEADER);
     for record in records {
         let cells = record.cells()?;
         if cells.len() != table.columns().len() {
@@ -36,7 +39,7 @@ fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
             field(&mut out, cell)?;
         }
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out.extend_from_slice(COPY_TRAILER);
     Ok(out)
 }
 
@@ -85,41 +88,104 @@ fn variable(
     Ok(())
 }
 
-impl WriteRecords for PgConnection {
-    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
-        let data = encode(table, records)?;
-        let send = |w: &mut dyn std::io::Write| {
-            w.write_all(&data)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+/// The trigger that fills `ai_job_entity_refs` from `ai_jobs.entity_refs`
+/// (migration 000003).
+pub(crate) const REFS_TRIGGER: &str = "ai_jobs_index_entity_refs";
+
+/// `COPY table FROM STDIN (FORMAT binary)` with the stream `send` writes;
+/// the rows the server took.
+pub(crate) fn copy_stream(
+    conn: &mut PgConnection,
+    table: Table,
+    send: impl Fn(&mut dyn std::io::Write) -> diesel::QueryResult<()>,
+) -> StorageResult<usize> {
+    macro_rules! copy {
+        ($t:ident) => {
+            diesel::copy_from(schema::$t::table)
+                .from_raw_data(schema::$t::table, send)
+                .with_format(CopyFormat::Binary)
+                .execute(conn)
         };
-        macro_rules! copy {
-            ($t:ident) => {
-                diesel::copy_from(schema::$t::table)
-                    .from_raw_data(schema::$t::table, send)
-                    .with_format(CopyFormat::Binary)
-                    .execute(self)
-            };
+    }
+    match table {
+        Table::Workspaces => copy!(workspaces),
+        Table::Documents => copy!(documents),
+        Table::Blocks => copy!(blocks),
+        Table::Canvases => copy!(canvases),
+        Table::CanvasNodes => copy!(canvas_nodes),
+        Table::CanvasEdges => copy!(canvas_edges),
+        Table::AiJobs => copy!(ai_jobs),
+        Table::AiJobEntityRefs => copy!(ai_job_entity_refs),
+        Table::WorkflowRuns => copy!(workflow_runs),
+        Table::WorkflowNodeExecutions => copy!(workflow_node_executions),
+    }
+    .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))
+}
+
+/// Binary COPY of `records` into `table`, checking the row count.
+fn copy_into(conn: &mut PgConnection, table: Table, records: &[Record]) -> StorageResult<()> {
+    let data = encode(table, records)?;
+    let written = copy_stream(conn, table, |w| {
+        w.write_all(&data)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    })?;
+    if written != records.len() {
+        return Err(StorageError::Database(format!(
+            "COPY into {} wrote {written} rows of {}",
+            table.name(),
+            records.len()
+        )));
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    owns: bool,
+}
+
+/// Whether this connection's role may disable `ai_jobs`' triggers (it owns
+/// the table, as the role that migrated the target does).
+fn owns_jobs(conn: &mut PgConnection) -> StorageResult<bool> {
+    diesel::sql_query(
+        "SELECT pg_has_role(current_user, relowner, 'USAGE') AS owns \
+         FROM pg_class WHERE oid = 'ai_jobs'::regclass",
+    )
+    .get_result::<Owner>(conn)
+    .map(|o| o.owns)
+    .map_err(|e| from_diesel(e, "ai_jobs owner"))
+}
+
+pub(crate) fn execute(conn: &mut PgConnection, sql: &str) -> StorageResult<()> {
+    diesel::sql_query(sql)
+        .execute(conn)
+        .map(drop)
+        .map_err(|e| from_diesel(e, sql))
+}
+
+impl WriteRecords for PgConnection {
+    /// Jobs and their indexed refs: the refs trigger runs a statement per
+    /// job, which costs more than the COPY itself, so when this role owns
+    /// `ai_jobs` the trigger is disabled inside the caller's transaction
+    /// (no other session ever sees it off: DDL is transactional, and the
+    /// table stays locked until commit) and the refs the trigger would
+    /// have written (position, id, kind per job, `Record::indexed_refs`)
+    /// are copied beside the jobs. Otherwise the trigger fills them.
+    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
+        if table != Table::AiJobs || !owns_jobs(self)? {
+            return copy_into(self, table, records);
         }
-        let written = match table {
-            Table::Workspaces => copy!(workspaces),
-            Table::Documents => copy!(documents),
-            Table::Blocks => copy!(blocks),
-            Table::Canvases => copy!(canvases),
-            Table::CanvasNodes => copy!(canvas_nodes),
-            Table::CanvasEdges => copy!(canvas_edges),
-            Table::AiJobs => copy!(ai_jobs),
-            Table::AiJobEntityRefs => copy!(ai_job_entity_refs),
-            Table::WorkflowRuns => copy!(workflow_runs),
-            Table::WorkflowNodeExecutions => copy!(workflow_node_executions),
-        }
-        .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))?;
-        if written != records.len() {
-            return Err(StorageError::Database(format!(
-                "COPY into {} wrote {written} rows of {}",
-                table.name(),
-                records.len()
-            )));
-        }
-        Ok(())
+        execute(
+            self,
+            &format!("ALTER TABLE ai_jobs DISABLE TRIGGER {REFS_TRIGGER}"),
+        )?;
+        copy_into(self, table, records)?;
+        let refs: Vec<Record> = records.iter().flat_map(Record::indexed_refs).collect();
+        copy_into(self, Table::AiJobEntityRefs, &refs)?;
+        execute(
+            self,
+            &format!("ALTER TABLE ai_jobs ENABLE TRIGGER {REFS_TRIGGER}"),
+        )
     }
 }
