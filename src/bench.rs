@@ -9,7 +9,7 @@
 //! `ids` (UUID v7 against v4 as job ids: [`IdVersions`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -654,6 +654,17 @@ pub struct CountingAllocator;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(true);
+
+/// Switches [`CountingAllocator`]'s counting off (`false`) or on again.
+/// Counting costs two atomic updates per allocation, shared by every
+/// thread: a timed run switches it off, a memory run on. While it is off
+/// the live count is not kept, so [`heap_mark`] must follow switching it
+/// on (bytes allocated while off and freed while on are not subtracted:
+/// the count saturates at zero, and a peak is growth since a mark).
+pub fn count_heap(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
+}
 
 // SAFETY: every call is passed to the system allocator unchanged; the
 // counters only observe sizes.
@@ -661,7 +672,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `alloc`'s contract, which we forward.
         let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
+        if !ptr.is_null() && COUNTING.load(Ordering::Relaxed) {
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
         }
@@ -671,7 +682,11 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller upholds `dealloc`'s contract, which we forward.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            let _ = LIVE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+                Some(live.saturating_sub(layout.size()))
+            });
+        }
     }
 }
 

@@ -270,6 +270,18 @@ fn assert_identical(a: &str, b: &str) {
     assert_eq!(report.tables.len(), 10);
 }
 
+/// The target's schema is whole again after a copy: its fingerprint
+/// (tables, columns, indexes, triggers) equals a freshly migrated store's
+/// (the copier drops secondary indexes while it loads rows).
+fn assert_schema_whole(target: &Harness, backend: &str) {
+    let fresh = store(backend);
+    assert_eq!(
+        target.store().schema_fingerprint().unwrap().hash,
+        fresh.store().schema_fingerprint().unwrap().hash,
+        "the target's schema after the copy"
+    );
+}
+
 fn copy(from: &Harness, to: &Harness, options: &CopyOptions) -> StorageResult<CopyReport> {
     copy_store(from.url(), to.url(), options)
 }
@@ -292,6 +304,7 @@ fn copies_every_table_exactly(from: &str, to: &str) {
     let jobs = report.tables.iter().find(|t| t.table == "ai_jobs").unwrap();
     assert_eq!(jobs.rows, 301);
     assert_identical(a.url(), b.url());
+    assert_schema_whole(&b, to);
     assert_eq!(dump(a.store()), dump(b.store()));
     // The checkpoint is gone: a second copy finds a non-empty target.
     let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
@@ -767,6 +780,7 @@ fn sigkill_at_five_points_then_resume(from: &str, to: &str) {
     assert!(report.resumed);
     assert!(report.verify.identical);
     assert_identical(a.url(), b.url());
+    assert_schema_whole(&b, to);
 }
 
 /// Ends every PostgreSQL connection whose application_name is `tag`.
@@ -831,6 +845,7 @@ fn terminated_connections_then_resume(from: &str, to: &str) {
     assert!(report.resumed);
     assert!(report.verify.identical);
     assert_identical(a.url(), b.url());
+    assert_schema_whole(&b, to);
 }
 
 // ---------------------------------------------------------------------------
@@ -890,6 +905,42 @@ copy_tests!(
     "postgres",
     terminated_connections_then_resume
 );
+
+/// A PostgreSQL role that may write the tables but does not own them can
+/// neither switch the refs trigger off nor drop indexes: the copy then
+/// lets the trigger fill `ai_job_entity_refs` and keeps the indexes, with
+/// the same result.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn a_role_that_does_not_own_the_tables_copies_through_the_trigger() {
+    let (a, b) = (store("sqlite"), store("postgres"));
+    seed(a.store(), 50, false);
+    b.execute_sql(
+        "DO $$ BEGIN CREATE ROLE hsk_copy_writer LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    .unwrap();
+    b.execute_sql(
+        "DO $$ BEGIN \
+         EXECUTE format('GRANT ALL ON SCHEMA %I TO hsk_copy_writer', current_schema()); \
+         EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA %I TO hsk_copy_writer', current_schema()); \
+         END $$",
+    )
+    .unwrap();
+    let mut writer = url::Url::parse(b.url()).unwrap();
+    writer.set_username("hsk_copy_writer").unwrap();
+    writer.set_password(None).unwrap();
+    let report = copy_store(a.url(), writer.as_str(), &CopyOptions::default()).unwrap();
+    assert!(report.verify.identical);
+    let refs = report
+        .tables
+        .iter()
+        .find(|t| t.table == "ai_job_entity_refs")
+        .unwrap();
+    assert!(refs.rows > 50, "{refs:?}");
+    assert_identical(a.url(), b.url());
+    assert_schema_whole(&b, "postgres");
+}
 
 /// The move and back: SQLite -> PostgreSQL -> SQLite ends where it began.
 #[cfg(all(feature = "sqlite", feature = "postgres"))]

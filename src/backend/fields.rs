@@ -80,9 +80,52 @@ pub(crate) fn sqlite_time_text(at: &DateTime<Utc>) -> String {
     at.format(SQLITE_TIME_FORMAT).to_string()
 }
 
+/// The text the store writes (`SQLITE_TIME_FORMAT`, 32 bytes), read by
+/// hand: the general parser below costs about as much as the rest of a
+/// row's decoding. `None` for any other shape, or an invalid date or time
+/// (the general parser then decides, with its message).
+#[cfg(feature = "sqlite")]
+fn parse_stored_utc(text: &[u8]) -> Option<DateTime<Utc>> {
+    let shape = text.len() == 32
+        && text.ends_with(b"+00:00")
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b' '),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ]
+        .iter()
+        .all(|&(at, sep)| text[at] == sep);
+    if !shape {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        text[from..to].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(0, 4)?).ok()?,
+        digits(5, 7)?,
+        digits(8, 10)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        digits(11, 13)?,
+        digits(14, 16)?,
+        digits(17, 19)?,
+        digits(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
+}
+
 /// Reads a timestamp stored as SQLite text (any offset, any fraction).
 #[cfg(feature = "sqlite")]
 pub(crate) fn parse_sqlite_time(raw: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(at) = parse_stored_utc(raw.as_bytes()) {
+        return Ok(at);
+    }
     DateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f%:z")
         .map(|at| at.with_timezone(&Utc))
         .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))
@@ -209,5 +252,44 @@ mod tests {
             text(&json!([0.5, -1.5, u64::MAX, i64::MIN])),
             "[0.5,-1.5,18446744073709551615,-9223372036854775808]"
         );
+    }
+
+    /// The hand-read fast path gives exactly what the general parser
+    /// gives, and leaves every other shape to it.
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn stored_timestamps_read_by_hand_as_by_chrono() {
+        let general = |raw: &str| {
+            DateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f%:z")
+                .map(|at| at.with_timezone(&Utc))
+        };
+        for raw in [
+            "2026-11-27 04:15:00.123456+00:00",
+            "0001-01-01 00:00:00.000000+00:00",
+            "9999-12-31 23:59:59.999999+00:00",
+            "2024-02-29 12:00:00.000001+00:00",
+            "1970-01-01 00:00:00.000000+00:00",
+        ] {
+            let fast = parse_stored_utc(raw.as_bytes()).expect(raw);
+            assert_eq!(Ok(fast), general(raw), "{raw}");
+            assert_eq!(sqlite_time_text(&fast), raw);
+        }
+        for other in [
+            "2023-02-29 12:00:00.000000+00:00",
+            "2026-11-27 24:00:00.000000+00:00",
+            "2026-11-27 23:59:60.000000+00:00",
+            "2026-11-27 04:15:00.123456+01:00",
+            "2026-11-27 04:15:00.1234+00:00",
+            "2026-11-27T04:15:00.123456+00:00",
+            "2026-1a-27 04:15:00.123456+00:00",
+            "+026-11-27 04:15:00.123456+00:00",
+        ] {
+            assert_eq!(parse_stored_utc(other.as_bytes()), None, "{other}");
+            assert_eq!(
+                parse_sqlite_time(other).ok(),
+                general(other).ok(),
+                "{other}"
+            );
+        }
     }
 }

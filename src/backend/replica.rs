@@ -603,6 +603,9 @@ impl crate::copy::CopyEnd for Replicated {
     fn start_checkpoint(&self, checkpoints: &[crate::copy::Checkpoint]) -> StorageResult<()> {
         self.write(|s| s.start_checkpoint(checkpoints))
     }
+    fn restore_indexes(&self) -> StorageResult<()> {
+        self.write(|s| s.restore_indexes())
+    }
     fn drop_checkpoint(&self) -> StorageResult<()> {
         self.write(|s| s.drop_checkpoint())
     }

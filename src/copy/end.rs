@@ -27,6 +27,36 @@ mod copy_end {
         }
     }
 
+    diesel::table! {
+        /// The secondary indexes a copy dropped from the target, to build
+        /// again once the rows are in (one sort per index is much cheaper
+        /// than a million insertions into it, which is why restore tools
+        /// load data before indexes). Lives as long as the checkpoint.
+        hsk_copy_index (name) {
+            name -> Text,
+            definition -> Text,
+        }
+    }
+
+    const CREATE_INDEX_LIST: &str = "CREATE TABLE hsk_copy_index (\
+        name TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL)";
+
+    #[derive(Queryable, QueryableByName, Selectable, Insertable)]
+    #[diesel(table_name = hsk_copy_index, check_for_backend(DbBackend))]
+    struct IndexRow {
+        name: String,
+        definition: String,
+    }
+
+    /// The secondary indexes (no primary key or unique constraint behind
+    /// them) on the copied tables, with the statements that create them.
+    fn secondary_indexes(c: &mut Conn) -> StorageResult<Vec<IndexRow>> {
+        let sql = crate::copy::secondary_indexes_sql(BACKEND);
+        diesel::sql_query(sql)
+            .load(c)
+            .map_err(|e| from_diesel(e, "secondary indexes"))
+    }
+
     const CREATE_CHECKPOINT: &str = "CREATE TABLE hsk_copy_checkpoint (\
         table_name TEXT PRIMARY KEY NOT NULL, copy_id TEXT NOT NULL, source TEXT NOT NULL, \
         last_key TEXT, last_pos BIGINT, rows_done BIGINT NOT NULL, digest TEXT NOT NULL, \
@@ -92,6 +122,24 @@ mod copy_end {
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Bool)]
         locked: bool,
+    }
+
+    /// Whether the store's schema has a table of this name.
+    fn table_exists(c: &mut Conn, name: &str) -> StorageResult<bool> {
+        let sql = match BACKEND {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        };
+        let found: Found = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(c)
+            .map_err(|e| from_diesel(e, name))?;
+        Ok(found.n > 0)
     }
 
     fn uuid_key(table: CopyTable, key: &Key) -> StorageResult<DbUuid> {
@@ -295,12 +343,19 @@ mod copy_end {
                         .limit(limit)
                         .into_boxed();
                     if let Some(after) = after {
+                        // A row-value comparison, which both backends
+                        // answer from the primary key (`a > x OR (a = x AND
+                        // b > y)` is a filter over the whole index on
+                        // PostgreSQL: each page scanned from the start).
+                        type SqlUuid = <r::job_id as diesel::Expression>::SqlType;
                         let job = uuid_key(table, after)?;
                         let pos = after.pos.unwrap_or(i64::MIN);
                         query = query.filter(
-                            r::job_id
-                                .gt(job)
-                                .or(r::job_id.eq(job).and(r::position.gt(pos))),
+                            diesel::dsl::sql::<diesel::sql_types::Bool>("(job_id, position) > (")
+                                .bind::<SqlUuid, _>(job)
+                                .sql(", ")
+                                .bind::<diesel::sql_types::BigInt, _>(pos)
+                                .sql(")"),
                         );
                     }
                     let rows: Vec<(DbUuid, i64, String, String)> =
@@ -397,20 +452,7 @@ mod copy_end {
 
         fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>> {
             let mut conn = self.conn()?;
-            let exists = match BACKEND {
-                Backend::Sqlite => {
-                    "SELECT COUNT(*) AS n FROM sqlite_master \
-                     WHERE type = 'table' AND name = 'hsk_copy_checkpoint'"
-                }
-                Backend::Postgres => {
-                    "SELECT COUNT(*) AS n FROM information_schema.tables \
-                     WHERE table_schema = current_schema() AND table_name = 'hsk_copy_checkpoint'"
-                }
-            };
-            let found: Found = diesel::sql_query(exists)
-                .get_result(&mut *conn)
-                .map_err(|e| from_diesel(e, "copy checkpoint"))?;
-            if found.n == 0 {
+            if !table_exists(&mut conn, "hsk_copy_checkpoint")? {
                 return Ok(None);
             }
             let rows: Vec<CheckpointRow> = hsk_copy_checkpoint::table
@@ -434,7 +476,43 @@ mod copy_end {
                     .values(&rows)
                     .execute(c)
                     .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+                let indexes = secondary_indexes(c)?;
+                diesel::sql_query(CREATE_INDEX_LIST)
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "copy index list"))?;
+                diesel::insert_into(hsk_copy_index::table)
+                    .values(&indexes)
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "copy index list"))?;
+                for index in &indexes {
+                    diesel::sql_query(format!("DROP INDEX \"{}\"", index.name))
+                        .execute(c)
+                        .map_err(|e| from_diesel(e, &index.name))?;
+                }
                 Ok(())
+            })
+        }
+
+        fn restore_indexes(&self) -> StorageResult<()> {
+            let mut conn = self.conn()?;
+            write_tx(&mut conn, |c| {
+                if !table_exists(c, "hsk_copy_index")? {
+                    return Ok(());
+                }
+                let indexes: Vec<IndexRow> = hsk_copy_index::table
+                    .select(IndexRow::as_select())
+                    .order(hsk_copy_index::name)
+                    .load(c)
+                    .map_err(|e| from_diesel(e, "copy index list"))?;
+                for index in &indexes {
+                    diesel::sql_query(&index.definition)
+                        .execute(c)
+                        .map_err(|e| from_diesel(e, &index.name))?;
+                }
+                diesel::sql_query("DROP TABLE hsk_copy_index")
+                    .execute(c)
+                    .map(drop)
+                    .map_err(|e| from_diesel(e, "copy index list"))
             })
         }
 

@@ -119,6 +119,9 @@ pub struct CopyReport {
     pub rows_this_run: u64,
     /// Wall time of this run, verification included.
     pub seconds: f64,
+    /// Of `seconds`, the time spent building the indexes again and
+    /// reading the target back to verify it.
+    pub verify_seconds: f64,
     /// `rows_this_run / seconds`.
     pub rows_per_sec: f64,
     /// Whether this run continued an interrupted copy.
@@ -245,8 +248,13 @@ pub(crate) trait CopyEnd: Storage {
     ) -> StorageResult<()>;
     /// The checkpoint, `None` when the target has no checkpoint table.
     fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>>;
-    /// Creates the checkpoint table with these rows.
+    /// Creates the checkpoint table with these rows, and drops the
+    /// secondary indexes of the copied tables, keeping their definitions
+    /// beside the checkpoint: rows first, indexes after.
     fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()>;
+    /// Builds the indexes `start_checkpoint` dropped (if it did, and they
+    /// are not built yet), in one transaction.
+    fn restore_indexes(&self) -> StorageResult<()>;
     fn drop_checkpoint(&self) -> StorageResult<()>;
     /// Takes the server's lock against a second copy into this database
     /// (`Conflict` when it is taken); `None` where the backend has none
@@ -339,9 +347,12 @@ pub fn copy_store(
         }
     };
 
-    let tables = pipeline(&*source, &*target, &mut checkpoints, options)?;
-
-    let verify = verify_against(&*target, &checkpoints)?;
+    let mut middles = Vec::new();
+    let tables = pipeline(&*source, &*target, &mut checkpoints, options, &mut middles)?;
+    let finishing = Instant::now();
+    target.restore_indexes()?;
+    let verify = verify_against(&*target, &checkpoints, &middles)?;
+    let verify_seconds = finishing.elapsed().as_secs_f64();
     if !verify.identical {
         return Err(StorageError::Validation(format!(
             "the copy did not verify, the checkpoint is kept: {}",
@@ -355,6 +366,7 @@ pub fn copy_store(
         rows: tables.iter().map(|t| t.rows).sum(),
         rows_this_run,
         seconds,
+        verify_seconds,
         rows_per_sec: per_sec(rows_this_run, seconds),
         resumed,
         tables,
@@ -391,13 +403,14 @@ fn pipeline(
     target: &dyn CopyEnd,
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
+    middles: &mut Vec<(Table, Key)>,
 ) -> StorageResult<Vec<TableCopy>> {
     let (to_writer, steps) = std::sync::mpsc::sync_channel::<Step>(PAGES_AHEAD);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || write_steps(target, steps, options));
         let read = source.snapshot(&mut |snap| {
             for table in Table::ALL.into_iter().filter(|t| t.written()) {
-                read_table(snap, table, checkpoints, options, &to_writer)?;
+                read_table(snap, table, checkpoints, options, &to_writer, middles)?;
             }
             Ok(())
         });
@@ -415,13 +428,17 @@ fn pipeline(
 }
 
 /// Reads one table from where its checkpoint stands, page by page, and
-/// hands each page with its next checkpoints to the writer.
+/// hands each page with its next checkpoints to the writer. Notes in
+/// `middles` a key that splits the rows this run wrote in about two
+/// halves (and for jobs, the refs' key after that job's refs), for
+/// [`verify_against`].
 fn read_table(
     snap: &mut dyn Snapshot,
     table: Table,
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
     writer: &std::sync::mpsc::SyncSender<Step>,
+    middles: &mut Vec<(Table, Key)>,
 ) -> StorageResult<()> {
     let send = |step: Step| {
         writer
@@ -438,6 +455,7 @@ fn read_table(
         done + count_after(snap, table, &checkpoints[mine])?
     };
     send(Step::Begin { table, done, total })?;
+    let mut page_ends = Vec::new();
     while !checkpoints[mine].done {
         let page = snap.page(
             table,
@@ -464,11 +482,24 @@ fn read_table(
         for c in &next {
             checkpoints[index(c.table)] = c.clone();
         }
+        if !next[0].done {
+            page_ends.extend(next[0].last_key.clone());
+        }
         send(Step::Page {
             table,
             records: page,
             next,
         })?;
+    }
+    if let Some(middle) = page_ends.get(page_ends.len() / 2) {
+        middles.push((table, middle.clone()));
+        if table == Table::AiJobs {
+            let after_its_refs = Key {
+                id: middle.id.clone(),
+                pos: Some(i64::MAX),
+            };
+            middles.push((Table::AiJobEntityRefs, after_its_refs));
+        }
     }
     let mut tables = vec![(table, checkpoints[mine].rows, checkpoints[mine].rows - done)];
     if table == Table::AiJobs {
@@ -604,35 +635,81 @@ fn refuse_non_empty(target: &dyn CopyEnd) -> StorageResult<()> {
 }
 
 /// The target read back and compared with what the copy read from the
-/// source.
-fn verify_against(target: &dyn CopyEnd, source: &[Checkpoint]) -> StorageResult<VerifyReport> {
-    let mut tables = Vec::new();
-    target.snapshot(&mut |snap| {
-        for expected in source {
-            let (rows, digest) = digest_table(snap, expected.table)?;
-            tables.push(TableDigest {
+/// source. The work is split over two threads, each reading in its own
+/// snapshot (both taken after the last page committed), so reading,
+/// decoding and digesting use both cores: a table with a key in `middles`
+/// is read as two halves, one on each thread; the other tables go to the
+/// thread with less to do.
+fn verify_against(
+    target: &dyn CopyEnd,
+    source: &[Checkpoint],
+    middles: &[(Table, Key)],
+) -> StorageResult<VerifyReport> {
+    /// Rows of `table` after `after` up to and including `until`.
+    type Part = (Table, Option<Key>, Option<Key>);
+    let mut parts: Vec<(u64, Part)> = Vec::new();
+    for c in source {
+        // Weighed by rows times columns: a job costs more than a ref.
+        let weight = c.rows * c.table.columns().len() as u64;
+        match middles.iter().find(|(t, _)| *t == c.table) {
+            Some((_, middle)) => {
+                parts.push((weight / 2, (c.table, None, Some(middle.clone()))));
+                parts.push((weight / 2, (c.table, Some(middle.clone()), None)));
+            }
+            None => parts.push((weight, (c.table, None, None))),
+        }
+    }
+    parts.sort_by_key(|(weight, _)| std::cmp::Reverse(*weight));
+    let (mut halves, mut loads) = ([Vec::new(), Vec::new()], [0u64; 2]);
+    for (weight, part) in parts {
+        let lighter = usize::from(loads[1] < loads[0]);
+        loads[lighter] += weight;
+        halves[lighter].push(part);
+    }
+    let read = |parts: &[Part]| -> StorageResult<Vec<(Table, u64, u128)>> {
+        let mut found = Vec::new();
+        target.snapshot(&mut |snap| {
+            for (table, after, until) in parts {
+                let mut pages = Pager::range(*table, after.clone(), until.clone());
+                let (rows, digest) = pages.digest(snap)?;
+                found.push((*table, rows, digest));
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    };
+    let [first, second] = &halves;
+    let (a, b) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| read(second));
+        let mine = read(first);
+        let theirs = other.join().unwrap_or_else(|_| {
+            Err(StorageError::Database(
+                "the copy's verifying thread panicked".into(),
+            ))
+        });
+        (mine, theirs)
+    });
+    let found: Vec<(Table, u64, u128)> = a?.into_iter().chain(b?).collect();
+    let tables = source
+        .iter()
+        .map(|expected| {
+            let (rows, digest) = found
+                .iter()
+                .filter(|(t, _, _)| *t == expected.table)
+                .fold((0u64, 0u128), |(r, d), (_, rows, digest)| {
+                    (r + rows, d.wrapping_add(*digest))
+                });
+            TableDigest {
                 table: expected.table.name().to_string(),
                 rows_a: expected.rows,
                 rows_b: rows,
                 digest_a: hex(expected.digest),
                 digest_b: hex(digest),
                 first_difference: None,
-            });
-        }
-        Ok(())
-    })?;
+            }
+        })
+        .collect();
     Ok(VerifyReport::new(tables))
-}
-
-/// Rows and digest of one table, read page by page.
-fn digest_table(snap: &mut dyn Snapshot, table: Table) -> StorageResult<(u64, u128)> {
-    let mut pages = Pager::new(table);
-    let (mut rows, mut digest) = (0u64, 0u128);
-    while let Some(record) = pages.next(snap)? {
-        rows += 1;
-        digest = digest.wrapping_add(record.digest()?);
-    }
-    Ok((rows, digest))
 }
 
 // ---------------------------------------------------------------------------
@@ -727,20 +804,30 @@ fn compare_table(
     })
 }
 
-/// The rows of one table, fetched a page at a time.
+/// The rows of one table (or of a range of its keys), fetched a page at a
+/// time.
 struct Pager {
     table: Table,
     page: std::vec::IntoIter<Record>,
     after: Option<Key>,
+    /// The last key to return.
+    until: Option<Key>,
     exhausted: bool,
 }
 
 impl Pager {
     fn new(table: Table) -> Self {
+        Pager::range(table, None, None)
+    }
+
+    /// The rows after `after` (from the first) up to and including
+    /// `until` (to the last).
+    fn range(table: Table, after: Option<Key>, until: Option<Key>) -> Self {
         Pager {
             table,
             page: Vec::new().into_iter(),
-            after: None,
+            after,
+            until,
             exhausted: false,
         }
     }
@@ -752,11 +839,27 @@ impl Pager {
         if self.exhausted {
             return Ok(None);
         }
-        let page = snap.page(self.table, self.after.as_ref(), VERIFY_PAGE_ROWS)?;
+        let mut page = snap.page(self.table, self.after.as_ref(), VERIFY_PAGE_ROWS)?;
         self.exhausted = page.len() < VERIFY_PAGE_ROWS;
         self.after = page.last().map(Record::key);
+        if let Some(until) = &self.until {
+            if self.after.as_ref().is_some_and(|last| last > until) {
+                page.retain(|r| r.key() <= *until);
+                self.exhausted = true;
+            }
+        }
         self.page = page.into_iter();
         Ok(self.page.next())
+    }
+
+    /// Rows and the sum of their digests.
+    fn digest(&mut self, snap: &mut dyn Snapshot) -> StorageResult<(u64, u128)> {
+        let (mut rows, mut digest) = (0u64, 0u128);
+        while let Some(record) = self.next(snap)? {
+            rows += 1;
+            digest = digest.wrapping_add(record.digest()?);
+        }
+        Ok((rows, digest))
     }
 }
 
@@ -812,6 +915,34 @@ fn schema_version(end: &dyn CopyEnd, side: &str, name: &str) -> StorageResult<Ve
         )));
     }
     Ok(status.applied)
+}
+
+/// Lists the secondary indexes of the copied tables (those no primary key
+/// or unique constraint stands behind) as `name` and `definition`, the
+/// statement that creates each. On PostgreSQL only those of tables this
+/// role owns (only an owner may drop and create them).
+pub(crate) fn secondary_indexes_sql(backend: crate::Backend) -> String {
+    let tables = Table::ALL
+        .iter()
+        .map(|t| format!("'{}'", t.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match backend {
+        crate::Backend::Sqlite => format!(
+            "SELECT name, sql AS definition FROM sqlite_master \
+             WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({tables}) \
+             ORDER BY name"
+        ),
+        crate::Backend::Postgres => format!(
+            "SELECT i.indexname::text AS name, i.indexdef AS definition FROM pg_indexes i \
+             WHERE i.schemaname = current_schema() AND i.tablename IN ({tables}) \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k \
+                 WHERE k.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass) \
+             AND pg_has_role(current_user, (SELECT t.relowner FROM pg_class t \
+                 WHERE t.oid = format('%I.%I', i.schemaname, i.tablename)::regclass), 'USAGE') \
+             ORDER BY 1"
+        ),
+    }
 }
 
 fn last(versions: &[String]) -> &str {

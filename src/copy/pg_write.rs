@@ -19,10 +19,16 @@ pub(crate) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Its trailer: a tuple of -1 fields.
 pub(crate) const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 
-/// The binary COPY stream of `records`: header, one tuple per record,
-/// trailer.
-fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
-    let mut out = Vec::with_capacity(records.len() * 256);
+/// Bytes encoded before each write to the COPY stream: the server stores
+/// one chunk while the next is encoded.
+pub(crate) const COPY_CHUNK: usize = 1 << 16;
+
+/// Streams the binary COPY data of `records` to `w`: header, one tuple per
+/// record, trailer, a chunk at a time.
+fn stream(table: Table, records: &[Record], w: &mut dyn std::io::Write) -> StorageResult<()> {
+    let sent =
+        |e: std::io::Error| StorageError::Database(format!("COPY into {}: {e}", table.name()));
+    let mut out = Vec::with_capacity(2 * COPY_CHUNK);
     out.extend_from_slice(COPY_HEADER);
     for record in records {
         let cells = record.cells()?;
@@ -38,9 +44,13 @@ fn encode(table: Table, records: &[Record]) -> StorageResult<Vec<u8>> {
         for cell in cells {
             field(&mut out, cell)?;
         }
+        if out.len() >= COPY_CHUNK {
+            w.write_all(&out).map_err(sent)?;
+            out.clear();
+        }
     }
     out.extend_from_slice(COPY_TRAILER);
-    Ok(out)
+    w.write_all(&out).map_err(sent)
 }
 
 fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
@@ -122,13 +132,22 @@ pub(crate) fn copy_stream(
     .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))
 }
 
-/// Binary COPY of `records` into `table`, checking the row count.
+/// Binary COPY of `records` into `table`, checking the row count. A row
+/// that cannot be encoded ends the COPY with its error (the server then
+/// discards what it was sent).
 fn copy_into(conn: &mut PgConnection, table: Table, records: &[Record]) -> StorageResult<()> {
-    let data = encode(table, records)?;
-    let written = copy_stream(conn, table, |w| {
-        w.write_all(&data)
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-    })?;
+    let failure = std::cell::RefCell::new(None);
+    let copied = copy_stream(conn, table, |w| {
+        stream(table, records, w).map_err(|e| {
+            let message = e.to_string();
+            *failure.borrow_mut() = Some(e);
+            diesel::result::Error::SerializationError(message.into())
+        })
+    });
+    if let Some(e) = failure.into_inner() {
+        return Err(e);
+    }
+    let written = copied?;
     if written != records.len() {
         return Err(StorageError::Database(format!(
             "COPY into {} wrote {written} rows of {}",

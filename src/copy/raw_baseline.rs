@@ -6,9 +6,9 @@
 //! straight from SQLite's storage to PostgreSQL's binary format for the
 //! column's type. No domain decoding, no checks, no digests, no
 //! checkpoints, no verification; one transaction; the refs trigger off and
-//! `ai_job_entity_refs` copied as stored.
+//! `ai_job_entity_refs` copied as stored; secondary indexes dropped first
+//! and built after the rows, as the copier does.
 
-use chrono::Datelike;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use libsqlite3_sys as ffi;
@@ -17,7 +17,7 @@ use std::path::Path;
 use std::ptr;
 
 use super::pg_write::{
-    copy_stream, execute, COPY_HEADER, COPY_TRAILER, PG_EPOCH_MICROS, REFS_TRIGGER,
+    copy_stream, execute, COPY_CHUNK, COPY_HEADER, COPY_TRAILER, PG_EPOCH_MICROS, REFS_TRIGGER,
 };
 use super::Table;
 use crate::backend::from_diesel;
@@ -153,6 +153,14 @@ struct Column {
     data_type: String,
 }
 
+#[derive(QueryableByName)]
+struct Index {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    definition: String,
+}
+
 /// The target's type of each of `table`'s copied columns, in order.
 fn column_types(conn: &mut PgConnection, table: Table) -> StorageResult<Vec<PgType>> {
     let found: Vec<Column> = diesel::sql_query(
@@ -186,32 +194,11 @@ fn column_types(conn: &mut PgConnection, table: Table) -> StorageResult<Vec<PgTy
         .collect()
 }
 
-/// Microseconds since 2000-01-01 of SQLite's fixed-width UTC text
-/// (`YYYY-MM-DD HH:MM:SS.ffffff+00:00`), parsed by hand; other shapes go
-/// through the store's own parser.
+/// Microseconds since 2000-01-01 of a timestamp as SQLite stores it.
 fn pg_micros(text: &[u8]) -> Result<i64, String> {
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        text.get(range)?.iter().try_fold(0i64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
-        })
-    };
-    let fixed = (text.len() == 32 && text.ends_with(b"+00:00"))
-        .then(|| {
-            let date = chrono::NaiveDate::from_ymd_opt(
-                i32::try_from(digits(0..4)?).ok()?,
-                u32::try_from(digits(5..7)?).ok()?,
-                u32::try_from(digits(8..10)?).ok()?,
-            )?;
-            let days = i64::from(Datelike::num_days_from_ce(&date)) - 730_120; // 2000-01-01
-            let seconds = digits(11..13)? * 3600 + digits(14..16)? * 60 + digits(17..19)?;
-            Some((days * 86_400 + seconds) * 1_000_000 + digits(20..26)?)
-        })
-        .flatten();
-    match fixed {
-        Some(micros) => Ok(micros),
-        None => crate::backend::fields::parse_sqlite_time(&String::from_utf8_lossy(text))
-            .map(|at| at.timestamp_micros() - PG_EPOCH_MICROS),
-    }
+    let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+    crate::backend::fields::parse_sqlite_time(text)
+        .map(|at| at.timestamp_micros() - PG_EPOCH_MICROS)
 }
 
 /// Appends one field in PostgreSQL's binary format.
@@ -242,9 +229,6 @@ fn put(out: &mut Vec<u8>, ty: PgType, value: Stored<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Bytes gathered before each write to the COPY stream.
-const CHUNK: usize = 1 << 16;
-
 /// Copies every table of the SQLite file at `sqlite_file` into the migrated,
 /// empty PostgreSQL database at `postgres_url`; the rows copied.
 pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
@@ -255,6 +239,13 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
             conn,
             &format!("ALTER TABLE ai_jobs DISABLE TRIGGER {REFS_TRIGGER}"),
         )?;
+        let indexes: Vec<Index> =
+            diesel::sql_query(super::secondary_indexes_sql(crate::Backend::Postgres))
+                .load(conn)
+                .map_err(|e| from_diesel(e, "secondary indexes"))?;
+        for index in &indexes {
+            execute(conn, &format!("DROP INDEX \"{}\"", index.name))?;
+        }
         for table in Table::ALL {
             let types = column_types(conn, table)?;
             let key = match table {
@@ -268,7 +259,7 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
             ))?);
             let failure = std::cell::RefCell::new(None);
             let copied = copy_stream(conn, table, |w| {
-                let mut out = Vec::with_capacity(2 * CHUNK);
+                let mut out = Vec::with_capacity(2 * COPY_CHUNK);
                 out.extend_from_slice(COPY_HEADER);
                 let fields = (types.len() as i16).to_be_bytes();
                 let mut stmt = stmt.borrow_mut();
@@ -278,7 +269,7 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
                         for (i, ty) in types.iter().enumerate() {
                             put(&mut out, *ty, stmt.column(i as c_int))?;
                         }
-                        if out.len() >= CHUNK {
+                        if out.len() >= COPY_CHUNK {
                             w.write_all(&out).map_err(|e| e.to_string())?;
                             out.clear();
                         }
@@ -295,6 +286,9 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
                 return Err(StorageError::Database(format!("{}: {e}", table.name())));
             }
             rows += copied as u64;
+        }
+        for index in &indexes {
+            execute(conn, &index.definition)?;
         }
         execute(
             conn,

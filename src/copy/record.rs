@@ -262,8 +262,9 @@ impl Record {
     /// JSON (object keys sorted, floats in shortest round-trip form), cut
     /// to 128 bits. The same on every backend for the same value.
     pub(crate) fn digest(&self) -> StorageResult<u128> {
-        let bytes = serde_json::to_vec(self)?;
-        let hash = Sha256::digest(&bytes);
+        let mut hasher = Sha256::new();
+        serde_json::to_writer(&mut hasher, self)?;
+        let hash = hasher.finalize();
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash[..16]);
         Ok(u128::from_be_bytes(first))
