@@ -312,6 +312,39 @@ fn copies_every_table_exactly(from: &str, to: &str) {
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
+/// More refs than one verification page holds (5,000), several per job: the
+/// refs table is read back page after page by its two-column key, and
+/// verification is split at the jobs' middle key.
+fn refs_across_verification_pages(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    for i in 0..2_600 {
+        a.store()
+            .create_ai_job(NewAiJob {
+                entity_refs: (0..3)
+                    .map(|k| EntityRef {
+                        entity_id: format!("e{}", (i * 3 + k) % 97),
+                        entity_kind: ["workspace", "document", "canvas"][k].into(),
+                    })
+                    .collect(),
+                ..NewAiJob::default()
+            })
+            .unwrap();
+    }
+    let options = CopyOptions {
+        batch_rows: 1_000,
+        ..CopyOptions::default()
+    };
+    let report = copy(&a, &b, &options).unwrap();
+    assert!(report.verify.identical);
+    let refs = report
+        .tables
+        .iter()
+        .find(|t| t.table == "ai_job_entity_refs")
+        .unwrap();
+    assert_eq!(refs.rows, 7_800);
+    assert_identical(a.url(), b.url());
+}
+
 fn verify_names_the_first_difference(from: &str, to: &str) {
     let (a, b) = copy_cases_for(from, to);
     seed(a.store(), 20, false);
@@ -856,6 +889,7 @@ macro_rules! copy_tests {
         mod $module {
             copy_tests!(@cases $from, $to;
                 copies_every_table_exactly,
+                refs_across_verification_pages,
                 verify_names_the_first_difference,
                 non_empty_target_is_refused,
                 source_at_another_version_is_refused,
