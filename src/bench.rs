@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use crate::backend::seeding::sql;
-pub use crate::backend::seeding::Baseline;
+pub use crate::backend::seeding::{Baseline, BulkMethod};
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
@@ -301,9 +301,9 @@ impl Fixture {
         let (nodes_b, edges_b) = graph(b.prefix, sizes.nodes, sizes.edges);
         // Fill both sides once, so the reads have data from the start.
         store.replace_blocks(ctx, &s.document_id, blocks.clone())?;
-        base.replace_blocks(&b.document_id, &blocks)?;
+        base.replace_blocks(BulkMethod::AsStore, &b.document_id, &blocks)?;
         store.update_canvas_graph(ctx, &s.canvas_id, nodes_s.clone(), edges_s.clone())?;
-        base.update_canvas_graph(&b.canvas_id, &nodes_b, &edges_b)?;
+        base.update_canvas_graph(BulkMethod::AsStore, &b.canvas_id, &nodes_b, &edges_b)?;
         let blocks_b = blocks.clone();
         let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
         let (canvas_s, canvas_b) = (s.canvas_id.clone(), b.canvas_id.clone());
@@ -315,7 +315,7 @@ impl Fixture {
                 format!("replace_blocks/{}", sizes.blocks),
                 1,
                 move || store.replace_blocks(ctx, &doc_s, blocks.clone()).map(drop),
-                move || base.replace_blocks(&doc_b, &blocks_b),
+                move || base.replace_blocks(BulkMethod::AsStore, &doc_b, &blocks_b),
             ),
             pair(
                 "bulk",
@@ -339,7 +339,9 @@ impl Fixture {
                         .update_canvas_graph(ctx, &canvas_s, nodes_s.clone(), edges_s.clone())
                         .map(drop)
                 },
-                move || base.update_canvas_graph(&canvas_b, &nodes_b, &edges_b),
+                move || {
+                    base.update_canvas_graph(BulkMethod::AsStore, &canvas_b, &nodes_b, &edges_b)
+                },
             ),
             pair(
                 "bulk",
@@ -358,6 +360,72 @@ impl Fixture {
                 },
             ),
         ])
+    }
+
+    /// The bulk writes by each [`BulkMethod`], to find where COPY starts to
+    /// win (`benches/bulk_write.rs`): per block count, `replace_blocks`
+    /// through the baseline by multi-row INSERT (`insert`), by binary COPY
+    /// (`copy`), and the store's own (`store`, on its twin database); the
+    /// same per (nodes, edges) for `update_canvas_graph`. Each size writes
+    /// a document or canvas of its own on each side.
+    pub fn bulk_methods(
+        &self,
+        blocks: &[usize],
+        graphs: &[(usize, usize)],
+    ) -> StorageResult<Vec<Methods<'_>>> {
+        let store = self.store();
+        let base = &*self.baseline;
+        let ctx = &self.ctx;
+        let mut out = Vec::new();
+        for &n in blocks {
+            let (s, b) = (self.store_side()?, self.baseline_side()?);
+            let rows: Vec<NewBlock> = (0..n as i64).map(|i| ordinary_block("", i)).collect();
+            let by = |method: BulkMethod| -> Work<'_> {
+                let (doc, rows) = (b.document_id.clone(), rows.clone());
+                Box::new(move || base.replace_blocks(method, &doc, &rows))
+            };
+            let (insert, copy) = (by(BulkMethod::Insert), by(BulkMethod::Copy));
+            let doc = s.document_id;
+            out.push(Methods {
+                name: format!("replace_blocks/{n}"),
+                variants: vec![
+                    ("insert", insert),
+                    ("copy", copy),
+                    (
+                        "store",
+                        Box::new(move || store.replace_blocks(ctx, &doc, rows.clone()).map(drop)),
+                    ),
+                ],
+            });
+        }
+        for &(n, e) in graphs {
+            let (s, b) = (self.store_side()?, self.baseline_side()?);
+            // Node and edge ids are unique across canvases.
+            let (nodes_s, edges_s) = graph(&format!("{}-{n}", s.prefix), n, e);
+            let (nodes_b, edges_b) = graph(&format!("{}-{n}", b.prefix), n, e);
+            let by = |method: BulkMethod| -> Work<'_> {
+                let (canvas, nodes, edges) = (b.canvas_id.clone(), nodes_b.clone(), edges_b.clone());
+                Box::new(move || base.update_canvas_graph(method, &canvas, &nodes, &edges))
+            };
+            let (insert, copy) = (by(BulkMethod::Insert), by(BulkMethod::Copy));
+            let canvas = s.canvas_id;
+            out.push(Methods {
+                name: format!("update_canvas_graph/{n}+{e}"),
+                variants: vec![
+                    ("insert", insert),
+                    ("copy", copy),
+                    (
+                        "store",
+                        Box::new(move || {
+                            store
+                                .update_canvas_graph(ctx, &canvas, nodes_s.clone(), edges_s.clone())
+                                .map(drop)
+                        }),
+                    ),
+                ],
+            });
+        }
+        Ok(out)
     }
 
     /// Job queries over `jobs` seeded jobs (set-based SQL, not API calls):
@@ -495,6 +563,12 @@ impl Fixture {
         }
         Ok(workloads)
     }
+}
+
+/// Ways of doing the same work, measured side by side.
+pub struct Methods<'a> {
+    pub name: String,
+    pub variants: Vec<(&'static str, Work<'a>)>,
 }
 
 fn pair<'a>(

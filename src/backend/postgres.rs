@@ -27,6 +27,12 @@ pub(crate) const BACKEND: Backend = Backend::Postgres;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_postgres");
 /// The wire protocol's limit on bind parameters per statement.
 pub(crate) const MAX_BIND_PARAMS: usize = 65_535;
+/// From how many rows a bulk write (`replace_blocks`, `update_canvas_graph`,
+/// per table) is sent as one binary `COPY FROM STDIN` (the copier's writer,
+/// `copy::WriteRecords`) instead of multi-row INSERTs: where COPY starts to
+/// win, measured by `benches/bulk_write.rs` (README, "Bulk writes: COPY or
+/// INSERT").
+pub(crate) const COPY_FROM_ROWS: Option<usize> = Some(1_000);
 // The live schema of the current schema (search_path), for
 // `schema_fingerprint` (Diesel's bookkeeping table left out). A column's
 // collation is part of its type when it is not the type's default; names
