@@ -2,10 +2,11 @@
 //! write on PostgreSQL, to find the size from which COPY wins (the
 //! backend's `COPY_FROM_ROWS`): `replace_blocks` of 10 to 10,000 blocks and
 //! `update_canvas_graph` of 5+10 to 5,000+10,000 nodes and edges, each
-//! through the raw-SQL baseline by one method and by the other (in one
-//! transaction with the stamp and the delete, as the store writes), and the
-//! store itself beside them. Timed in interleaved rounds; the ratio is to
-//! the INSERT's median (below 1: faster than INSERT).
+//! through the raw-SQL baseline by one method and by the other, in one
+//! transaction with the stamp and the delete, as the store writes. Timed
+//! in interleaved rounds; the ratio is COPY's median over INSERT's (below
+//! 1: COPY is faster). The store's own figures beside its baseline are the
+//! `bulk` group of `benches/storage.rs`.
 //!
 //! `cargo bench --features postgres --bench bulk_write`
 

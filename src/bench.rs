@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use crate::backend::seeding::sql;
-pub use crate::backend::seeding::{Baseline, BulkMethod};
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
+pub use crate::backend::seeding::{Baseline, BulkMethod};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
 use crate::error::{StorageError, StorageResult};
@@ -362,67 +362,46 @@ impl Fixture {
         ])
     }
 
-    /// The bulk writes by each [`BulkMethod`], to find where COPY starts to
-    /// win (`benches/bulk_write.rs`): per block count, `replace_blocks`
-    /// through the baseline by multi-row INSERT (`insert`), by binary COPY
-    /// (`copy`), and the store's own (`store`, on its twin database); the
-    /// same per (nodes, edges) for `update_canvas_graph`. Each size writes
-    /// a document or canvas of its own on each side.
+    /// The baseline's bulk writes by multi-row INSERT and by binary COPY,
+    /// to find where COPY starts to win (`benches/bulk_write.rs`):
+    /// `replace_blocks` of each block count, then `update_canvas_graph` of
+    /// each (nodes, edges), each size into a document or canvas of its own
+    /// on the baseline's database (both methods write the same one, so
+    /// both see the same tables).
     pub fn bulk_methods(
         &self,
         blocks: &[usize],
         graphs: &[(usize, usize)],
     ) -> StorageResult<Vec<Methods<'_>>> {
-        let store = self.store();
         let base = &*self.baseline;
-        let ctx = &self.ctx;
+        let methods = [("insert", BulkMethod::Insert), ("copy", BulkMethod::Copy)];
         let mut out = Vec::new();
         for &n in blocks {
-            let (s, b) = (self.store_side()?, self.baseline_side()?);
+            let doc = self.baseline_side()?.document_id;
             let rows: Vec<NewBlock> = (0..n as i64).map(|i| ordinary_block("", i)).collect();
-            let by = |method: BulkMethod| -> Work<'_> {
-                let (doc, rows) = (b.document_id.clone(), rows.clone());
-                Box::new(move || base.replace_blocks(method, &doc, &rows))
-            };
-            let (insert, copy) = (by(BulkMethod::Insert), by(BulkMethod::Copy));
-            let doc = s.document_id;
+            let variants = methods.map(|(label, method)| {
+                let (doc, rows) = (doc.clone(), rows.clone());
+                let work: Work<'_> = Box::new(move || base.replace_blocks(method, &doc, &rows));
+                (label, work)
+            });
             out.push(Methods {
                 name: format!("replace_blocks/{n}"),
-                variants: vec![
-                    ("insert", insert),
-                    ("copy", copy),
-                    (
-                        "store",
-                        Box::new(move || store.replace_blocks(ctx, &doc, rows.clone()).map(drop)),
-                    ),
-                ],
+                variants: variants.into(),
             });
         }
         for &(n, e) in graphs {
-            let (s, b) = (self.store_side()?, self.baseline_side()?);
+            let b = self.baseline_side()?;
             // Node and edge ids are unique across canvases.
-            let (nodes_s, edges_s) = graph(&format!("{}-{n}", s.prefix), n, e);
-            let (nodes_b, edges_b) = graph(&format!("{}-{n}", b.prefix), n, e);
-            let by = |method: BulkMethod| -> Work<'_> {
-                let (canvas, nodes, edges) = (b.canvas_id.clone(), nodes_b.clone(), edges_b.clone());
-                Box::new(move || base.update_canvas_graph(method, &canvas, &nodes, &edges))
-            };
-            let (insert, copy) = (by(BulkMethod::Insert), by(BulkMethod::Copy));
-            let canvas = s.canvas_id;
+            let (nodes, edges) = graph(&format!("{}-{n}", b.prefix), n, e);
+            let variants = methods.map(|(label, method)| {
+                let (canvas, nodes, edges) = (b.canvas_id.clone(), nodes.clone(), edges.clone());
+                let work: Work<'_> =
+                    Box::new(move || base.update_canvas_graph(method, &canvas, &nodes, &edges));
+                (label, work)
+            });
             out.push(Methods {
                 name: format!("update_canvas_graph/{n}+{e}"),
-                variants: vec![
-                    ("insert", insert),
-                    ("copy", copy),
-                    (
-                        "store",
-                        Box::new(move || {
-                            store
-                                .update_canvas_graph(ctx, &canvas, nodes_s.clone(), edges_s.clone())
-                                .map(drop)
-                        }),
-                    ),
-                ],
+                variants: variants.into(),
             });
         }
         Ok(out)

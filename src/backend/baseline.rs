@@ -23,7 +23,9 @@ use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use uuid::Uuid;
 
 use super::schema::ai_jobs;
-use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, COPY_FROM_ROWS, MAX_BIND_PARAMS};
+use super::{
+    read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, COPY_FROM_ROWS, MAX_BIND_PARAMS,
+};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::from_diesel;
 use crate::backend::seeding::sql;

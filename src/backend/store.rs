@@ -44,8 +44,8 @@ use super::schema::{
 };
 use super::{
     migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND,
-    COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL, SCHEMA_INDEXES_SQL,
-    SCHEMA_TRIGGERS_SQL,
+    COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL,
+    SCHEMA_INDEXES_SQL, SCHEMA_TRIGGERS_SQL,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 #[cfg(feature = "testing")]
@@ -541,7 +541,9 @@ macro_rules! bulk_row {
             const COLUMNS: usize = $row::COLUMNS;
 
             fn insert(conn: &mut Conn, rows: &[Self]) -> QueryResult<usize> {
-                diesel::insert_into($table::table).values(rows).execute(conn)
+                diesel::insert_into($table::table)
+                    .values(rows)
+                    .execute(conn)
             }
 
             fn into_domain(self) -> StorageResult<$domain> {
