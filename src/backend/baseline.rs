@@ -279,10 +279,7 @@ fn insert_rows<T>(
 /// The block a write of `block` into `document_id` at `at` stores.
 fn new_block(document_id: &str, block: &NewBlock, at: DateTime<Utc>) -> Block {
     Block {
-        id: block
-            .id
-            .clone()
-            .unwrap_or_else(|| crate::ids::new_uuid().to_string()),
+        id: new_id(&block.id),
         document_id: document_id.to_string(),
         kind: block.kind.clone(),
         sequence: block.sequence,
