@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use crate::backend::seeding::sql;
-pub use crate::backend::seeding::Baseline;
 use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
+pub use crate::backend::seeding::{Baseline, BulkMethod};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
@@ -303,9 +303,9 @@ impl Fixture {
         let (nodes_b, edges_b) = graph(b.prefix, sizes.nodes, sizes.edges);
         // Fill both sides once, so the reads have data from the start.
         store.replace_blocks(ctx, &s.document_id, blocks.clone())?;
-        base.replace_blocks(&b.document_id, &blocks)?;
+        base.replace_blocks(BulkMethod::AsStore, &b.document_id, &blocks)?;
         store.update_canvas_graph(ctx, &s.canvas_id, nodes_s.clone(), edges_s.clone())?;
-        base.update_canvas_graph(&b.canvas_id, &nodes_b, &edges_b)?;
+        base.update_canvas_graph(BulkMethod::AsStore, &b.canvas_id, &nodes_b, &edges_b)?;
         let blocks_b = blocks.clone();
         let (doc_s, doc_b) = (s.document_id.clone(), b.document_id.clone());
         let (canvas_s, canvas_b) = (s.canvas_id.clone(), b.canvas_id.clone());
@@ -317,7 +317,7 @@ impl Fixture {
                 format!("replace_blocks/{}", sizes.blocks),
                 1,
                 move || store.replace_blocks(ctx, &doc_s, blocks.clone()).map(drop),
-                move || base.replace_blocks(&doc_b, &blocks_b),
+                move || base.replace_blocks(BulkMethod::AsStore, &doc_b, &blocks_b),
             ),
             pair(
                 "bulk",
@@ -341,7 +341,9 @@ impl Fixture {
                         .update_canvas_graph(ctx, &canvas_s, nodes_s.clone(), edges_s.clone())
                         .map(drop)
                 },
-                move || base.update_canvas_graph(&canvas_b, &nodes_b, &edges_b),
+                move || {
+                    base.update_canvas_graph(BulkMethod::AsStore, &canvas_b, &nodes_b, &edges_b)
+                },
             ),
             pair(
                 "bulk",
@@ -360,6 +362,51 @@ impl Fixture {
                 },
             ),
         ])
+    }
+
+    /// The baseline's bulk writes by multi-row INSERT and by binary COPY,
+    /// to find where COPY starts to win (`benches/bulk_write.rs`):
+    /// `replace_blocks` of each block count, then `update_canvas_graph` of
+    /// each (nodes, edges), each size into a document or canvas of its own
+    /// on the baseline's database (both methods write the same one, so
+    /// both see the same tables).
+    pub fn bulk_methods(
+        &self,
+        blocks: &[usize],
+        graphs: &[(usize, usize)],
+    ) -> StorageResult<Vec<Methods<'_>>> {
+        let base = &*self.baseline;
+        let methods = [("insert", BulkMethod::Insert), ("copy", BulkMethod::Copy)];
+        let mut out = Vec::new();
+        for &n in blocks {
+            let doc = self.baseline_side()?.document_id;
+            let rows: Vec<NewBlock> = (0..n as i64).map(|i| ordinary_block("", i)).collect();
+            let variants = methods.map(|(label, method)| {
+                let (doc, rows) = (doc.clone(), rows.clone());
+                let work: Work<'_> = Box::new(move || base.replace_blocks(method, &doc, &rows));
+                (label, work)
+            });
+            out.push(Methods {
+                name: format!("replace_blocks/{n}"),
+                variants: variants.into(),
+            });
+        }
+        for &(n, e) in graphs {
+            let b = self.baseline_side()?;
+            // Node and edge ids are unique across canvases.
+            let (nodes, edges) = graph(&format!("{}-{n}", b.prefix), n, e);
+            let variants = methods.map(|(label, method)| {
+                let (canvas, nodes, edges) = (b.canvas_id.clone(), nodes.clone(), edges.clone());
+                let work: Work<'_> =
+                    Box::new(move || base.update_canvas_graph(method, &canvas, &nodes, &edges));
+                (label, work)
+            });
+            out.push(Methods {
+                name: format!("update_canvas_graph/{n}+{e}"),
+                variants: variants.into(),
+            });
+        }
+        Ok(out)
     }
 
     /// Job queries over `jobs` seeded jobs (set-based SQL, not API calls):
@@ -497,6 +544,12 @@ impl Fixture {
         }
         Ok(workloads)
     }
+}
+
+/// Ways of doing the same work, measured side by side.
+pub struct Methods<'a> {
+    pub name: String,
+    pub variants: Vec<(&'static str, Work<'a>)>,
 }
 
 fn pair<'a>(

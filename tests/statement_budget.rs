@@ -6,6 +6,11 @@
 //! statement is a round trip. AI jobs carry their entity refs in a column
 //! (a trigger copies them into the indexed `ai_job_entity_refs` table), so
 //! creating, reading, listing and updating a job touches one row.
+//!
+//! Bulk writes send their rows in a number of statements that grows only
+//! with the bind-parameter limit: on PostgreSQL one binary COPY per table
+//! (from 100 rows on, `COPY_FROM_ROWS`), on SQLite multi-row INSERTs of up
+//! to 32,766 binds.
 
 use std::cell::RefCell;
 
@@ -236,6 +241,80 @@ fn check_budgets(target: TestTarget) {
         1,
         "get_ai_job of a missing job"
     );
+}
+
+/// The statements of `replace_blocks` of 10,000 blocks and
+/// `update_canvas_graph` of 5,000 nodes and 10,000 edges that write rows,
+/// by their first word.
+fn check_bulk(target: TestTarget) {
+    install_counter();
+    #[cfg(feature = "tracing")]
+    let _subscriber = statement_events::install();
+    let harness = target.harness().expect("a fresh database");
+    let store = harness.reopen().expect("open the store");
+    let store = &*store;
+    let ctx = WriteContext::human(Some("budget".into()));
+    let ws = store
+        .create_workspace(&ctx, NewWorkspace { name: "ws".into() })
+        .unwrap();
+    let doc = store
+        .create_document(
+            &ctx,
+            NewDocument {
+                workspace_id: ws.id.clone(),
+                title: "doc".into(),
+            },
+        )
+        .unwrap();
+    let canvas = store
+        .create_canvas(
+            &ctx,
+            NewCanvas {
+                workspace_id: ws.id.clone(),
+                title: "canvas".into(),
+            },
+        )
+        .unwrap();
+    let row_writes = |statements: Vec<String>| -> Vec<String> {
+        statements
+            .iter()
+            .filter_map(|s| s.split_whitespace().next())
+            .filter(|word| ["INSERT", "COPY"].contains(word))
+            .map(str::to_string)
+            .collect()
+    };
+    let blocks = (0..10_000)
+        .map(|i| fixtures::ordinary_block(&doc.id, i))
+        .collect();
+    let (_, statements) = statements_of(|| store.replace_blocks(&ctx, &doc.id, blocks));
+    let (nodes, edges) = fixtures::graph("budget", 5_000, 10_000);
+    let (_, graph_statements) =
+        statements_of(|| store.update_canvas_graph(&ctx, &canvas.id, nodes, edges));
+    let (blocks_expected, graph_expected) = match store.backend() {
+        // One COPY per table.
+        Backend::Postgres => (vec!["COPY"], vec!["COPY", "COPY"]),
+        // 16 binds per block, 13 per node, 12 per edge: 2,047, 2,520 and
+        // 2,730 rows per INSERT.
+        _ => (vec!["INSERT"; 5], vec!["INSERT"; 2 + 4]),
+    };
+    assert_eq!(row_writes(statements), blocks_expected, "replace_blocks");
+    assert_eq!(
+        row_writes(graph_statements),
+        graph_expected,
+        "update_canvas_graph"
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_bulk_writes_send_rows_in_few_statements() {
+    check_bulk(TestTarget::standard("sqlite"));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_bulk_writes_send_rows_by_copy() {
+    check_bulk(TestTarget::standard("postgres"));
 }
 
 #[cfg(feature = "sqlite")]

@@ -6,9 +6,11 @@
 //!
 //! What makes it a fair floor: a pool of the same size with no checkout
 //! query, prepared statements cached by the driver connection (by SQL
-//! text), one transaction per multi-statement call, and multi-row INSERTs
-//! sized to the bind-parameter limit. Rows are decoded into plain tuples:
-//! the baseline skips the store's conversion into domain types.
+//! text), one transaction per multi-statement call, and bulk rows sent the
+//! store's way: multi-row INSERTs sized to the bind-parameter limit, or one
+//! binary COPY (the copier's encoder) from the same number of rows on
+//! (`store::copies`). Rows are decoded into plain tuples: the baseline
+//! skips the store's conversion into domain types.
 
 use std::marker::PhantomData;
 
@@ -21,11 +23,14 @@ use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use uuid::Uuid;
 
 use super::schema::ai_jobs;
-use super::{read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, MAX_BIND_PARAMS};
+use super::{
+    read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, COPY_FROM_ROWS, MAX_BIND_PARAMS,
+};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::from_diesel;
-use crate::backend::seeding::sql::{self, BLOCK_COLUMNS, BLOCK_COLUMN_COUNT};
-use crate::backend::seeding::Baseline;
+use crate::backend::seeding::sql;
+use crate::backend::seeding::{Baseline, BulkMethod};
+use crate::copy::{Record, Table, WriteRecords};
 use crate::error::{StorageError, StorageResult};
 use crate::types::*;
 
@@ -200,69 +205,179 @@ fn now() -> DateTime<Utc> {
     crate::validate::now()
 }
 
-/// The values of [`sql::STAMP_COLUMNS`] for a write by the benchmark's human.
-fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
+/// A write by the benchmark's human, with a fresh edit event.
+fn provenance() -> Provenance {
+    Provenance {
+        actor_kind: WriteActorKind::Human,
+        actor_id: Some("bench".into()),
+        job_id: None,
+        workflow_id: None,
+        edit_event_id: crate::ids::new_uuid(),
+    }
+}
+
+/// The values of [`sql::STAMP_COLUMNS`].
+fn provenance_args(updated_at: DateTime<Utc>, p: Provenance) -> [Arg; 6] {
     [
-        Arg::Time(DbTime(at)),
-        Arg::Text(WriteActorKind::Human.as_str().to_string()),
-        Arg::OptText(Some("bench".into())),
-        Arg::OptUuid(None),
-        Arg::OptUuid(None),
-        Arg::Uuid(DbUuid(crate::ids::new_uuid())),
+        Arg::Time(DbTime(updated_at)),
+        Arg::Text(p.actor_kind.as_str().to_string()),
+        Arg::OptText(p.actor_id),
+        Arg::OptUuid(p.job_id.map(DbUuid)),
+        Arg::OptUuid(p.workflow_id.map(DbUuid)),
+        Arg::Uuid(DbUuid(p.edit_event_id)),
     ]
 }
 
-/// Multi-row INSERTs of `rows` (each `columns` arguments long), as few
-/// statements as the bind-parameter limit allows.
-fn insert_rows(
+/// The values of [`sql::STAMP_COLUMNS`] for a write by the benchmark's human.
+fn stamp_args(at: DateTime<Utc>) -> [Arg; 6] {
+    provenance_args(at, provenance())
+}
+
+/// Inserts `rows` into `table` inside the caller's transaction, by
+/// `method`: one binary COPY (the copier's writer, as the store) or
+/// multi-row INSERTs, as few as the bind-parameter limit allows. `args`
+/// and `record` give a row's INSERT values and its copier record.
+fn insert_rows<T>(
     conn: &mut Conn,
-    table: &str,
-    column_list: &str,
-    columns: usize,
-    rows: Vec<Vec<Arg>>,
+    method: BulkMethod,
+    table: Table,
+    rows: Vec<T>,
+    args: fn(T) -> Vec<Arg>,
+    record: fn(T) -> Record,
 ) -> StorageResult<()> {
-    let per_statement = (MAX_BIND_PARAMS / columns).max(1);
+    let copy = match method {
+        BulkMethod::Insert => false,
+        BulkMethod::Copy => true,
+        BulkMethod::AsStore => super::store::copies(rows.len()),
+    };
+    if copy {
+        if COPY_FROM_ROWS.is_none() {
+            return Err(StorageError::validation(format!("{BACKEND} has no COPY")));
+        }
+        let records: Vec<Record> = rows.into_iter().map(record).collect();
+        return conn.write_records(table, &records);
+    }
+    let columns = table.columns();
+    let column_list = columns.join(", ");
+    let per_statement = (MAX_BIND_PARAMS / columns.len()).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
-        let sql = sql::insert(table, column_list, columns, chunk.len());
-        raw::<()>(&sql, chunk.into_iter().flatten().collect())
+        let chunk: Vec<Arg> = rows.by_ref().take(per_statement).flat_map(args).collect();
+        let sql = sql::insert(
+            table.name(),
+            &column_list,
+            columns.len(),
+            chunk.len() / columns.len(),
+        );
+        raw::<()>(&sql, chunk)
             .execute(conn)
-            .map_err(|e| from_diesel(e, table))?;
+            .map_err(|e| from_diesel(e, table.name()))?;
     }
     Ok(())
 }
 
-fn block_args(document_id: &str, block: &NewBlock, at: DateTime<Utc>) -> Vec<Arg> {
+/// The block a write of `block` into `document_id` at `at` stores.
+fn new_block(document_id: &str, block: &NewBlock, at: DateTime<Utc>) -> Block {
+    Block {
+        id: new_id(&block.id),
+        document_id: document_id.to_string(),
+        kind: block.kind.clone(),
+        sequence: block.sequence,
+        raw_content: block.raw_content.clone(),
+        display_content: block
+            .display_content
+            .clone()
+            .unwrap_or_else(|| block.raw_content.clone()),
+        derived_content: block
+            .derived_content
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({})),
+        created_at: at,
+        updated_at: at,
+        sensitivity: block.sensitivity.clone(),
+        exportable: Some(block.exportable.unwrap_or(true)),
+        provenance: provenance(),
+    }
+}
+
+/// A block's values in [`Table::columns`] order.
+fn block_args(b: Block) -> Vec<Arg> {
     let mut args = vec![
-        Arg::Text(
-            block
-                .id
-                .clone()
-                .unwrap_or_else(|| crate::ids::new_uuid().to_string()),
-        ),
-        Arg::Text(document_id.to_string()),
-        Arg::Text(block.kind.clone()),
-        Arg::Int(block.sequence),
-        Arg::Text(block.raw_content.clone()),
-        Arg::Text(
-            block
-                .display_content
-                .clone()
-                .unwrap_or_else(|| block.raw_content.clone()),
-        ),
-        Arg::Json(DbJson(
-            block
-                .derived_content
-                .clone()
-                .unwrap_or_else(|| serde_json::json!({})),
-        )),
-        Arg::OptText(block.sensitivity.clone()),
-        Arg::OptBool(Some(block.exportable.unwrap_or(true))),
-        Arg::Time(DbTime(at)),
+        Arg::Text(b.id),
+        Arg::Text(b.document_id),
+        Arg::Text(b.kind),
+        Arg::Int(b.sequence),
+        Arg::Text(b.raw_content),
+        Arg::Text(b.display_content),
+        Arg::Json(DbJson(b.derived_content)),
+        Arg::OptText(b.sensitivity),
+        Arg::OptBool(b.exportable),
+        Arg::Time(DbTime(b.created_at)),
     ];
-    args.extend(stamp_args(at));
+    args.extend(provenance_args(b.updated_at, b.provenance));
     args
+}
+
+fn new_node(canvas_id: &str, n: &NewCanvasNode, at: DateTime<Utc>) -> CanvasNode {
+    CanvasNode {
+        id: new_id(&n.id),
+        canvas_id: canvas_id.into(),
+        kind: n.kind.clone(),
+        position_x: n.position_x,
+        position_y: n.position_y,
+        data: n.data.clone().unwrap_or_else(|| serde_json::json!({})),
+        created_at: at,
+        updated_at: at,
+        provenance: provenance(),
+    }
+}
+
+/// A node's values in [`Table::columns`] order.
+fn node_args(n: CanvasNode) -> Vec<Arg> {
+    let mut args = vec![
+        Arg::Text(n.id),
+        Arg::Text(n.canvas_id),
+        Arg::Text(n.kind),
+        Arg::Float(n.position_x),
+        Arg::Float(n.position_y),
+        Arg::Json(DbJson(n.data)),
+        Arg::Time(DbTime(n.created_at)),
+    ];
+    args.extend(provenance_args(n.updated_at, n.provenance));
+    args
+}
+
+fn new_edge(canvas_id: &str, e: &NewCanvasEdge, at: DateTime<Utc>) -> CanvasEdge {
+    CanvasEdge {
+        id: new_id(&e.id),
+        canvas_id: canvas_id.into(),
+        from_node_id: e.from_node_id.clone(),
+        to_node_id: e.to_node_id.clone(),
+        kind: e.kind.clone(),
+        created_at: at,
+        updated_at: at,
+        provenance: provenance(),
+    }
+}
+
+/// An edge's values in [`Table::columns`] order.
+fn edge_args(e: CanvasEdge) -> Vec<Arg> {
+    let mut args = vec![
+        Arg::Text(e.id),
+        Arg::Text(e.canvas_id),
+        Arg::Text(e.from_node_id),
+        Arg::Text(e.to_node_id),
+        Arg::Text(e.kind),
+        Arg::Time(DbTime(e.created_at)),
+    ];
+    args.extend(provenance_args(e.updated_at, e.provenance));
+    args
+}
+
+/// The id given, or a new one.
+fn new_id(id: &Option<String>) -> String {
+    id.clone()
+        .unwrap_or_else(|| crate::ids::new_uuid().to_string())
 }
 
 fn json_of<T: serde::Serialize>(value: &T) -> StorageResult<DbJson> {
@@ -290,7 +405,7 @@ impl Baseline for RawSql {
     fn create_block(&self, block: &NewBlock) -> StorageResult<()> {
         raw::<()>(
             &sql::create_block(),
-            block_args(&block.document_id, block, now()),
+            block_args(new_block(&block.document_id, block, now())),
         )
         .execute(&mut *self.conn()?)
         .map(drop)
@@ -397,11 +512,16 @@ impl Baseline for RawSql {
         Ok(())
     }
 
-    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()> {
+    fn replace_blocks(
+        &self,
+        method: BulkMethod,
+        document_id: &str,
+        blocks: &[NewBlock],
+    ) -> StorageResult<()> {
         let at = now();
         let rows = blocks
             .iter()
-            .map(|b| block_args(document_id, b, at))
+            .map(|b| new_block(document_id, b, at))
             .collect();
         let stamp_sql = sql::stamp("documents");
         let mut stamp = Vec::from(stamp_args(at));
@@ -413,7 +533,7 @@ impl Baseline for RawSql {
             raw::<()>(sql::delete_blocks(), vec![Arg::Text(document_id.into())])
                 .execute(conn)
                 .map_err(|e| from_diesel(e, "blocks"))?;
-            insert_rows(conn, "blocks", BLOCK_COLUMNS, BLOCK_COLUMN_COUNT, rows)
+            insert_rows(conn, method, Table::Blocks, rows, block_args, Record::Block)
         })
     }
 
@@ -426,48 +546,14 @@ impl Baseline for RawSql {
 
     fn update_canvas_graph(
         &self,
+        method: BulkMethod,
         canvas_id: &str,
         nodes: &[NewCanvasNode],
         edges: &[NewCanvasEdge],
     ) -> StorageResult<()> {
         let at = now();
-        let new_id = |id: &Option<String>| {
-            id.clone()
-                .unwrap_or_else(|| crate::ids::new_uuid().to_string())
-        };
-        let node_rows = nodes
-            .iter()
-            .map(|n| {
-                let mut args = vec![
-                    Arg::Text(new_id(&n.id)),
-                    Arg::Text(canvas_id.into()),
-                    Arg::Text(n.kind.clone()),
-                    Arg::Float(n.position_x),
-                    Arg::Float(n.position_y),
-                    Arg::Json(DbJson(
-                        n.data.clone().unwrap_or_else(|| serde_json::json!({})),
-                    )),
-                    Arg::Time(DbTime(at)),
-                ];
-                args.extend(stamp_args(at));
-                args
-            })
-            .collect();
-        let edge_rows = edges
-            .iter()
-            .map(|e| {
-                let mut args = vec![
-                    Arg::Text(new_id(&e.id)),
-                    Arg::Text(canvas_id.into()),
-                    Arg::Text(e.from_node_id.clone()),
-                    Arg::Text(e.to_node_id.clone()),
-                    Arg::Text(e.kind.clone()),
-                    Arg::Time(DbTime(at)),
-                ];
-                args.extend(stamp_args(at));
-                args
-            })
-            .collect();
+        let node_rows = nodes.iter().map(|n| new_node(canvas_id, n, at)).collect();
+        let edge_rows = edges.iter().map(|e| new_edge(canvas_id, e, at)).collect();
         let stamp_sql = sql::stamp("canvases");
         let mut stamp = Vec::from(stamp_args(at));
         stamp.push(Arg::Text(canvas_id.into()));
@@ -483,8 +569,22 @@ impl Baseline for RawSql {
                 .execute(conn)
                 .map_err(|e| from_diesel(e, table))?;
             }
-            insert_rows(conn, "canvas_nodes", NODE_COLUMNS, 13, node_rows)?;
-            insert_rows(conn, "canvas_edges", EDGE_COLUMNS, 12, edge_rows)
+            insert_rows(
+                conn,
+                method,
+                Table::CanvasNodes,
+                node_rows,
+                node_args,
+                Record::Node,
+            )?;
+            insert_rows(
+                conn,
+                method,
+                Table::CanvasEdges,
+                edge_rows,
+                edge_args,
+                Record::Edge,
+            )
         })
     }
 

@@ -27,6 +27,15 @@ pub(crate) const BACKEND: Backend = Backend::Postgres;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_postgres");
 /// The wire protocol's limit on bind parameters per statement.
 pub(crate) const MAX_BIND_PARAMS: usize = 65_535;
+/// From how many rows a bulk write (`replace_blocks`, `update_canvas_graph`,
+/// per table) is sent as one binary `COPY FROM STDIN` (the copier's writer,
+/// `copy::WriteRecords`) instead of multi-row INSERTs. Measured by
+/// `benches/bulk_write.rs` (README, "Bulk writes: COPY or INSERT"): from
+/// 100 rows on COPY was never slower (from 1,000 blocks on it took 0.6 to
+/// 0.87 of INSERT's time; nodes and edges, whose cost is mostly foreign-key
+/// checks, gained a few percent); at 10 rows it lost by up to 13%, and in
+/// between the commit dominates.
+pub(crate) const COPY_FROM_ROWS: Option<usize> = Some(100);
 // The live schema of the current schema (search_path), for
 // `schema_fingerprint` (Diesel's bookkeeping table left out). A column's
 // collation is part of its type when it is not the type's default; names

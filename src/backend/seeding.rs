@@ -24,10 +24,16 @@ pub trait Baseline: Send + Sync {
     /// Sets status, reason and `updated_at` (no error: the stored one
     /// stays); reads the row back.
     fn update_ai_job_status(&self, id: Uuid, state: JobState, reason: &str) -> StorageResult<()>;
-    fn replace_blocks(&self, document_id: &str, blocks: &[NewBlock]) -> StorageResult<()>;
+    fn replace_blocks(
+        &self,
+        method: BulkMethod,
+        document_id: &str,
+        blocks: &[NewBlock],
+    ) -> StorageResult<()>;
     fn get_blocks(&self, document_id: &str) -> StorageResult<usize>;
     fn update_canvas_graph(
         &self,
+        method: BulkMethod,
         canvas_id: &str,
         nodes: &[NewCanvasNode],
         edges: &[NewCanvasEdge],
@@ -41,6 +47,19 @@ pub trait Baseline: Send + Sync {
     fn create_ai_job_with_id(&self, id: Uuid, job: &NewAiJob) -> StorageResult<()>;
     /// Bytes of the `ai_jobs` primary-key index on disk.
     fn ai_jobs_pkey_bytes(&self) -> StorageResult<u64>;
+}
+
+/// How the baseline's bulk writes send their rows, per table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkMethod {
+    /// Multi-row INSERTs, as few as the bind-parameter limit allows.
+    Insert,
+    /// One binary `COPY FROM STDIN` (PostgreSQL; a `Validation` error on
+    /// a backend without COPY).
+    Copy,
+    /// As the store sends them: COPY from the backend's crossover on
+    /// (`COPY_FROM_ROWS`), INSERTs below it and where there is no COPY.
+    AsStore,
 }
 
 pub(crate) const STALLED_RUNS: usize = 50;

@@ -29,6 +29,10 @@ pub(crate) const BACKEND: Backend = Backend::Sqlite;
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_sqlite");
 /// SQLITE_MAX_VARIABLE_NUMBER of the bundled SQLite.
 pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
+/// From how many rows a bulk write goes through the backend's bulk writer
+/// instead of multi-row INSERTs: never, SQLite has no COPY (see
+/// `postgres.rs`).
+pub(crate) const COPY_FROM_ROWS: Option<usize> = None;
 // The live schema, for `schema_fingerprint` (Diesel's bookkeeping table
 // and SQLite's own left out).
 pub(crate) const SCHEMA_COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \

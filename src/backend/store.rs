@@ -4,7 +4,8 @@
 //! include this file as their child module `store` (`#[path = "store.rs"]`),
 //! after defining, in the parent, the few things that differ: `schema` (the
 //! committed `diesel print-schema` module), `Conn` and `DbBackend`, the
-//! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `read_tx` and
+//! embedded `MIGRATIONS`, `BACKEND`, `MAX_BIND_PARAMS`, `COPY_FROM_ROWS`
+//! (from how many rows a bulk write is one binary COPY), `read_tx` and
 //! `write_tx` (SQLite takes the write lock up front with `BEGIN IMMEDIATE`;
 //! PostgreSQL reads in one REPEATABLE READ snapshot), `migration_lock` (a
 //! `BEGIN IMMEDIATE` on SQLite, an advisory lock on PostgreSQL), `COLUMNS_SQL` (the
@@ -14,7 +15,8 @@
 //! `backend::fields`.
 //!
 //! What it may touch: its parent's pieces above, the schema module,
-//! `backend::fields`, the validation and guard rules, and the domain types.
+//! `backend::fields`, the validation and guard rules, the domain types, and
+//! the copier's row writers (`copy::WriteRecords`, for bulk writes by COPY).
 //! Nothing above the backend layer (conformance, bench, the CLI).
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
@@ -42,13 +44,14 @@ use super::schema::{
 };
 use super::{
     migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND,
-    MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL, SCHEMA_INDEXES_SQL,
-    SCHEMA_TRIGGERS_SQL,
+    COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL,
+    SCHEMA_INDEXES_SQL, SCHEMA_TRIGGERS_SQL,
 };
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 #[cfg(feature = "testing")]
 use crate::backend::ColumnInfo;
 use crate::backend::{from_diesel, Maintenance};
+use crate::copy::{Record, Table as CopyTable, WriteRecords};
 use crate::error::{StorageError, StorageResult};
 use crate::guard;
 use crate::schema_info::{
@@ -515,6 +518,56 @@ impl EdgeRow {
     }
 }
 
+/// A row that `replace_blocks` and `update_canvas_graph` write in bulk
+/// ([`insert_all`]): its multi-row INSERT, and its domain value as the
+/// copier's `Record` for the backend's bulk writer.
+trait BulkRow: Sized {
+    type Domain;
+    const TABLE: CopyTable;
+    /// Binds per row of a multi-row INSERT.
+    const COLUMNS: usize;
+    fn insert(conn: &mut Conn, rows: &[Self]) -> QueryResult<usize>;
+    fn into_domain(self) -> StorageResult<Self::Domain>;
+    fn record(value: Self::Domain) -> Record;
+    /// `None` for another table's record.
+    fn from_record(record: Record) -> Option<Self::Domain>;
+}
+
+macro_rules! bulk_row {
+    ($row:ident, $table:ident, $copy:ident, $variant:ident($domain:ty)) => {
+        impl BulkRow for $row {
+            type Domain = $domain;
+            const TABLE: CopyTable = CopyTable::$copy;
+            const COLUMNS: usize = $row::COLUMNS;
+
+            fn insert(conn: &mut Conn, rows: &[Self]) -> QueryResult<usize> {
+                diesel::insert_into($table::table)
+                    .values(rows)
+                    .execute(conn)
+            }
+
+            fn into_domain(self) -> StorageResult<$domain> {
+                $row::into_domain(self)
+            }
+
+            fn record(value: $domain) -> Record {
+                Record::$variant(value)
+            }
+
+            fn from_record(record: Record) -> Option<$domain> {
+                match record {
+                    Record::$variant(value) => Some(value),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+bulk_row!(BlockRow, blocks, Blocks, Block(Block));
+bulk_row!(NodeRow, canvas_nodes, CanvasNodes, Node(CanvasNode));
+bulk_row!(EdgeRow, canvas_edges, CanvasEdges, Edge(CanvasEdge));
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ai_jobs, check_for_backend(DbBackend))]
 #[diesel(treat_none_as_default_value = false)]
@@ -697,6 +750,39 @@ fn optional_text(field: &str, value: &Option<String>) -> StorageResult<()> {
 /// backend's bind-parameter limit.
 fn chunk_rows(columns: usize) -> usize {
     (MAX_BIND_PARAMS / columns).max(1)
+}
+
+/// Whether a bulk write of `rows` rows into one table goes through the
+/// backend's bulk writer (binary COPY) rather than multi-row INSERTs: from
+/// `COPY_FROM_ROWS` rows on, where the backend has COPY. The raw-SQL
+/// baseline asks the same.
+pub(super) fn copies(rows: usize) -> bool {
+    matches!(COPY_FROM_ROWS, Some(from) if rows >= from)
+}
+
+/// Inserts `rows` inside the caller's transaction and returns them as domain
+/// values, in the same order: as one binary COPY when [`copies`] says so,
+/// else as multi-row INSERTs sized to the bind-parameter limit. Either way
+/// a failing row fails the call, and the caller's transaction rolls back
+/// every row. `what` names the rows in errors.
+fn insert_all<R: BulkRow>(
+    conn: &mut Conn,
+    rows: Vec<R>,
+    what: &str,
+) -> StorageResult<Vec<R::Domain>> {
+    if !copies(rows.len()) {
+        for chunk in rows.chunks(chunk_rows(R::COLUMNS)) {
+            R::insert(conn, chunk).map_err(|e| from_diesel(e, what))?;
+        }
+        return rows.into_iter().map(R::into_domain).collect();
+    }
+    let records = rows
+        .into_iter()
+        .map(|row| row.into_domain().map(R::record))
+        .collect::<StorageResult<Vec<_>>>()?;
+    conn.write_records(R::TABLE, &records)?;
+    // Every record was made from an `R` above.
+    Ok(records.into_iter().filter_map(R::from_record).collect())
 }
 
 /// Refuses a list whose items share an id, before anything is written.
@@ -1245,15 +1331,8 @@ impl Storage for Store {
             diesel::delete(blocks::table.filter(blocks::document_id.eq(document_id)))
                 .execute(conn)
                 .map_err(|e| from_diesel(e, "blocks"))?;
-            for chunk in rows.chunks(chunk_rows(BlockRow::COLUMNS)) {
-                diesel::insert_into(blocks::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| from_diesel(e, &format!("blocks of document {document_id}")))?;
-            }
-            Ok(())
-        })?;
-        rows.into_iter().map(BlockRow::into_domain).collect()
+            insert_all(conn, rows, &format!("blocks of document {document_id}"))
+        })
     }
 
     fn create_canvas(&self, ctx: &WriteContext, canvas: NewCanvas) -> StorageResult<Canvas> {
@@ -1343,26 +1422,8 @@ impl Storage for Store {
             diesel::delete(canvas_nodes::table.filter(canvas_nodes::canvas_id.eq(id)))
                 .execute(conn)
                 .map_err(|e| from_diesel(e, "canvas nodes"))?;
-            for chunk in node_rows.chunks(chunk_rows(NodeRow::COLUMNS)) {
-                diesel::insert_into(canvas_nodes::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| from_diesel(e, &format!("nodes of canvas {id}")))?;
-            }
-            for chunk in edge_rows.chunks(chunk_rows(EdgeRow::COLUMNS)) {
-                diesel::insert_into(canvas_edges::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| from_diesel(e, &format!("edges of canvas {id}")))?;
-            }
-            let mut nodes = node_rows
-                .into_iter()
-                .map(NodeRow::into_domain)
-                .collect::<StorageResult<Vec<_>>>()?;
-            let mut edges = edge_rows
-                .into_iter()
-                .map(EdgeRow::into_domain)
-                .collect::<StorageResult<Vec<_>>>()?;
+            let mut nodes = insert_all(conn, node_rows, &format!("nodes of canvas {id}"))?;
+            let mut edges = insert_all(conn, edge_rows, &format!("edges of canvas {id}"))?;
             nodes.sort_by(|a, b| a.id.cmp(&b.id));
             edges.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(CanvasGraph {

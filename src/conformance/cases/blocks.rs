@@ -1,6 +1,6 @@
 //! Blocks one at a time, and `replace_blocks` of whole documents
 //! (atomicity, validation, statement chunking; the canvas graph's chunking
-//! case sits here beside it, sharing its row count).
+//! cases sit here beside it, sharing its row count).
 
 #[allow(unused_imports)]
 use super::*;
@@ -325,13 +325,15 @@ pub fn replace_blocks_duplicate_id_changes_nothing(h: &Harness) {
     assert_eq!(blocks_of(h, &doc.id).len(), 3);
 }
 
-/// Blocks each of which a write must refuse with `Validation`.
-/// Large enough to need several multi-row INSERTs on every backend
-/// (SQLite binds at most 32,766 parameters per statement, PostgreSQL 65,535).
+/// Rows of the bulk cases. Large enough to need several multi-row INSERTs
+/// where a backend sends them so (SQLite binds at most 32,766 parameters
+/// per statement), and above PostgreSQL's `COPY_FROM_ROWS`, so that there
+/// they go as one binary COPY per table.
 pub(super) const BULK_ROWS: usize = 9_000;
 
 /// A replace of thousands of blocks is written whole, in order, and a
-/// failure in its last chunk leaves the old blocks untouched.
+/// failure in its last rows (its last INSERT, or the end of the COPY)
+/// leaves the old blocks untouched.
 pub fn replace_blocks_bulk_spans_statement_chunks(h: &Harness) {
     let doc = seed_document(h);
     let items = |tag: &str| -> Vec<NewBlock> {
@@ -358,21 +360,23 @@ pub fn replace_blocks_bulk_spans_statement_chunks(h: &Harness) {
     assert_eq!(blocks_of(h, &doc.id), written, "nothing changed");
 }
 
+/// A chain of [`BULK_ROWS`] nodes, `{tag}n00000` to `{tag}n08999`, and
+/// the edges between neighbours.
+fn bulk_graph(tag: &str) -> (Vec<NewCanvasNode>, Vec<NewCanvasEdge>) {
+    let node_id = |i: usize| format!("{tag}n{i:05}");
+    let nodes = (0..BULK_ROWS)
+        .map(|i| node(&node_id(i), i as f64, -(i as f64)))
+        .collect();
+    let edges = (1..BULK_ROWS)
+        .map(|i| edge(&format!("{tag}e{i:05}"), &node_id(i - 1), &node_id(i)))
+        .collect();
+    (nodes, edges)
+}
+
 /// A graph of thousands of nodes and edges round-trips whole.
 pub fn canvas_update_graph_bulk_spans_statement_chunks(h: &Harness) {
     let canvas = seed_canvas(h);
-    let nodes: Vec<NewCanvasNode> = (0..BULK_ROWS)
-        .map(|i| node(&format!("n{i:05}"), i as f64, -(i as f64)))
-        .collect();
-    let edges: Vec<NewCanvasEdge> = (1..BULK_ROWS)
-        .map(|i| {
-            edge(
-                &format!("e{i:05}"),
-                &format!("n{:05}", i - 1),
-                &format!("n{i:05}"),
-            )
-        })
-        .collect();
+    let (nodes, edges) = bulk_graph("");
     let written = h
         .store()
         .update_canvas_graph(&human(), &canvas.id, nodes, edges)
@@ -380,6 +384,51 @@ pub fn canvas_update_graph_bulk_spans_statement_chunks(h: &Harness) {
     assert_eq!(written.nodes.len(), BULK_ROWS);
     assert_eq!(written.edges.len(), BULK_ROWS - 1);
     assert_eq!(graph_of(h, &canvas.id), written);
+}
+
+/// A graph of thousands of nodes and edges whose last node, or last edge,
+/// takes the id of another canvas's fails whole (a `Conflict` in the last
+/// INSERT, or at the end of the COPY): the graph before it stays, nodes
+/// and edges alike.
+pub fn canvas_update_graph_bulk_failure_in_last_rows_changes_nothing(h: &Harness) {
+    let canvas = seed_canvas(h);
+    let (nodes, edges) = bulk_graph("");
+    h.store()
+        .update_canvas_graph(&human(), &canvas.id, nodes, edges)
+        .expect("large graph");
+    let other = seed_canvas_in(h, &canvas.workspace_id, "Other");
+    h.store()
+        .update_canvas_graph(
+            &human(),
+            &other.id,
+            vec![node("taken-a", 0.0, 0.0), node("taken-b", 1.0, 1.0)],
+            vec![edge("taken-e", "taken-a", "taken-b")],
+        )
+        .expect("graph of the other canvas");
+    let other_before = graph_of(h, &other.id);
+
+    let (mut nodes, mut edges) = bulk_graph("second-");
+    nodes.last_mut().expect("non-empty").id = Some("taken-a".into());
+    edges.last_mut().expect("non-empty").to_node_id = "taken-a".into();
+    assert_graph_update_fails_unchanged(
+        h,
+        &canvas.id,
+        "last node with another canvas's id",
+        nodes,
+        edges,
+        ErrorKind::Conflict,
+    );
+    let (nodes, mut edges) = bulk_graph("second-");
+    edges.last_mut().expect("non-empty").id = Some("taken-e".into());
+    assert_graph_update_fails_unchanged(
+        h,
+        &canvas.id,
+        "last edge with another canvas's id",
+        nodes,
+        edges,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(graph_of(h, &other.id), other_before);
 }
 
 pub(super) fn invalid_blocks(doc: &str) -> Vec<(&'static str, NewBlock)> {

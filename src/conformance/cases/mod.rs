@@ -105,6 +105,7 @@ macro_rules! __hsk_cases {
                 replace_blocks_missing_document_is_not_found,
                 replace_blocks_bulk_spans_statement_chunks,
                 canvas_update_graph_bulk_spans_statement_chunks,
+                canvas_update_graph_bulk_failure_in_last_rows_changes_nothing,
             ],
             canvases: [
                 canvas_create_list_and_get_graph,
