@@ -174,8 +174,16 @@ fn throughput(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>)
 fn tracing_cost(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
     let harness = target.harness().expect("a fresh database");
     let backend = target.backend().to_string();
+    // One store, one pool: the traced variant is the same store behind the
+    // tracing layer (two pools would put the sides on different server
+    // processes, whose scheduling alone differs by more than the layer).
     let untraced = harness.shared_store();
-    let traced = harness.reopen().expect("a traced store");
+    let traced = handshake_storage::tracing_layer::trace(
+        Arc::clone(&untraced),
+        harness.url(),
+        &StorageConfig::default(),
+    )
+    .expect("a traced store");
     let (_, ids) = seed(&*untraced, 64);
     let ctx = WriteContext::human(Some("bench".into()));
     for op in ["get_block", "update_block"] {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::calls::storage_methods;
@@ -38,8 +37,10 @@ use crate::types::*;
 /// ```
 ///
 /// **Calls in flight are capped** (by default at the connection pool's
-/// size): a burst of callers waits on a semaphore, as futures, instead of
-/// parking hundreds of blocking threads in the pool's checkout. With
+/// size): a burst of callers waits in a queue, as futures, instead of
+/// parking hundreds of blocking threads in the pool's checkout; at most
+/// that many blocking threads work the queue, each taking the next call
+/// as it ends one. With
 /// [`with_acquire_timeout`](Self::with_acquire_timeout), a caller that gets
 /// no slot in time fails with a `Database` error saying the store is busy.
 ///
@@ -52,9 +53,9 @@ use crate::types::*;
 ///
 /// **Cancellation** (dropping the future, e.g. by `tokio::time::timeout` or
 /// `select!`):
-/// - dropped while waiting for a slot, or after its slot was taken but
-///   before the blocking thread began the call: nothing happens, the
-///   database is not touched;
+/// - dropped while its call waits in the queue for a blocking thread:
+///   nothing happens, the database is not touched (the call is skipped
+///   when its turn comes);
 /// - dropped once the call has begun: the call runs to its end on its
 ///   blocking thread (a blocking call cannot be stopped); its transaction
 ///   is committed whole or rolled back whole, its connection goes back to
@@ -63,9 +64,74 @@ use crate::types::*;
 #[derive(Clone)]
 pub struct AsyncStorage {
     store: Arc<dyn Storage>,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     max_in_flight: usize,
     acquire_timeout: Option<Duration>,
+}
+
+/// A call as queued: it checks its own progress, runs, and sends its
+/// result to its future.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The calls waiting for a blocking thread, and the blocking threads at
+/// work (at most `max_in_flight`). A thread that ends a call takes the
+/// next one from the queue itself, so under load a call goes from its
+/// future to a thread through one queue, with no trip back through the
+/// runtime between calls.
+#[derive(Default)]
+struct Slots {
+    state: std::sync::Mutex<SlotState>,
+    /// Calls begun and not yet ended.
+    running: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct SlotState {
+    queue: std::collections::VecDeque<Job>,
+    workers: usize,
+}
+
+impl Slots {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        // Jobs run outside the lock and catch their panics: nothing can
+        // leave the state half-changed.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A blocking thread's work: calls from the queue until it is empty.
+    fn work(&self, mut worker: Worker<'_>) {
+        loop {
+            let job = {
+                let mut state = self.state();
+                match state.queue.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        state.workers -= 1;
+                        worker.counted = false;
+                        return;
+                    }
+                }
+            };
+            job();
+        }
+    }
+}
+
+/// A blocking thread counted in `workers`; one that never ran (its runtime
+/// shut down first) or stopped early is uncounted as it is dropped.
+struct Worker<'a> {
+    slots: &'a Slots,
+    counted: bool,
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.slots.state().workers -= 1;
+        }
+    }
 }
 
 impl std::fmt::Debug for AsyncStorage {
@@ -81,6 +147,22 @@ impl std::fmt::Debug for AsyncStorage {
 
 /// A call's progress, shared by its future and its blocking closure, so
 /// that exactly one of "the future was dropped" and "the call began" wins.
+/// Counts a call as running while it lives.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const ABANDONED: u8 = 2;
@@ -116,10 +198,10 @@ impl AsyncStorage {
 
     /// `store` with at most `max_in_flight` calls in flight (at least 1).
     pub fn new(store: Arc<dyn Storage>, max_in_flight: usize) -> Self {
-        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        let max_in_flight = max_in_flight.max(1);
         AsyncStorage {
             store,
-            slots: Arc::new(Semaphore::new(max_in_flight)),
+            slots: Arc::default(),
             max_in_flight,
             acquire_timeout: None,
         }
@@ -151,53 +233,93 @@ impl AsyncStorage {
 
     /// Calls running now (holding a slot).
     pub fn in_flight(&self) -> usize {
-        self.max_in_flight - self.slots.available_permits()
+        self.slots.running.load(Ordering::SeqCst)
     }
 
-    async fn acquire(&self, method: &str) -> StorageResult<OwnedSemaphorePermit> {
-        let acquire = Arc::clone(&self.slots).acquire_owned();
-        let permit = match self.acquire_timeout {
-            None => acquire.await,
-            Some(limit) => tokio::time::timeout(limit, acquire).await.map_err(|_| {
-                StorageError::Database(format!(
-                    "the store is busy: {method} got no call slot within {limit:?} \
-                     ({} calls in flight)",
-                    self.max_in_flight
-                ))
-            })?,
-        };
-        // The semaphore is never closed.
-        permit.map_err(|_| StorageError::Database("the store is closed".into()))
+    /// Queues `job`, and starts a blocking thread for the queue unless
+    /// `max_in_flight` are at work already.
+    fn submit(&self, job: Job) -> StorageResult<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            StorageError::Database("AsyncStorage was called outside a tokio runtime".into())
+        })?;
+        let mut state = self.slots.state();
+        state.queue.push_back(job);
+        if state.workers < self.max_in_flight {
+            state.workers += 1;
+            drop(state);
+            let slots = Arc::clone(&self.slots);
+            runtime.spawn_blocking(move || {
+                let worker = Worker {
+                    slots: &slots,
+                    counted: true,
+                };
+                slots.work(worker)
+            });
+        }
+        Ok(())
     }
 
-    /// Runs `call` on the blocking pool once a slot is free; see the type's
-    /// documentation for what cancellation does.
     async fn run<T, F>(&self, method: &'static str, call: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Storage) -> StorageResult<T> + Send + 'static,
     {
-        let permit = self.acquire(method).await?;
         let progress = Arc::new(AtomicU8::new(PENDING));
         let _abandon = AbandonOnDrop(Arc::clone(&progress));
+        let (send, mut result) = tokio::sync::oneshot::channel();
         let store = Arc::clone(&self.store);
+        let slots = Arc::clone(&self.slots);
         #[cfg(feature = "tracing")]
         let parent = tracing::Span::current();
-        let handle = spawn_blocking(move || {
-            let _permit = permit;
-            if progress
+        let started = Arc::clone(&progress);
+        self.submit(Box::new(move || {
+            if started
                 .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
-                return None;
+                return; // abandoned before it began
             }
-            #[cfg(feature = "tracing")]
-            let _entered = parent.enter();
-            Some(call(&*store))
-        })?;
-        // Awaited here, so the future was not dropped and the call began.
-        join(method, handle.await)?
-            .unwrap_or_else(|| Err(StorageError::Database(format!("{method} was abandoned"))))
+            let outcome = {
+                // Ended (slot freed) before the future hears of it.
+                let _running = Running::start(&slots.running);
+                #[cfg(feature = "tracing")]
+                let _entered = parent.enter();
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&*store)))
+                    .unwrap_or_else(|_| {
+                        // The panic's message went to the panic hook, and may
+                        // hold values that do not belong in an error.
+                        Err(StorageError::Database(format!(
+                            "{method} panicked inside the store"
+                        )))
+                    })
+            };
+            let _ = send.send(outcome);
+        }))?;
+        let outcome = match self.acquire_timeout {
+            None => (&mut result).await,
+            Some(limit) => match tokio::time::timeout(limit, &mut result).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    if progress
+                        .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return Err(StorageError::Database(format!(
+                            "the store is busy: {method} got no call slot within {limit:?} \
+                             ({} calls in flight)",
+                            self.max_in_flight
+                        )));
+                    }
+                    // It began just now: it runs to its end, so wait for it.
+                    (&mut result).await
+                }
+            },
+        };
+        outcome.unwrap_or_else(|_| {
+            Err(StorageError::Database(format!(
+                "{method} was cancelled: the tokio runtime is shutting down"
+            )))
+        })
     }
 }
 

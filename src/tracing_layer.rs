@@ -113,6 +113,20 @@ impl StorageHook for Tracer {
     }
 }
 
+/// `store` (opened from `url`) with one span per call, as [`crate::open`]
+/// returns it with this feature: for a store built without that step
+/// (the conformance harness's, or one behind a hook of the caller's own).
+/// Only the database name of `url` is kept (`db.namespace`); `config`
+/// gives the slow-call threshold. A store from `open` is traced already:
+/// wrapping it again gives two spans per call.
+pub fn trace(
+    store: Arc<dyn Storage>,
+    url: &str,
+    config: &StorageConfig,
+) -> StorageResult<Arc<dyn Storage>> {
+    Ok(traced(store, &DatabaseUrl::parse(url)?, config))
+}
+
 /// `store` (opened from `url`) with its calls traced.
 pub(crate) fn traced(
     store: Arc<dyn Storage>,
