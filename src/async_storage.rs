@@ -51,6 +51,11 @@ use crate::types::*;
 /// of the call's span (feature `tracing`) and of everything logged inside
 /// the call.
 ///
+/// **One runtime**: the blocking threads working a handle's queue belong
+/// to the runtime of the call that started them. To use one store from
+/// several runtimes, give each its own handle over the same store
+/// (`AsyncStorage::new(Arc::clone(&store), n)`).
+///
 /// **Cancellation** (dropping the future, e.g. by `tokio::time::timeout` or
 /// `select!`):
 /// - dropped while its call waits in the queue for a blocking thread:
@@ -101,10 +106,10 @@ impl Slots {
     }
 
     /// A blocking thread's work: calls from the queue until it is empty.
-    fn work(&self, mut worker: Worker<'_>) {
+    fn work(mut worker: Worker) {
         loop {
             let job = {
-                let mut state = self.state();
+                let mut state = worker.slots.state();
                 match state.queue.pop_front() {
                     Some(job) => job,
                     None => {
@@ -114,19 +119,22 @@ impl Slots {
                     }
                 }
             };
-            job();
+            // A job catches its call's panics; this catches the rest (its
+            // result dropped unsent, say), so the thread stays at work.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         }
     }
 }
 
-/// A blocking thread counted in `workers`; one that never ran (its runtime
-/// shut down first) or stopped early is uncounted as it is dropped.
-struct Worker<'a> {
-    slots: &'a Slots,
+/// A blocking thread counted in `workers`, made before it is spawned: one
+/// that never runs (its runtime shut down first, or no thread could be
+/// made) is uncounted as it is dropped, so the next call starts another.
+struct Worker {
+    slots: Arc<Slots>,
     counted: bool,
 }
 
-impl Drop for Worker<'_> {
+impl Drop for Worker {
     fn drop(&mut self) {
         if self.counted {
             self.slots.state().workers -= 1;
@@ -247,14 +255,11 @@ impl AsyncStorage {
         if state.workers < self.max_in_flight {
             state.workers += 1;
             drop(state);
-            let slots = Arc::clone(&self.slots);
-            runtime.spawn_blocking(move || {
-                let worker = Worker {
-                    slots: &slots,
-                    counted: true,
-                };
-                slots.work(worker)
-            });
+            let worker = Worker {
+                slots: Arc::clone(&self.slots),
+                counted: true,
+            };
+            runtime.spawn_blocking(move || Slots::work(worker));
         }
         Ok(())
     }

@@ -347,6 +347,65 @@ fn refs_across_verification_pages(from: &str, to: &str) {
     assert_identical(a.url(), b.url());
 }
 
+/// A copy stopped after its first page has dropped the target's secondary
+/// indexes; one of them is built again by hand before the resume, which
+/// builds the others and leaves the schema whole. A fresh copy into a
+/// target that holds the index list but no checkpoint is refused.
+fn resume_builds_the_indexes_one_built_by_hand(from: &str, to: &str) {
+    // Stops a copy (its writer's progress report panics) after 3 reports.
+    let stopped_copy = |a: &Harness, b: &Harness| {
+        let reports = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = CopyOptions {
+            progress: Some(Arc::new(move |_| {
+                if reports.fetch_add(1, Ordering::SeqCst) == 3 {
+                    panic!("stopping the copy after its first pages");
+                }
+            })),
+            ..kill_options()
+        };
+        let err = copy(a, b, &stop).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+    };
+    let (a, b) = copy_cases_for(from, to);
+    seed_for_interruption(a.store());
+    stopped_copy(&a, &b);
+    // By hand, on a connection of its own (a SQLite connection opened
+    // before the copy dropped the index would still see it).
+    by_hand(
+        &b,
+        "CREATE INDEX ai_jobs_created_idx ON ai_jobs (created_at DESC, id DESC)",
+    );
+    let report = resume_to_the_end(a.url(), b.url());
+    assert!(report.resumed && report.verify.identical);
+    assert_schema_whole(&b, to);
+
+    let (c, d) = copy_cases_for(from, to);
+    seed_for_interruption(c.store());
+    stopped_copy(&c, &d);
+    by_hand(&d, "DROP TABLE hsk_copy_checkpoint");
+    for table in ["workspaces", "documents", "blocks"] {
+        by_hand(&d, &format!("DELETE FROM {table}"));
+    }
+    let err = copy(&c, &d, &CopyOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
+    assert!(err.to_string().contains("hsk_copy_index"), "{err}");
+}
+
+/// Runs `sql` on a new connection to the harness's database.
+fn by_hand(target: &Harness, sql: &str) {
+    match target.url().strip_prefix("sqlite://") {
+        #[cfg(feature = "sqlite")]
+        Some(path) => {
+            use diesel::{Connection, RunQueryDsl};
+            let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+            diesel::sql_query(sql).execute(&mut conn).unwrap();
+        }
+        _ => {
+            target.execute_sql(sql).unwrap();
+        }
+    }
+}
+
 fn verify_names_the_first_difference(from: &str, to: &str) {
     let (a, b) = copy_cases_for(from, to);
     seed(a.store(), 20, false);
@@ -892,6 +951,7 @@ macro_rules! copy_tests {
             copy_tests!(@cases $from, $to;
                 copies_every_table_exactly,
                 refs_across_verification_pages,
+                resume_builds_the_indexes_one_built_by_hand,
                 verify_names_the_first_difference,
                 non_empty_target_is_refused,
                 source_at_another_version_is_refused,

@@ -142,6 +142,24 @@ mod copy_end {
         Ok(found.n > 0)
     }
 
+    /// Whether the store's schema has an index of this name.
+    fn index_exists(c: &mut Conn, name: &str) -> StorageResult<bool> {
+        let sql = match BACKEND {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = ?"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND indexname = $1"
+            }
+        };
+        let found: Found = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(c)
+            .map_err(|e| from_diesel(e, name))?;
+        Ok(found.n > 0)
+    }
+
     fn uuid_key(table: CopyTable, key: &Key) -> StorageResult<DbUuid> {
         Uuid::parse_str(&key.id).map(DbUuid).map_err(|e| {
             StorageError::Serialization(format!("bad {} key {key}: {e}", table.name()))
@@ -468,6 +486,13 @@ mod copy_end {
         fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
+                if table_exists(c, "hsk_copy_index")? {
+                    return Err(StorageError::validation(
+                        "the target holds the index list of an unfinished copy (table \
+                         hsk_copy_index) but no checkpoint: restore its indexes from that \
+                         list, or copy into an empty database",
+                    ));
+                }
                 diesel::sql_query(CREATE_CHECKPOINT)
                     .execute(c)
                     .map_err(|e| from_diesel(e, "copy checkpoint"))?;
@@ -485,7 +510,7 @@ mod copy_end {
                     .execute(c)
                     .map_err(|e| from_diesel(e, "copy index list"))?;
                 for index in &indexes {
-                    diesel::sql_query(format!("DROP INDEX \"{}\"", index.name))
+                    diesel::sql_query(crate::copy::drop_index_sql(&index.name))
                         .execute(c)
                         .map_err(|e| from_diesel(e, &index.name))?;
                 }
@@ -505,6 +530,16 @@ mod copy_end {
                     .load(c)
                     .map_err(|e| from_diesel(e, "copy index list"))?;
                 for index in &indexes {
+                    if index_exists(c, &index.name)? {
+                        continue; // built by hand while the copy was stopped
+                    }
+                    if !crate::copy::is_index_definition(&index.name, &index.definition) {
+                        return Err(StorageError::Serialization(format!(
+                            "the copy's index list holds {:?} for index {:?}, which is not \
+                             its CREATE INDEX statement",
+                            index.definition, index.name
+                        )));
+                    }
                     diesel::sql_query(&index.definition)
                         .execute(c)
                         .map_err(|e| from_diesel(e, &index.name))?;

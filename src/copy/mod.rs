@@ -945,6 +945,21 @@ pub(crate) fn secondary_indexes_sql(backend: crate::Backend) -> String {
     }
 }
 
+/// `DROP INDEX` of an index by its name, quoted.
+pub(crate) fn drop_index_sql(name: &str) -> String {
+    format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether a kept index definition is what it should be: one `CREATE
+/// [UNIQUE] INDEX` statement of the index of that name (the list lives in
+/// the target between a kill and a resume, and is run as it reads).
+pub(crate) fn is_index_definition(name: &str, definition: &str) -> bool {
+    let upper = definition.trim_start().to_ascii_uppercase();
+    (upper.starts_with("CREATE INDEX ") || upper.starts_with("CREATE UNIQUE INDEX "))
+        && definition.contains(name)
+        && !definition.contains(';')
+}
+
 fn last(versions: &[String]) -> &str {
     versions.last().map_or("(none)", String::as_str)
 }

@@ -36,8 +36,11 @@ impl Drop for Db {
 
 impl Db {
     fn open(path: &Path) -> StorageResult<Db> {
-        let name = CString::new(path.to_string_lossy().as_bytes())
-            .map_err(|_| StorageError::validation("a SQLite path with a NUL byte"))?;
+        #[cfg(unix)]
+        let name = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        #[cfg(not(unix))]
+        let name = CString::new(path.to_string_lossy().as_bytes());
+        let name = name.map_err(|_| StorageError::validation("a SQLite path with a NUL byte"))?;
         let mut db = ptr::null_mut();
         // SAFETY: a valid C string and an out pointer; the handle is closed
         // by `Db` even when opening failed (SQLite's contract).
@@ -244,7 +247,7 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
                 .load(conn)
                 .map_err(|e| from_diesel(e, "secondary indexes"))?;
         for index in &indexes {
-            execute(conn, &format!("DROP INDEX \"{}\"", index.name))?;
+            execute(conn, &super::drop_index_sql(&index.name))?;
         }
         for table in Table::ALL {
             let types = column_types(conn, table)?;
