@@ -124,36 +124,33 @@ mod copy_end {
         locked: bool,
     }
 
-    /// Whether the store's schema has a table of this name.
-    fn table_exists(c: &mut Conn, name: &str) -> StorageResult<bool> {
-        let sql = match BACKEND {
-            Backend::Sqlite => {
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?"
-            }
-            Backend::Postgres => {
-                "SELECT COUNT(*) AS n FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name = $1"
-            }
-        };
-        let found: Found = diesel::sql_query(sql)
-            .bind::<diesel::sql_types::Text, _>(name)
-            .get_result(c)
-            .map_err(|e| from_diesel(e, name))?;
-        Ok(found.n > 0)
+    /// A kind of object in the store's schema.
+    #[derive(Clone, Copy)]
+    enum Object {
+        Table,
+        Index,
     }
 
-    /// Whether the store's schema has an index of this name.
-    fn index_exists(c: &mut Conn, name: &str) -> StorageResult<bool> {
-        let sql = match BACKEND {
-            Backend::Sqlite => {
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = ?"
-            }
-            Backend::Postgres => {
-                "SELECT COUNT(*) AS n FROM pg_indexes \
-                 WHERE schemaname = current_schema() AND indexname = $1"
-            }
+    /// Whether the store's schema has a table (or index) of this name.
+    fn exists(c: &mut Conn, kind: Object, name: &str) -> StorageResult<bool> {
+        // SQLite's `type` and PostgreSQL's `relkind` for each kind.
+        let (sqlite_type, pg_relkind) = match kind {
+            Object::Table => ("table", "r"),
+            Object::Index => ("index", "i"),
+        };
+        let (sql, kind) = match BACKEND {
+            Backend::Sqlite => (
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = ? AND name = ?",
+                sqlite_type,
+            ),
+            Backend::Postgres => (
+                "SELECT COUNT(*) AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
+                 WHERE c.relkind = $1::\"char\" AND s.nspname = current_schema() AND c.relname = $2",
+                pg_relkind,
+            ),
         };
         let found: Found = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(kind)
             .bind::<diesel::sql_types::Text, _>(name)
             .get_result(c)
             .map_err(|e| from_diesel(e, name))?;
@@ -470,7 +467,7 @@ mod copy_end {
 
         fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>> {
             let mut conn = self.conn()?;
-            if !table_exists(&mut conn, "hsk_copy_checkpoint")? {
+            if !exists(&mut conn, Object::Table, "hsk_copy_checkpoint")? {
                 return Ok(None);
             }
             let rows: Vec<CheckpointRow> = hsk_copy_checkpoint::table
@@ -486,7 +483,7 @@ mod copy_end {
         fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
-                if table_exists(c, "hsk_copy_index")? {
+                if exists(c, Object::Table, "hsk_copy_index")? {
                     return Err(StorageError::validation(
                         "the target holds the index list of an unfinished copy (table \
                          hsk_copy_index) but no checkpoint: restore its indexes from that \
@@ -521,7 +518,7 @@ mod copy_end {
         fn restore_indexes(&self) -> StorageResult<()> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
-                if !table_exists(c, "hsk_copy_index")? {
+                if !exists(c, Object::Table, "hsk_copy_index")? {
                     return Ok(());
                 }
                 let indexes: Vec<IndexRow> = hsk_copy_index::table
@@ -530,7 +527,7 @@ mod copy_end {
                     .load(c)
                     .map_err(|e| from_diesel(e, "copy index list"))?;
                 for index in &indexes {
-                    if index_exists(c, &index.name)? {
+                    if exists(c, Object::Index, &index.name)? {
                         continue; // built by hand while the copy was stopped
                     }
                     if !crate::copy::is_index_definition(&index.name, &index.definition) {
