@@ -8,7 +8,7 @@ use diesel::{ExecuteCopyFromDsl, RunQueryDsl};
 use super::{Cell, Record, Table, WriteRecords};
 use crate::backend::fields::write_json;
 use crate::backend::from_diesel;
-use crate::error::{StorageError, StorageResult};
+use crate::error::{one_line, StorageError, StorageResult};
 use crate::schema::postgres as schema;
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
@@ -26,8 +26,10 @@ pub(crate) const COPY_CHUNK: usize = 1 << 16;
 /// Streams the binary COPY data of `records` to `w`: header, one tuple per
 /// record, trailer, a chunk at a time.
 fn stream(table: Table, records: &[Record], w: &mut dyn std::io::Write) -> StorageResult<()> {
-    let sent =
-        |e: std::io::Error| StorageError::Database(format!("COPY into {}: {e}", table.name()));
+    // libpq's message for a lost server spans lines.
+    let sent = |e: std::io::Error| {
+        StorageError::Database(one_line(&format!("COPY into {}: {e}", table.name())))
+    };
     let mut out = Vec::with_capacity(2 * COPY_CHUNK);
     out.extend_from_slice(COPY_HEADER);
     for record in records {
