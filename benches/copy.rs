@@ -10,7 +10,8 @@
 //!
 //! `cargo bench --features postgres --bench copy`; smaller runs with
 //! `HSK_COPY_BENCH_JOBS` (the block and canvas sizes follow at 1/10 and
-//! 1/100 of it).
+//! 1/100 of it). `HSK_COPY_BENCH_KEEP=dir` keeps the seeded SQLite files
+//! in `dir` and reuses them on the next run (for profiling the copy alone).
 
 use std::time::Instant;
 
@@ -83,8 +84,13 @@ fn seed(url: &str, jobs: usize) -> StorageResult<usize> {
     for _ in 0..jobs {
         store.create_ai_job(workspace_job(&ws.id))?;
     }
-    // Rows: jobs and their refs, blocks, nodes, edges, and the few parents.
-    Ok(2 * jobs + blocks + 2 * nodes)
+    Ok(seeded_rows(jobs))
+}
+
+/// Rows [`seed`] writes: jobs and their refs, blocks, nodes and edges (and
+/// a few parents, not counted).
+fn seeded_rows(jobs: usize) -> usize {
+    2 * jobs + jobs / 10 + 2 * (jobs / 100)
 }
 
 fn main() -> StorageResult<()> {
@@ -92,15 +98,21 @@ fn main() -> StorageResult<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().map_err(|e| StorageError::Database(e.to_string()))?;
+    let temp = tempfile::tempdir().map_err(|e| StorageError::Database(e.to_string()))?;
+    let keep = std::env::var_os("HSK_COPY_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(temp.path());
     let postgres = TestTarget::standard("postgres");
     println!("copy: SQLite file -> PostgreSQL schema, default options");
     let mut peaks = Vec::new();
     for jobs in [full / 10, full] {
-        let file = dir.path().join(format!("source-{jobs}.db"));
+        let file = dir.join(format!("source-{jobs}.db"));
         let source = format!("sqlite://{}", file.display());
         let started = Instant::now();
-        let rows = seed(&source, jobs)?;
+        let rows = if keep.is_some() && file.exists() {
+            seeded_rows(jobs)
+        } else {
+            seed(&source, jobs)?
+        };
         let seeded = started.elapsed().as_secs_f64();
         // Timed with the heap counter off (its atomics, shared by the
         // reading and the writing thread, would slow the copier and not the

@@ -320,8 +320,8 @@ fn copies_every_table_exactly(from: &str, to: &str) {
 }
 
 /// More refs than one verification page holds (5,000), several per job: the
-/// refs table is read back page after page by its two-column key, and
-/// verification is split at the jobs' middle key.
+/// refs table is read back page after page by its two-column key, in the
+/// ranges of the jobs' pages.
 fn refs_across_verification_pages(from: &str, to: &str) {
     let (a, b) = copy_cases_for(from, to);
     for i in 0..2_600 {
@@ -538,6 +538,75 @@ fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
     let blocks = report.tables.iter().find(|t| t.table == "blocks").unwrap();
     assert_eq!((blocks.rows, blocks.rows_this_run), (52, 22));
     assert_identical(a.url(), b.url());
+}
+
+/// A copy stopped by a bad block after three pages, its source then fixed:
+/// the target holds committed pages and this copy's checkpoint.
+fn stopped_copy(from: &str, to: &str) -> (Harness, Harness, CopyOptions) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 50, false);
+    a.execute_sql("UPDATE blocks SET kind = 'x', last_actor_kind = 'ROBOT' WHERE id = 'b000030'")
+        .unwrap();
+    let small = CopyOptions {
+        batch_rows: 10,
+        resume: true,
+        ..Default::default()
+    };
+    let err = copy(&a, &b, &small).unwrap_err();
+    assert!(err.to_string().contains("b000030"), "{err}");
+    a.execute_sql("UPDATE blocks SET last_actor_kind = 'HUMAN' WHERE id = 'b000030'")
+        .unwrap();
+    (a, b, small)
+}
+
+fn assert_did_not_verify(err: StorageError, table: &str) {
+    assert_eq!(err.kind().to_string(), "Validation", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("did not verify") && text.contains(table),
+        "{text}"
+    );
+}
+
+/// A resumed copy reads back the rows earlier runs committed too: one
+/// changed in the target while the copy was stopped fails verification,
+/// the checkpoint is kept, and with the row put back the copy finishes.
+fn resume_verifies_the_rows_earlier_runs_committed(from: &str, to: &str) {
+    let (a, b, small) = stopped_copy(from, to);
+    let original = a.store().get_block("b000005").unwrap().raw_content;
+    by_hand(
+        &b,
+        "UPDATE blocks SET raw_content = 'changed while stopped' WHERE id = 'b000005'",
+    );
+    assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), "blocks");
+    by_hand(
+        &b,
+        &format!(
+            "UPDATE blocks SET raw_content = '{}' WHERE id = 'b000005'",
+            original.replace('\'', "''")
+        ),
+    );
+    let report = copy(&a, &b, &small).unwrap();
+    assert!(report.resumed && report.verify.identical);
+    assert_identical(a.url(), b.url());
+}
+
+/// Verification reads every key of the target, not only the ranges the
+/// copy wrote: a row after the source's last key (the seed's last block id
+/// starts with `i`) fails it.
+fn a_row_the_copy_did_not_write_fails_verification(from: &str, to: &str) {
+    let (a, b, small) = stopped_copy(from, to);
+    by_hand(
+        &b,
+        "INSERT INTO blocks (id, document_id, kind, sequence, raw_content, display_content, \
+         derived_content, sensitivity, exportable, created_at, updated_at, last_actor_kind, \
+         last_actor_id, last_job_id, last_workflow_id, edit_event_id) \
+         SELECT 'zz-not-from-the-source', document_id, kind, sequence + 1000, raw_content, display_content, \
+         derived_content, sensitivity, exportable, created_at, updated_at, last_actor_kind, \
+         last_actor_id, last_job_id, last_workflow_id, edit_event_id \
+         FROM blocks WHERE id = 'b000001'",
+    );
+    assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), "blocks");
 }
 
 fn resume_on_an_untouched_target_just_starts(from: &str, to: &str) {
@@ -957,6 +1026,8 @@ macro_rules! copy_tests {
                 source_at_another_version_is_refused,
                 resume_needs_the_flag_and_this_copys_checkpoint,
                 resume_on_an_untouched_target_just_starts,
+                resume_verifies_the_rows_earlier_runs_committed,
+                a_row_the_copy_did_not_write_fails_verification,
                 corrupt_enum_stops_the_copy,
                 too_deep_json_stops_the_copy,
                 out_of_range_timestamp_stops_the_copy,

@@ -27,9 +27,12 @@
 //!   beside the jobs, when the role owns the table; otherwise the trigger
 //!   fills them); its expected digest is derived from the source jobs'
 //!   refs and verified.
-//! - At the end every target table is read back and its count and digest
-//!   compared with the source's; only when all match is the checkpoint
-//!   table dropped.
+//! - Every target table is read back and its count and digest compared
+//!   with the source's; only when all match is the checkpoint table
+//!   dropped. The reading trails the writer on two more threads: each page
+//!   is read back (in its own read transaction) once it has committed, the
+//!   rows earlier runs committed when a resumed copy starts, and each
+//!   table's keys after its last, so the ranges read tile every table.
 //!
 //! The per-backend half (reading pages with the store's own row types,
 //! the checkpoint table, the PostgreSQL copy lock) is `end.rs`, compiled
@@ -119,8 +122,9 @@ pub struct CopyReport {
     pub rows_this_run: u64,
     /// Wall time of this run, verification included.
     pub seconds: f64,
-    /// Of `seconds`, the time spent building the indexes again and
-    /// reading the target back to verify it.
+    /// Of `seconds`, the time after the last page committed: building the
+    /// indexes again while the last pages are read back (the rest of the
+    /// reading back runs beside the copy).
     pub verify_seconds: f64,
     /// `rows_this_run / seconds`.
     pub rows_per_sec: f64,
@@ -347,12 +351,9 @@ pub fn copy_store(
         }
     };
 
-    let mut middles = Vec::new();
-    let tables = pipeline(&*source, &*target, &mut checkpoints, options, &mut middles)?;
-    let finishing = Instant::now();
-    target.restore_indexes()?;
-    let verify = verify_against(&*target, &checkpoints, &middles)?;
-    let verify_seconds = finishing.elapsed().as_secs_f64();
+    let copied = pipeline(&*source, &*target, &mut checkpoints, options)?;
+    let (tables, verify_seconds) = (copied.tables, copied.finish_seconds);
+    let verify = compare_found(&checkpoints, &copied.found);
     if !verify.identical {
         return Err(StorageError::Validation(format!(
             "the copy did not verify, the checkpoint is kept: {}",
@@ -384,7 +385,12 @@ enum Step {
         table: Table,
         records: Vec<Record>,
         next: Vec<Checkpoint>,
+        /// What to read back once the page has committed.
+        written: Vec<Part>,
     },
+    /// Ranges to read back that no page of this run writes: rows an
+    /// earlier run committed, and the keys after a table's last.
+    Verify(Vec<Part>),
     /// A table is done: per table written with it (jobs: their refs
     /// too), rows in the target and rows written by this run.
     End(Vec<(Table, u64, u64)>),
@@ -394,23 +400,52 @@ enum Step {
 /// the one being read and the one being written.
 const PAGES_AHEAD: usize = 1;
 
+/// Threads reading the target back while the copy runs.
+const VERIFIERS: usize = 2;
+
+/// A range of one table's keys: after `.1` (from the first) up to and
+/// including `.2` (to the last).
+type Part = (Table, Option<Key>, Option<Key>);
+
+/// What [`pipeline`] did: per table written, and per table read back
+/// (rows and digest, summed over ranges).
+struct Copied {
+    tables: Vec<TableCopy>,
+    found: Vec<(Table, u64, u128)>,
+    /// From the last page's commit to the end of verification (the
+    /// indexes built again meanwhile).
+    finish_seconds: f64,
+}
+
 /// Reads the source on this thread and writes the target on another, so
 /// decoding, checking and digesting a page overlaps with the target
-/// storing the previous one. Pages are committed in order; `checkpoints`
-/// ends as the last committed state.
+/// storing the previous one; two more threads read each committed page
+/// back from the target (in their own read transactions) and digest it,
+/// trailing the writer, so verification runs while the copy does. Pages
+/// are committed in order; `checkpoints` ends as the last committed state.
+///
+/// The ranges read back tile every table's keys (the rows earlier runs
+/// committed, each page, and everything after the last key), so what the
+/// verifiers sum is the whole target table: a row that is missing, extra
+/// or different shows in its count or digest.
 fn pipeline(
     source: &dyn CopyEnd,
     target: &dyn CopyEnd,
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
-    middles: &mut Vec<(Table, Key)>,
-) -> StorageResult<Vec<TableCopy>> {
+) -> StorageResult<Copied> {
     let (to_writer, steps) = std::sync::mpsc::sync_channel::<Step>(PAGES_AHEAD);
+    let (to_verifiers, parts) = std::sync::mpsc::channel::<Part>();
+    let parts = std::sync::Mutex::new(parts);
+    let stopped = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || write_steps(target, steps, options));
+        let verifiers: Vec<_> = (0..VERIFIERS)
+            .map(|_| scope.spawn(|| verify_parts(target, &parts, &stopped)))
+            .collect();
+        let writer = scope.spawn(|| write_steps(target, steps, options, to_verifiers, &stopped));
         let read = source.snapshot(&mut |snap| {
             for table in Table::ALL.into_iter().filter(|t| t.written()) {
-                read_table(snap, table, checkpoints, options, &to_writer, middles)?;
+                read_table(snap, table, checkpoints, options, &to_writer)?;
             }
             Ok(())
         });
@@ -420,25 +455,85 @@ fn pipeline(
                 "the copy's writer thread panicked".into(),
             ))
         });
-        // The writer's error is the cause when both failed (the reader
-        // then only saw the channel close).
+        let finishing = Instant::now();
+        // The indexes are built while the verifiers finish (they read by
+        // primary key, which is never dropped).
+        let indexed = match (&read, &written) {
+            (Ok(()), Ok(_)) => target.restore_indexes(),
+            _ => Ok(()),
+        };
+        let mut found = Vec::new();
+        let mut verified = Ok(());
+        for verifier in verifiers {
+            match verifier.join().unwrap_or_else(|_| {
+                Err(StorageError::Database(
+                    "the copy's verifying thread panicked".into(),
+                ))
+            }) {
+                Ok(sums) => found.extend(sums),
+                Err(e) => verified = verified.and(Err(e)),
+            }
+        }
+        // The first cause: a verifier's failure stops the writer, and the
+        // writer's stops the reader (which then only sees the channel
+        // close).
+        verified?;
         let tables = written?;
-        read.map(|()| tables)
+        read?;
+        indexed?;
+        Ok(Copied {
+            tables,
+            found,
+            finish_seconds: finishing.elapsed().as_secs_f64(),
+        })
     })
 }
 
+/// A verifier: takes committed ranges off the queue until it closes, reads
+/// each back in a read transaction and sums rows and digests per table.
+fn verify_parts(
+    target: &dyn CopyEnd,
+    parts: &std::sync::Mutex<std::sync::mpsc::Receiver<Part>>,
+    stopped: &std::sync::atomic::AtomicBool,
+) -> StorageResult<Vec<(Table, u64, u128)>> {
+    let mut sums: Vec<(Table, u64, u128)> = Vec::new();
+    loop {
+        let next = match parts.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => break,
+        };
+        let Ok((table, after, until)) = next else {
+            break;
+        };
+        let mut rows_digest = (0, 0);
+        let read = target.snapshot(&mut |snap| {
+            rows_digest = Pager::range(table, after.clone(), until.clone()).digest(snap)?;
+            Ok(())
+        });
+        if let Err(e) = read {
+            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(e);
+        }
+        match sums.iter_mut().find(|(t, _, _)| *t == table) {
+            Some((_, rows, digest)) => {
+                *rows += rows_digest.0;
+                *digest = digest.wrapping_add(rows_digest.1);
+            }
+            None => sums.push((table, rows_digest.0, rows_digest.1)),
+        }
+    }
+    Ok(sums)
+}
+
 /// Reads one table from where its checkpoint stands, page by page, and
-/// hands each page with its next checkpoints to the writer. Notes in
-/// `middles` a key that splits the rows this run wrote in about two
-/// halves (and for jobs, the refs' key after that job's refs), for
-/// [`verify_against`].
+/// hands each page with its next checkpoints, and the ranges to read back
+/// once it commits, to the writer.
 fn read_table(
     snap: &mut dyn Snapshot,
     table: Table,
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
     writer: &std::sync::mpsc::SyncSender<Step>,
-    middles: &mut Vec<(Table, Key)>,
 ) -> StorageResult<()> {
     let send = |step: Step| {
         writer
@@ -447,6 +542,22 @@ fn read_table(
     };
     let index = |t: Table| Table::ALL.iter().position(|&x| x == t).unwrap_or(0);
     let (mine, refs) = (index(table), index(Table::AiJobEntityRefs));
+    let with_refs = table == Table::AiJobs;
+    // The ranges of this table's keys (and, for jobs, of their refs: all
+    // of a job's refs come after the job's key with position MAX).
+    let ranges = |after: &Option<Key>, until: &Option<Key>| {
+        let mut parts = vec![(table, after.clone(), until.clone())];
+        if with_refs {
+            let refs_key = |k: &Option<Key>| {
+                k.as_ref().map(|k| Key {
+                    id: k.id.clone(),
+                    pos: Some(i64::MAX),
+                })
+            };
+            parts.push((Table::AiJobEntityRefs, refs_key(after), refs_key(until)));
+        }
+        parts
+    };
     let done = checkpoints[mine].rows;
     let refs_before = checkpoints[refs].rows;
     let total = if checkpoints[mine].done {
@@ -455,19 +566,19 @@ fn read_table(
         done + count_after(snap, table, &checkpoints[mine])?
     };
     send(Step::Begin { table, done, total })?;
-    let mut page_ends = Vec::new();
+    let start = checkpoints[mine].last_key.clone();
+    if start.is_some() {
+        send(Step::Verify(ranges(&None, &start)))?;
+    }
     while !checkpoints[mine].done {
-        let page = snap.page(
-            table,
-            checkpoints[mine].last_key.as_ref(),
-            options.batch_rows,
-        )?;
+        let before = checkpoints[mine].last_key.clone();
+        let page = snap.page(table, before.as_ref(), options.batch_rows)?;
         let mut next = vec![checkpoints[mine].clone()];
         next[0].done = page.len() < options.batch_rows;
         if let Some(last) = page.last() {
             next[0].last_key = Some(last.key());
         }
-        if table == Table::AiJobs {
+        if with_refs {
             next.push(checkpoints[refs].clone());
         }
         for record in &page {
@@ -476,33 +587,29 @@ fn read_table(
                 add(&mut next[1], &indexed)?;
             }
         }
-        if table == Table::AiJobs {
+        if with_refs {
             next[1].done = next[0].done;
         }
         for c in &next {
             checkpoints[index(c.table)] = c.clone();
         }
-        if !next[0].done {
-            page_ends.extend(next[0].last_key.clone());
-        }
+        let written = if page.is_empty() {
+            Vec::new()
+        } else {
+            ranges(&before, &next[0].last_key)
+        };
         send(Step::Page {
             table,
             records: page,
             next,
+            written,
         })?;
     }
-    if let Some(middle) = page_ends.get(page_ends.len() / 2) {
-        middles.push((table, middle.clone()));
-        if table == Table::AiJobs {
-            let after_its_refs = Key {
-                id: middle.id.clone(),
-                pos: Some(i64::MAX),
-            };
-            middles.push((Table::AiJobEntityRefs, after_its_refs));
-        }
-    }
+    // After the last key: nothing, unless the target holds rows this copy
+    // did not write.
+    send(Step::Verify(ranges(&checkpoints[mine].last_key, &None)))?;
     let mut tables = vec![(table, checkpoints[mine].rows, checkpoints[mine].rows - done)];
-    if table == Table::AiJobs {
+    if with_refs {
         let refs = &checkpoints[refs];
         tables.push((refs.table, refs.rows, refs.rows - refs_before));
     }
@@ -510,11 +617,14 @@ fn read_table(
 }
 
 /// The writer's half of [`pipeline`]: commits each page with its
-/// checkpoints, reports progress, and times each table.
+/// checkpoints, then hands its ranges to the verifiers; reports progress,
+/// and times each table.
 fn write_steps(
     target: &dyn CopyEnd,
     steps: std::sync::mpsc::Receiver<Step>,
     options: &CopyOptions,
+    verifiers: std::sync::mpsc::Sender<Part>,
+    stopped: &std::sync::atomic::AtomicBool,
 ) -> StorageResult<Vec<TableCopy>> {
     let mut tables = Vec::new();
     let (mut started, mut total) = (Instant::now(), 0u64);
@@ -527,7 +637,20 @@ fn write_steps(
             });
         }
     };
+    let verify = |parts: Vec<Part>| -> StorageResult<()> {
+        for part in parts {
+            verifiers
+                .send(part)
+                .map_err(|_| StorageError::Database("the copy's verifiers stopped".into()))?;
+        }
+        Ok(())
+    };
     for step in steps {
+        if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StorageError::Database(
+                "the copy's verifiers stopped".into(),
+            ));
+        }
         match step {
             Step::Begin {
                 table,
@@ -541,10 +664,13 @@ fn write_steps(
                 table,
                 records,
                 next,
+                written,
             } => {
                 target.write_batch(table, &records, &next)?;
+                verify(written)?;
                 report(table, next[0].rows, total);
             }
+            Step::Verify(parts) => verify(parts)?,
             Step::End(done) => {
                 let seconds = started.elapsed().as_secs_f64();
                 for (table, rows, written) in done {
@@ -634,62 +760,9 @@ fn refuse_non_empty(target: &dyn CopyEnd) -> StorageResult<()> {
     }
 }
 
-/// The target read back and compared with what the copy read from the
-/// source. The work is split over two threads, each reading in its own
-/// snapshot (both taken after the last page committed), so reading,
-/// decoding and digesting use both cores: a table with a key in `middles`
-/// is read as two halves, one on each thread; the other tables go to the
-/// thread with less to do.
-fn verify_against(
-    target: &dyn CopyEnd,
-    source: &[Checkpoint],
-    middles: &[(Table, Key)],
-) -> StorageResult<VerifyReport> {
-    /// Rows of `table` after `after` up to and including `until`.
-    type Part = (Table, Option<Key>, Option<Key>);
-    let mut parts: Vec<(u64, Part)> = Vec::new();
-    for c in source {
-        // Weighed by rows times columns: a job costs more than a ref.
-        let weight = c.rows * c.table.columns().len() as u64;
-        match middles.iter().find(|(t, _)| *t == c.table) {
-            Some((_, middle)) => {
-                parts.push((weight / 2, (c.table, None, Some(middle.clone()))));
-                parts.push((weight / 2, (c.table, Some(middle.clone()), None)));
-            }
-            None => parts.push((weight, (c.table, None, None))),
-        }
-    }
-    parts.sort_by_key(|(weight, _)| std::cmp::Reverse(*weight));
-    let (mut halves, mut loads) = ([Vec::new(), Vec::new()], [0u64; 2]);
-    for (weight, part) in parts {
-        let lighter = usize::from(loads[1] < loads[0]);
-        loads[lighter] += weight;
-        halves[lighter].push(part);
-    }
-    let read = |parts: &[Part]| -> StorageResult<Vec<(Table, u64, u128)>> {
-        let mut found = Vec::new();
-        target.snapshot(&mut |snap| {
-            for (table, after, until) in parts {
-                let mut pages = Pager::range(*table, after.clone(), until.clone());
-                let (rows, digest) = pages.digest(snap)?;
-                found.push((*table, rows, digest));
-            }
-            Ok(())
-        })?;
-        Ok(found)
-    };
-    let [first, second] = &halves;
-    let (a, b) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| read(second));
-        let mine = read(first);
-        let theirs = other.join().unwrap_or_else(|_| {
-            Err(StorageError::Database(
-                "the copy's verifying thread panicked".into(),
-            ))
-        });
-        (mine, theirs)
-    });
-    let found: Vec<(Table, u64, u128)> = a?.into_iter().chain(b?).collect();
+/// What the verifiers read back, compared table by table with what the
+/// copy read from the source (the checkpoints' counts and digests).
+fn compare_found(source: &[Checkpoint], found: &[(Table, u64, u128)]) -> VerifyReport {
     let tables = source
         .iter()
         .map(|expected| {
@@ -709,7 +782,7 @@ fn verify_against(
             }
         })
         .collect();
-    Ok(VerifyReport::new(tables))
+    VerifyReport::new(tables)
 }
 
 // ---------------------------------------------------------------------------
@@ -868,7 +941,8 @@ impl Pager {
 
 fn open_end(url: &str, run_migrations: bool) -> StorageResult<Arc<dyn Maintenance>> {
     let config = StorageConfig::default()
-        .pool_size(4)
+        // The writer, two verifiers, the index builder and the copy lock.
+        .pool_size(6)
         .run_migrations(run_migrations);
     crate::backend::open_maintained(url, &config)
 }

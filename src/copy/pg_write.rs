@@ -72,7 +72,7 @@ fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
             Ok(())
         })?,
         Cell::Json(v) => jsonb(out, v)?,
-        Cell::JsonOwned(v) => jsonb(out, &v)?,
+        typed @ Cell::Typed(..) => jsonb(out, typed.json()?.as_ref())?,
     }
     Ok(())
 }

@@ -196,7 +196,7 @@ impl std::fmt::Display for Key {
 }
 
 /// One row of the index behind the workspace filter.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IndexedRef {
     pub job_id: Uuid,
     pub position: i64,
@@ -205,7 +205,7 @@ pub(crate) struct IndexedRef {
 }
 
 /// A decoded row of any table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Record {
     Workspace(Workspace),
     Document(Document),
@@ -258,12 +258,34 @@ impl Record {
         }
     }
 
-    /// The digest of the decoded domain value: SHA-256 of its canonical
-    /// JSON (object keys sorted, floats in shortest round-trip form), cut
-    /// to 128 bits. The same on every backend for the same value.
+    /// Which table the row belongs to, as a byte of its digest.
+    fn tag(&self) -> u8 {
+        match self {
+            Record::Workspace(_) => 0,
+            Record::Document(_) => 1,
+            Record::Block(_) => 2,
+            Record::Canvas(_) => 3,
+            Record::Node(_) => 4,
+            Record::Edge(_) => 5,
+            Record::Job(_) => 6,
+            Record::Ref(_) => 7,
+            Record::Run(_) => 8,
+            Record::Execution(_) => 9,
+        }
+    }
+
+    /// The digest of the decoded domain value: SHA-256 of a canonical
+    /// binary encoding of its cells (the table, then each column's value
+    /// tagged by kind: text by length and bytes, integers and float bits
+    /// as 8 bytes, UUIDs as 16, timestamps as seconds and nanoseconds, JSON
+    /// as a walk of the value with object keys in sorted order), cut to
+    /// 128 bits. The same on every backend for the same value.
     pub(crate) fn digest(&self) -> StorageResult<u128> {
         let mut hasher = Sha256::new();
-        serde_json::to_writer(&mut hasher, self)?;
+        hasher.update([self.tag()]);
+        for cell in self.cells()? {
+            cell.digest_into(&mut hasher);
+        }
         let hash = hasher.finalize();
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash[..16]);
@@ -427,11 +449,6 @@ impl Record {
                 Uuid(p.edit_event_id),
             ]
         }
-        fn json_of<'a, T: Serialize>(field: &str, value: &T) -> StorageResult<Cell<'a>> {
-            serde_json::to_value(value)
-                .map(JsonOwned)
-                .map_err(|e| StorageError::Serialization(format!("cannot encode {field}: {e}")))
-        }
         Ok(match self {
             Record::Workspace(r) => {
                 let mut c = vec![Text(&r.id), Text(&r.name)];
@@ -509,14 +526,14 @@ impl Record {
                 Text(&r.capability_profile_id),
                 Text(r.access_mode.as_str()),
                 Text(r.safety_mode.as_str()),
-                json_of("planned_operations", &r.planned_operations)?,
-                json_of("metrics", &r.metrics)?,
+                Typed("planned_operations", &r.planned_operations),
+                Typed("metrics", &r.metrics),
                 opt(&r.job_inputs, Json),
                 opt(&r.job_outputs, Json),
                 Bool(r.pinned),
                 Time(r.created_at),
                 Time(r.updated_at),
-                json_of("entity_refs", &r.entity_refs)?,
+                Typed("entity_refs", &r.entity_refs),
             ],
             Record::Ref(r) => vec![
                 Uuid(r.job_id),
@@ -564,7 +581,135 @@ pub(crate) enum Cell<'a> {
     Uuid(Uuid),
     Time(DateTime<Utc>),
     Json(&'a Value),
-    JsonOwned(Value),
+    /// A typed value the store keeps as JSON: its column's name and the
+    /// value.
+    Typed(&'static str, &'a dyn TypedJson),
+}
+
+/// A typed value stored as JSON (a list or struct of the domain). Its
+/// serialisation must have a fixed order (no `HashMap` inside): the
+/// digest hashes it as serialised.
+pub(crate) trait TypedJson: std::fmt::Debug {
+    fn to_value(&self) -> serde_json::Result<Value>;
+    fn write_to(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()>;
+}
+
+impl<T: Serialize + std::fmt::Debug> TypedJson for T {
+    fn to_value(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+
+    fn write_to(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        serde_json::to_writer(w, self)
+    }
+}
+
+impl Cell<'_> {
+    /// The JSON value of a `Json` or `Typed` cell, for the writers.
+    pub(crate) fn json(&self) -> StorageResult<std::borrow::Cow<'_, Value>> {
+        match self {
+            Cell::Json(v) => Ok(std::borrow::Cow::Borrowed(*v)),
+            Cell::Typed(field, v) => v
+                .to_value()
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| StorageError::Serialization(format!("cannot encode {field}: {e}"))),
+            _ => Err(StorageError::Serialization("not a JSON cell".into())),
+        }
+    }
+}
+
+impl Cell<'_> {
+    /// Feeds this value's canonical encoding to `h` (see [`Record::digest`]).
+    fn digest_into(&self, h: &mut Sha256) {
+        match self {
+            Cell::Null => h.update([0]),
+            Cell::Text(v) => {
+                h.update([1]);
+                text(h, v);
+            }
+            Cell::Int(v) => {
+                h.update([2]);
+                h.update(v.to_le_bytes());
+            }
+            Cell::Float(v) => {
+                h.update([3]);
+                h.update(v.to_bits().to_le_bytes());
+            }
+            Cell::Bool(v) => h.update([4, u8::from(*v)]),
+            Cell::Uuid(v) => {
+                h.update([5]);
+                h.update(v.as_bytes());
+            }
+            Cell::Time(v) => {
+                h.update([6]);
+                h.update(v.timestamp().to_le_bytes());
+                h.update(v.timestamp_subsec_nanos().to_le_bytes());
+            }
+            Cell::Json(v) => {
+                h.update([7]);
+                json_into(h, v);
+            }
+            Cell::Typed(_, v) => {
+                // Serialised as the type has it (a fixed order); it cannot
+                // fail for the domain's types, and a failure would only
+                // leave the digest short, never equal by accident.
+                h.update([8]);
+                let _ = v.write_to(h);
+            }
+        }
+    }
+}
+
+fn text(h: &mut Sha256, v: &str) {
+    h.update((v.len() as u64).to_le_bytes());
+    h.update(v.as_bytes());
+}
+
+/// A JSON value's canonical encoding: numbers by what they hold (an
+/// integer is not the float of the same value: `1` and `1.0` differ, as
+/// they do in the stores), object keys in sorted order.
+fn json_into(h: &mut Sha256, value: &Value) {
+    match value {
+        Value::Null => h.update([0]),
+        Value::Bool(b) => h.update([1, u8::from(*b)]),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                h.update([2]);
+                h.update(i.to_le_bytes());
+            } else if let Some(u) = n.as_u64() {
+                h.update([3]);
+                h.update(u.to_le_bytes());
+            } else {
+                h.update([4]);
+                h.update(n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+            }
+        }
+        Value::String(v) => {
+            h.update([5]);
+            text(h, v);
+        }
+        Value::Array(items) => {
+            h.update([6]);
+            h.update((items.len() as u64).to_le_bytes());
+            for item in items {
+                json_into(h, item);
+            }
+        }
+        Value::Object(map) => {
+            h.update([7]);
+            h.update((map.len() as u64).to_le_bytes());
+            // serde_json's map is ordered by key (no `preserve_order`);
+            // sorted here all the same so the digest never depends on it.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            for (key, item) in entries {
+                text(h, key);
+                json_into(h, item);
+            }
+        }
+    }
 }
 
 /// `err` with the table and key of the row it is about in front of its
@@ -579,5 +724,60 @@ pub(crate) fn at_row(table: Table, key: &str, err: StorageError) -> StorageError
         StorageError::Serialization(m) => StorageError::Serialization(prefix(m)),
         StorageError::Database(m) => StorageError::Database(prefix(m)),
         StorageError::Migration(m) => StorageError::Migration(prefix(m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn digest(cells: &[Cell<'_>]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        for cell in cells {
+            cell.digest_into(&mut h);
+        }
+        h.finalize().to_vec()
+    }
+
+    #[test]
+    fn the_digest_tells_kinds_and_boundaries_apart() {
+        let (one, one_float) = (json!(1), json!(1.0));
+        let (text, json_text) = (json!("a"), Cell::Text("a"));
+        // An integer is not the float of the same value, nor text the
+        // JSON string of it.
+        assert_ne!(
+            digest(&[Cell::Json(&one)]),
+            digest(&[Cell::Json(&one_float)])
+        );
+        assert_ne!(digest(&[Cell::Json(&text)]), digest(&[json_text]));
+        // Lengths delimit text: moving a byte between cells changes it.
+        assert_ne!(
+            digest(&[Cell::Text("ab"), Cell::Text("c")]),
+            digest(&[Cell::Text("a"), Cell::Text("bc")])
+        );
+        assert_ne!(digest(&[Cell::Null]), digest(&[Cell::Text("")]));
+        assert_ne!(
+            digest(&[Cell::Float(0.0)]),
+            digest(&[Cell::Float(-0.0)]),
+            "float bits, not values"
+        );
+        // Object keys: by name, whatever order the map was built in.
+        let a: Value = serde_json::from_str(r#"{"x": 1, "y": [true, null]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"y": [true, null], "x": 1}"#).unwrap();
+        assert_eq!(digest(&[Cell::Json(&a)]), digest(&[Cell::Json(&b)]));
+        // A typed value hashes as it serialises.
+        let refs = vec![crate::EntityRef {
+            entity_id: "d1".into(),
+            entity_kind: "document".into(),
+        }];
+        let other = vec![crate::EntityRef {
+            entity_id: "d2".into(),
+            entity_kind: "document".into(),
+        }];
+        assert_ne!(
+            digest(&[Cell::Typed("entity_refs", &refs)]),
+            digest(&[Cell::Typed("entity_refs", &other)])
+        );
     }
 }

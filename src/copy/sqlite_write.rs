@@ -26,7 +26,7 @@ fn bind<'a>(query: Boxed<'a>, cell: Cell<'a>) -> StorageResult<Boxed<'a>> {
         Cell::Uuid(v) => query.bind::<Text, _>(v.hyphenated().to_string()),
         Cell::Time(v) => query.bind::<Text, _>(sqlite_time_text(&v)),
         Cell::Json(v) => query.bind::<Text, _>(json_text(v)?),
-        Cell::JsonOwned(v) => query.bind::<Text, _>(json_text(&v)?),
+        typed @ Cell::Typed(..) => query.bind::<Text, _>(json_text(typed.json()?.as_ref())?),
     })
 }
 
