@@ -7,6 +7,10 @@
 //! | [`DbUuid`] | `uuid`        | `TEXT`, hyphenated lower case                  |
 //! | [`DbTime`] | `timestamptz` | `TEXT`, `YYYY-MM-DD HH:MM:SS.ffffff+00:00` UTC |
 //! | [`DbJson`] | `jsonb`       | `TEXT`, serialized JSON                        |
+//! | [`DbJsonText`] | `jsonb`   | `TEXT`, serialized JSON                        |
+//!
+//! [`DbJsonText`] holds the JSON as text, for columns read straight into a
+//! typed value (parsed once, with no `Value` tree in between).
 //!
 //! JSON is written by [`write_json`] on both backends: whole floats of
 //! 1e16 and above (which serde_json writes as `1e16`) get a `.0`, because
@@ -39,6 +43,21 @@ pub(crate) struct DbTime(pub DateTime<Utc>);
 #[cfg_attr(feature = "sqlite", diesel(sql_type = diesel::sql_types::Text))]
 #[cfg_attr(feature = "postgres", diesel(sql_type = diesel::sql_types::Jsonb))]
 pub(crate) struct DbJson(pub Value);
+
+#[derive(Debug, Clone, PartialEq, AsExpression, FromSqlRow)]
+#[cfg_attr(feature = "sqlite", diesel(sql_type = diesel::sql_types::Text))]
+#[cfg_attr(feature = "postgres", diesel(sql_type = diesel::sql_types::Jsonb))]
+pub(crate) struct DbJsonText(pub String);
+
+impl DbJsonText {
+    /// `value` as the stores keep it (see [`write_json`]).
+    pub(crate) fn of(value: &Value) -> serde_json::Result<Self> {
+        let mut text = Vec::new();
+        write_json(value, &mut text)?;
+        // serde_json writes UTF-8.
+        Ok(DbJsonText(String::from_utf8_lossy(&text).into_owned()))
+    }
+}
 
 /// serde_json's compact output, except that a whole float too large for
 /// plain decimal notation keeps a fraction, so it reads back as a float on
@@ -182,6 +201,19 @@ mod sqlite {
             Ok(DbJson(serde_json::from_str(&text(value)?)?))
         }
     }
+
+    impl ToSql<Text, Sqlite> for DbJsonText {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+            out.set_value(self.0.as_str());
+            Ok(IsNull::No)
+        }
+    }
+
+    impl FromSql<Text, Sqlite> for DbJsonText {
+        fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+            text(value).map(DbJsonText)
+        }
+    }
 }
 
 /// PostgreSQL has native types for all three: reading delegates to Diesel's
@@ -226,6 +258,23 @@ mod postgres {
             out.write_all(&[1])?;
             write_json(&self.0, out)?;
             Ok(IsNull::No)
+        }
+    }
+
+    impl ToSql<Jsonb, Pg> for DbJsonText {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+            out.write_all(&[1])?;
+            out.write_all(self.0.as_bytes())?;
+            Ok(IsNull::No)
+        }
+    }
+
+    impl FromSql<Jsonb, Pg> for DbJsonText {
+        fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+            match value.as_bytes().split_first() {
+                Some((1, text)) => Ok(DbJsonText(std::str::from_utf8(text)?.to_owned())),
+                _ => Err("unsupported jsonb encoding version".into()),
+            }
         }
     }
 }

@@ -47,7 +47,7 @@ use super::{
     COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL,
     SCHEMA_INDEXES_SQL, SCHEMA_TRIGGERS_SQL,
 };
-use crate::backend::fields::{DbJson, DbTime, DbUuid};
+use crate::backend::fields::{DbJson, DbJsonText, DbTime, DbUuid};
 #[cfg(feature = "testing")]
 use crate::backend::ColumnInfo;
 use crate::backend::{from_diesel, Maintenance};
@@ -584,8 +584,8 @@ struct AiJobRow {
     capability_profile_id: String,
     access_mode: String,
     safety_mode: String,
-    planned_operations: DbJson,
-    metrics: DbJson,
+    planned_operations: DbJsonText,
+    metrics: DbJsonText,
     job_inputs: Option<DbJson>,
     job_outputs: Option<DbJson>,
     pinned: bool,
@@ -593,7 +593,7 @@ struct AiJobRow {
     updated_at: DbTime,
     /// `[{"entity_id", "entity_kind"}]` in order; a trigger copies it into
     /// `ai_job_entity_refs`, the index behind the workspace filter.
-    entity_refs: DbJson,
+    entity_refs: DbJsonText,
 }
 
 impl AiJobRow {
@@ -723,8 +723,9 @@ fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(field: &str, value: DbJson) -> StorageResult<T> {
-    serde_json::from_value(value.0)
+/// A typed value from its stored JSON text, parsed straight into the type.
+fn from_json<T: serde::de::DeserializeOwned>(field: &str, value: DbJsonText) -> StorageResult<T> {
+    serde_json::from_str(&value.0)
         .map_err(|e| StorageError::Serialization(format!("stored {field} is not valid: {e}")))
 }
 
@@ -732,6 +733,11 @@ fn to_json<T: serde::Serialize>(field: &str, value: &T) -> StorageResult<DbJson>
     let json = serde_json::to_value(value)?;
     validate::json(field, &json)?;
     Ok(DbJson(json))
+}
+
+/// A typed value as the stores keep it: the text of [`to_json`]'s value.
+fn to_json_text<T: serde::Serialize>(field: &str, value: &T) -> StorageResult<DbJsonText> {
+    Ok(DbJsonText::of(&to_json(field, value)?.0)?)
 }
 
 fn optional_json(field: &str, value: Option<Value>) -> StorageResult<Option<DbJson>> {
@@ -1468,14 +1474,14 @@ impl Storage for Store {
             capability_profile_id: job.capability_profile_id,
             access_mode: job.access_mode.as_str().to_string(),
             safety_mode: job.safety_mode.as_str().to_string(),
-            planned_operations: to_json("planned_operations", &job.planned_operations)?,
-            metrics: to_json("metrics", &job.metrics)?,
+            planned_operations: to_json_text("planned_operations", &job.planned_operations)?,
+            metrics: to_json_text("metrics", &job.metrics)?,
             job_inputs: optional_json("job_inputs", job.job_inputs)?,
             job_outputs: None,
             pinned: false,
             created_at: DbTime(now),
             updated_at: DbTime(now),
-            entity_refs: to_json("entity_refs", &job.entity_refs)?,
+            entity_refs: to_json_text("entity_refs", &job.entity_refs)?,
         };
         // One INSERT: the trigger fills ai_job_entity_refs in the same statement.
         diesel::insert_into(ai_jobs::table)
