@@ -319,7 +319,7 @@ fn copies_every_table_exactly(from: &str, to: &str) {
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
-/// More refs than one verification page holds (5,000), several per job: the
+/// More refs than one verification page holds (2,000), several per job: the
 /// refs table is read back page after page by its two-column key, in the
 /// ranges of the jobs' pages.
 fn refs_across_verification_pages(from: &str, to: &str) {

@@ -789,7 +789,7 @@ fn compare_found(source: &[Checkpoint], found: &[(Table, u64, u128)]) -> VerifyR
 // Verify
 
 /// Rows read per page when verifying.
-const VERIFY_PAGE_ROWS: usize = 5_000;
+const VERIFY_PAGE_ROWS: usize = 2_000;
 
 /// Compares the stores at `a_url` and `b_url` (any compiled backends):
 /// per table the row count and the order-independent digest of every
