@@ -12,6 +12,9 @@
 //! `HSK_COPY_BENCH_JOBS` (the block and canvas sizes follow at 1/10 and
 //! 1/100 of it). `HSK_COPY_BENCH_KEEP=dir` keeps the seeded SQLite files
 //! in `dir` and reuses them on the next run (for profiling the copy alone).
+//! Each size also prints the CPU seconds the floor and the copy used, in
+//! this process and in the rest of the machine (on one machine, that is
+//! mostly the PostgreSQL server).
 
 use std::time::Instant;
 
@@ -120,12 +123,16 @@ fn main() -> StorageResult<()> {
         bench::count_heap(false);
         // The floor: the same rows, raw binary COPY, into its own schema.
         let raw_target = postgres.harness()?;
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let raw_rows = bench::raw_copy(&file, raw_target.url())?;
         let raw_seconds = started.elapsed().as_secs_f64();
+        let raw_cpu = cpu_since(cpu_before);
         drop(raw_target);
         let target = postgres.harness()?;
+        let cpu_before = cpu_seconds();
         let report = copy_store(&source, target.url(), &CopyOptions::default())?;
+        let copy_cpu = cpu_since(cpu_before);
         drop(target);
         bench::count_heap(true);
         let target = postgres.harness()?;
@@ -159,6 +166,11 @@ fn main() -> StorageResult<()> {
             report.verify_seconds,
             (report.seconds - report.verify_seconds) / raw_seconds
         );
+        println!(
+            "copy/{jobs}_jobs: CPU seconds (this process + the rest of the machine, mostly \
+             PostgreSQL): raw binary COPY {:.1} + {:.1}, copy_store {:.1} + {:.1}",
+            raw_cpu.0, raw_cpu.1, copy_cpu.0, copy_cpu.1
+        );
         assert!(report.verify.identical);
         assert_eq!(report.rows, raw_rows, "the same rows on both sides");
     }
@@ -169,4 +181,36 @@ fn main() -> StorageResult<()> {
         peaks[1] as f64 / peaks[0].max(1) as f64
     );
     Ok(())
+}
+
+/// CPU seconds used so far by this process and by the rest of the machine
+/// (all CPUs' busy time less this process's), from `/proc`; zero where
+/// there is none.
+fn cpu_seconds() -> (f64, f64) {
+    let tick = 100.0; // USER_HZ, fixed at 100 on Linux for /proc
+    let fields = |text: &str| -> Vec<f64> {
+        text.split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect()
+    };
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: utime and stime are the 12th
+    // and 13th fields.
+    let after_name = own.rfind(')').map_or("", |i| &own[i + 1..]);
+    let own = fields(after_name);
+    let mine = (own.get(11).unwrap_or(&0.0) + own.get(12).unwrap_or(&0.0)) / tick;
+    let all = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = fields(all.lines().next().unwrap_or("").trim_start_matches("cpu"));
+    // user, nice, system, irq, softirq, steal.
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| cpu.get(i))
+        .sum::<f64>()
+        / tick;
+    (mine, busy - mine)
+}
+
+fn cpu_since(before: (f64, f64)) -> (f64, f64) {
+    let now = cpu_seconds();
+    (now.0 - before.0, now.1 - before.1)
 }
