@@ -482,11 +482,11 @@ fn source_at_another_version_is_refused(from: &str, to: &str) {
     assert!(!text.contains("postgres:postgres@"), "{text}");
 }
 
-fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
+/// A copy in pages of 10 stopped by a bad block (`b000030`) in the middle
+/// of the blocks, after some pages were committed.
+fn stop_at_a_bad_block(from: &str, to: &str) -> (Harness, Harness, CopyOptions) {
     let (a, b) = copy_cases_for(from, to);
     seed(a.store(), 50, false);
-    // A bad row in the middle of the blocks stops the copy after some
-    // pages were committed.
     a.execute_sql("UPDATE blocks SET kind = 'x', last_actor_kind = 'ROBOT' WHERE id = 'b000030'")
         .unwrap();
     let small = CopyOptions {
@@ -495,6 +495,11 @@ fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
     };
     let err = copy(&a, &b, &small).unwrap_err();
     assert!(err.to_string().contains("b000030"), "{err}");
+    (a, b, small)
+}
+
+fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
+    let (a, b, small) = stop_at_a_bad_block(from, to);
     let partial = b
         .store()
         .get_blocks(&a.store().get_block("b000000").unwrap().document_id)
@@ -541,22 +546,17 @@ fn resume_needs_the_flag_and_this_copys_checkpoint(from: &str, to: &str) {
 }
 
 /// A copy stopped by a bad block after three pages, its source then fixed:
-/// the target holds committed pages and this copy's checkpoint.
+/// the target holds committed pages and this copy's checkpoint; the
+/// options resume it.
 fn stopped_copy(from: &str, to: &str) -> (Harness, Harness, CopyOptions) {
-    let (a, b) = copy_cases_for(from, to);
-    seed(a.store(), 50, false);
-    a.execute_sql("UPDATE blocks SET kind = 'x', last_actor_kind = 'ROBOT' WHERE id = 'b000030'")
-        .unwrap();
-    let small = CopyOptions {
-        batch_rows: 10,
-        resume: true,
-        ..Default::default()
-    };
-    let err = copy(&a, &b, &small).unwrap_err();
-    assert!(err.to_string().contains("b000030"), "{err}");
+    let (a, b, small) = stop_at_a_bad_block(from, to);
     a.execute_sql("UPDATE blocks SET last_actor_kind = 'HUMAN' WHERE id = 'b000030'")
         .unwrap();
-    (a, b, small)
+    let resume = CopyOptions {
+        resume: true,
+        ..small
+    };
+    (a, b, resume)
 }
 
 fn assert_did_not_verify(err: StorageError, table: &str) {
