@@ -114,7 +114,15 @@ fn main() -> StorageResult<()> {
         let rows = if keep.is_some() && file.exists() {
             seeded_rows(jobs)
         } else {
-            seed(&source, jobs)?
+            // Seeded under another name and renamed when done, so a kept
+            // file is always a whole seed.
+            let partial = dir.join(format!("seeding-{jobs}.db"));
+            for stale in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{stale}", partial.display()));
+            }
+            let rows = seed(&format!("sqlite://{}", partial.display()), jobs)?;
+            std::fs::rename(&partial, &file).map_err(|e| StorageError::Database(e.to_string()))?;
+            rows
         };
         let seeded = started.elapsed().as_secs_f64();
         // Timed with the heap counter off (its atomics, shared by the

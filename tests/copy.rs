@@ -586,6 +586,17 @@ fn resume_verifies_the_rows_earlier_runs_committed(from: &str, to: &str) {
             original.replace('\'', "''")
         ),
     );
+    // So is a table the earlier run finished.
+    let title = a.store().list_workspaces().unwrap()[0].name.clone();
+    by_hand(&b, "UPDATE workspaces SET name = 'renamed while stopped'");
+    assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), "workspaces");
+    by_hand(
+        &b,
+        &format!(
+            "UPDATE workspaces SET name = '{}'",
+            title.replace('\'', "''")
+        ),
+    );
     let report = copy(&a, &b, &small).unwrap();
     assert!(report.resumed && report.verify.identical);
     assert_identical(a.url(), b.url());
@@ -701,7 +712,23 @@ fn too_deep_json_stops_the_copy(from: &str, to: &str) {
             "blocks",
             "b000005",
         );
+        // A typed column (parsed straight into its type) that is not JSON.
+        bad_row_stops_the_copy(
+            from,
+            to,
+            "UPDATE ai_jobs SET metrics = '{' WHERE pinned = true",
+            "ai_jobs",
+            "stored metrics is not valid",
+        );
     }
+    // A typed column holding JSON of the wrong shape.
+    bad_row_stops_the_copy(
+        from,
+        to,
+        "UPDATE ai_jobs SET planned_operations = '{\"not\": \"a list\"}' WHERE pinned = true",
+        "ai_jobs",
+        "stored planned_operations is not valid",
+    );
 }
 
 fn out_of_range_timestamp_stops_the_copy(from: &str, to: &str) {

@@ -1,4 +1,4 @@
-//! The three field types whose storage differs by backend, so that the
+//! The field types whose storage differs by backend, so that the
 //! query code above them is written once (the chirpstack `storage/fields`
 //! pattern):
 //!
@@ -216,8 +216,9 @@ mod sqlite {
     }
 }
 
-/// PostgreSQL has native types for all three: reading delegates to Diesel's
-/// impls, and so does writing, but for JSON (see [`write_json`]).
+/// PostgreSQL has native types for them: reading delegates to Diesel's
+/// impls, and so does writing, but for JSON (see [`write_json`]); the
+/// text of a `jsonb` value ([`DbJsonText`]) is read as it arrives.
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;

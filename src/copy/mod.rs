@@ -20,7 +20,8 @@
 //!   point resumes after the last committed page.
 //! - The source is read on the calling thread and the target written on
 //!   another, a page behind: reading and decoding one page overlaps with
-//!   the target storing the one before (memory holds three pages).
+//!   the target storing the one before (memory holds three pages, and
+//!   the verifiers' pages below).
 //! - `ai_job_entity_refs` is written with the jobs, as the target's
 //!   `ai_jobs` insert trigger would write it (on PostgreSQL the trigger is
 //!   switched off inside the page's transaction and the refs copied
@@ -30,9 +31,13 @@
 //! - Every target table is read back and its count and digest compared
 //!   with the source's; only when all match is the checkpoint table
 //!   dropped. The reading trails the writer on two more threads: each page
-//!   is read back (in its own read transaction) once it has committed, the
-//!   rows earlier runs committed when a resumed copy starts, and each
-//!   table's keys after its last, so the ranges read tile every table.
+//!   is read back (in its own read transaction, 2,000 rows a query) once
+//!   it has committed, the rows earlier runs committed when a resumed copy
+//!   starts, and each table's keys after its last, so the ranges read tile
+//!   every table. At the end every table is counted again in one snapshot
+//!   (a row another session inserted or deleted in a range already read
+//!   shows there; one it changed there does not: nothing else should write
+//!   to a copy's target).
 //!
 //! The per-backend half (reading pages with the store's own row types,
 //! the checkpoint table, the PostgreSQL copy lock) is `end.rs`, compiled
@@ -353,7 +358,8 @@ pub fn copy_store(
 
     let copied = pipeline(&*source, &*target, &mut checkpoints, options)?;
     let (tables, verify_seconds) = (copied.tables, copied.finish_seconds);
-    let verify = compare_found(&checkpoints, &copied.found);
+    let counts = count_tables(&*target)?;
+    let verify = compare_found(&checkpoints, &copied.found, &counts);
     if !verify.identical {
         return Err(StorageError::Validation(format!(
             "the copy did not verify, the checkpoint is kept: {}",
@@ -403,9 +409,55 @@ const PAGES_AHEAD: usize = 1;
 /// Threads reading the target back while the copy runs.
 const VERIFIERS: usize = 2;
 
-/// A range of one table's keys: after `.1` (from the first) up to and
-/// including `.2` (to the last).
-type Part = (Table, Option<Key>, Option<Key>);
+/// A range of one table's keys to read back: after `after` (from the
+/// first) up to and including `until` (to the last), holding `expected`
+/// rows if the target is what the copy wrote.
+struct Part {
+    table: Table,
+    after: Option<Key>,
+    until: Option<Key>,
+    expected: u64,
+}
+
+/// The first failure of any of the pipeline's threads, which is the cause:
+/// the others stop when they see it (the reader when the writer has gone,
+/// the writer and the verifiers at their next step) with errors that only
+/// say so.
+#[derive(Default)]
+struct Failure {
+    stopped: std::sync::atomic::AtomicBool,
+    first: std::sync::Mutex<Option<StorageError>>,
+}
+
+impl Failure {
+    fn fail<T>(&self, result: StorageResult<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                if let Ok(mut first) = self.first.lock() {
+                    first.get_or_insert(e);
+                }
+                self.stopped
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn check(&self) -> StorageResult<()> {
+        match self.first.lock().ok().and_then(|mut first| first.take()) {
+            Some(e) => Err(e),
+            None if self.stopped() => Err(StorageError::Database(
+                "the copy stopped (a thread of it failed)".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+}
 
 /// What [`pipeline`] did: per table written, and per table read back
 /// (rows and digest, summed over ranges).
@@ -437,12 +489,21 @@ fn pipeline(
     let (to_writer, steps) = std::sync::mpsc::sync_channel::<Step>(PAGES_AHEAD);
     let (to_verifiers, parts) = std::sync::mpsc::channel::<Part>();
     let parts = std::sync::Mutex::new(parts);
-    let stopped = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
+    let failure = Failure::default();
+    fn panicked<T>(what: &str) -> StorageResult<T> {
+        Err(StorageError::Database(format!(
+            "the copy's {what} panicked"
+        )))
+    }
+    let mut finishing = Instant::now();
+    let found = std::thread::scope(|scope| {
         let verifiers: Vec<_> = (0..VERIFIERS)
-            .map(|_| scope.spawn(|| verify_parts(target, &parts, &stopped)))
+            .map(|_| scope.spawn(|| verify_parts(target, &parts, &failure)))
             .collect();
-        let writer = scope.spawn(|| write_steps(target, steps, options, to_verifiers, &stopped));
+        // Each thread records its failure as it happens, so the others
+        // stop at their next step.
+        let writer = scope
+            .spawn(|| failure.fail(write_steps(target, steps, options, to_verifiers, &failure)));
         let read = source.snapshot(&mut |snap| {
             for table in Table::ALL.into_iter().filter(|t| t.written()) {
                 read_table(snap, table, checkpoints, options, &to_writer)?;
@@ -450,79 +511,68 @@ fn pipeline(
             Ok(())
         });
         drop(to_writer);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(StorageError::Database(
-                "the copy's writer thread panicked".into(),
-            ))
-        });
-        let finishing = Instant::now();
+        // The writer's failure first: the reader then only saw it go.
+        let tables = writer
+            .join()
+            .unwrap_or_else(|_| failure.fail(panicked("writer thread")));
+        failure.fail(read);
+        finishing = Instant::now();
         // The indexes are built while the verifiers finish (they read by
         // primary key, which is never dropped).
-        let indexed = match (&read, &written) {
-            (Ok(()), Ok(_)) => target.restore_indexes(),
-            _ => Ok(()),
-        };
-        let mut found = Vec::new();
-        let mut verified = Ok(());
-        for verifier in verifiers {
-            match verifier.join().unwrap_or_else(|_| {
-                Err(StorageError::Database(
-                    "the copy's verifying thread panicked".into(),
-                ))
-            }) {
-                Ok(sums) => found.extend(sums),
-                Err(e) => verified = verified.and(Err(e)),
-            }
+        if !failure.stopped() {
+            failure.fail(target.restore_indexes());
         }
-        // The first cause: a verifier's failure stops the writer, and the
-        // writer's stops the reader (which then only sees the channel
-        // close).
-        verified?;
-        let tables = written?;
-        read?;
-        indexed?;
-        Ok(Copied {
-            tables,
-            found,
-            finish_seconds: finishing.elapsed().as_secs_f64(),
-        })
+        let mut found = Vec::new();
+        for verifier in verifiers {
+            let sums = verifier
+                .join()
+                .unwrap_or_else(|_| failure.fail(panicked("verifying thread")));
+            found.extend(sums.unwrap_or_default());
+        }
+        tables.map(|tables| (tables, found))
+    });
+    failure.check()?;
+    let (tables, found) = found.ok_or_else(|| StorageError::Database("the copy stopped".into()))?;
+    Ok(Copied {
+        tables,
+        found,
+        finish_seconds: finishing.elapsed().as_secs_f64(),
     })
 }
 
-/// A verifier: takes committed ranges off the queue until it closes, reads
-/// each back in a read transaction and sums rows and digests per table.
+/// A verifier: takes committed ranges off the queue until it closes (or
+/// the copy fails), reads each back in a read transaction and sums rows
+/// and digests per table.
 fn verify_parts(
     target: &dyn CopyEnd,
     parts: &std::sync::Mutex<std::sync::mpsc::Receiver<Part>>,
-    stopped: &std::sync::atomic::AtomicBool,
-) -> StorageResult<Vec<(Table, u64, u128)>> {
+    failure: &Failure,
+) -> Option<Vec<(Table, u64, u128)>> {
     let mut sums: Vec<(Table, u64, u128)> = Vec::new();
-    loop {
+    while !failure.stopped() {
         let next = match parts.lock() {
             Ok(queue) => queue.recv(),
             Err(_) => break,
         };
-        let Ok((table, after, until)) = next else {
+        let Ok(part) = next else {
             break;
         };
         let mut rows_digest = (0, 0);
-        let read = target.snapshot(&mut |snap| {
-            rows_digest = Pager::range(table, after.clone(), until.clone()).digest(snap)?;
+        failure.fail(target.snapshot(&mut |snap| {
+            let mut pages = Pager::range(part.table, part.after.clone(), part.until.clone())
+                .expecting(part.expected);
+            rows_digest = pages.digest(snap)?;
             Ok(())
-        });
-        if let Err(e) = read {
-            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(e);
-        }
-        match sums.iter_mut().find(|(t, _, _)| *t == table) {
+        }))?;
+        match sums.iter_mut().find(|(t, _, _)| *t == part.table) {
             Some((_, rows, digest)) => {
                 *rows += rows_digest.0;
                 *digest = digest.wrapping_add(rows_digest.1);
             }
-            None => sums.push((table, rows_digest.0, rows_digest.1)),
+            None => sums.push((part.table, rows_digest.0, rows_digest.1)),
         }
     }
-    Ok(sums)
+    Some(sums)
 }
 
 /// Reads one table from where its checkpoint stands, page by page, and
@@ -545,8 +595,14 @@ fn read_table(
     let with_refs = table == Table::AiJobs;
     // The ranges of this table's keys (and, for jobs, of their refs: all
     // of a job's refs come after the job's key with position MAX).
-    let ranges = |after: &Option<Key>, until: &Option<Key>| {
-        let mut parts = vec![(table, after.clone(), until.clone())];
+    // `expected`: rows of this table, and of refs, in the range.
+    let ranges = |after: &Option<Key>, until: &Option<Key>, expected: (u64, u64)| {
+        let mut parts = vec![Part {
+            table,
+            after: after.clone(),
+            until: until.clone(),
+            expected: expected.0,
+        }];
         if with_refs {
             let refs_key = |k: &Option<Key>| {
                 k.as_ref().map(|k| Key {
@@ -554,7 +610,12 @@ fn read_table(
                     pos: Some(i64::MAX),
                 })
             };
-            parts.push((Table::AiJobEntityRefs, refs_key(after), refs_key(until)));
+            parts.push(Part {
+                table: Table::AiJobEntityRefs,
+                after: refs_key(after),
+                until: refs_key(until),
+                expected: expected.1,
+            });
         }
         parts
     };
@@ -568,7 +629,7 @@ fn read_table(
     send(Step::Begin { table, done, total })?;
     let start = checkpoints[mine].last_key.clone();
     if start.is_some() {
-        send(Step::Verify(ranges(&None, &start)))?;
+        send(Step::Verify(ranges(&None, &start, (done, refs_before))))?;
     }
     while !checkpoints[mine].done {
         let before = checkpoints[mine].last_key.clone();
@@ -590,14 +651,19 @@ fn read_table(
         if with_refs {
             next[1].done = next[0].done;
         }
-        for c in &next {
-            checkpoints[index(c.table)] = c.clone();
-        }
         let written = if page.is_empty() {
             Vec::new()
         } else {
-            ranges(&before, &next[0].last_key)
+            let refs_written = next.get(1).map_or(0, |r| r.rows - checkpoints[refs].rows);
+            ranges(
+                &before,
+                &next[0].last_key,
+                (page.len() as u64, refs_written),
+            )
         };
+        for c in &next {
+            checkpoints[index(c.table)] = c.clone();
+        }
         send(Step::Page {
             table,
             records: page,
@@ -607,7 +673,11 @@ fn read_table(
     }
     // After the last key: nothing, unless the target holds rows this copy
     // did not write.
-    send(Step::Verify(ranges(&checkpoints[mine].last_key, &None)))?;
+    send(Step::Verify(ranges(
+        &checkpoints[mine].last_key,
+        &None,
+        (0, 0),
+    )))?;
     let mut tables = vec![(table, checkpoints[mine].rows, checkpoints[mine].rows - done)];
     if with_refs {
         let refs = &checkpoints[refs];
@@ -624,7 +694,7 @@ fn write_steps(
     steps: std::sync::mpsc::Receiver<Step>,
     options: &CopyOptions,
     verifiers: std::sync::mpsc::Sender<Part>,
-    stopped: &std::sync::atomic::AtomicBool,
+    failure: &Failure,
 ) -> StorageResult<Vec<TableCopy>> {
     let mut tables = Vec::new();
     let (mut started, mut total) = (Instant::now(), 0u64);
@@ -646,10 +716,8 @@ fn write_steps(
         Ok(())
     };
     for step in steps {
-        if stopped.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StorageError::Database(
-                "the copy's verifiers stopped".into(),
-            ));
+        if failure.stopped() {
+            return Err(StorageError::Database("the copy stopped".into()));
         }
         match step {
             Step::Begin {
@@ -709,6 +777,13 @@ fn resume_from(
     options: &CopyOptions,
 ) -> StorageResult<Vec<Checkpoint>> {
     if let Some(other) = found.iter().find(|c| c.copy_id != copy_id) {
+        if other.source == source_name {
+            return Err(StorageError::validation(format!(
+                "the target holds an unfinished copy from {source_name} made at another schema \
+                 version or by another release of this library, which this one cannot finish: \
+                 copy into an empty database"
+            )));
+        }
         return Err(StorageError::validation(format!(
             "the target holds the checkpoint of an unfinished copy from {}, not from {source_name}: \
              finish that copy, or copy into an empty database",
@@ -760,9 +835,29 @@ fn refuse_non_empty(target: &dyn CopyEnd) -> StorageResult<()> {
     }
 }
 
+/// Every table's rows in one snapshot of the target, once the verifiers
+/// are done: a row another session inserted or deleted in a range after
+/// it was read back shows here.
+fn count_tables(target: &dyn CopyEnd) -> StorageResult<Vec<(Table, u64)>> {
+    let mut counts = Vec::new();
+    target.snapshot(&mut |snap| {
+        for table in Table::ALL {
+            counts.push((table, snap.count(table)?));
+        }
+        Ok(())
+    })?;
+    Ok(counts)
+}
+
 /// What the verifiers read back, compared table by table with what the
-/// copy read from the source (the checkpoints' counts and digests).
-fn compare_found(source: &[Checkpoint], found: &[(Table, u64, u128)]) -> VerifyReport {
+/// copy read from the source (the checkpoints' counts and digests); a
+/// table whose final count (`counts`) is not what was read back reports
+/// that count.
+fn compare_found(
+    source: &[Checkpoint],
+    found: &[(Table, u64, u128)],
+    counts: &[(Table, u64)],
+) -> VerifyReport {
     let tables = source
         .iter()
         .map(|expected| {
@@ -772,6 +867,10 @@ fn compare_found(source: &[Checkpoint], found: &[(Table, u64, u128)]) -> VerifyR
                 .fold((0u64, 0u128), |(r, d), (_, rows, digest)| {
                     (r + rows, d.wrapping_add(*digest))
                 });
+            let rows = counts
+                .iter()
+                .find(|(t, _)| *t == expected.table)
+                .map_or(rows, |&(_, count)| count);
             TableDigest {
                 table: expected.table.name().to_string(),
                 rows_a: expected.rows,
@@ -885,6 +984,10 @@ struct Pager {
     after: Option<Key>,
     /// The last key to return.
     until: Option<Key>,
+    /// Rows the range should still hold: a query asks for one more than
+    /// that (to see a row that should not be there), not for rows of the
+    /// next range.
+    budget: Option<u64>,
     exhausted: bool,
 }
 
@@ -901,7 +1004,16 @@ impl Pager {
             page: Vec::new().into_iter(),
             after,
             until,
+            budget: None,
             exhausted: false,
+        }
+    }
+
+    /// The range should hold `rows` rows.
+    fn expecting(self, rows: u64) -> Self {
+        Pager {
+            budget: Some(rows),
+            ..self
         }
     }
 
@@ -912,14 +1024,21 @@ impl Pager {
         if self.exhausted {
             return Ok(None);
         }
-        let mut page = snap.page(self.table, self.after.as_ref(), VERIFY_PAGE_ROWS)?;
-        self.exhausted = page.len() < VERIFY_PAGE_ROWS;
+        let limit = self.budget.map_or(VERIFY_PAGE_ROWS, |rows| {
+            usize::try_from(rows.saturating_add(1))
+                .map_or(VERIFY_PAGE_ROWS, |r| r.min(VERIFY_PAGE_ROWS))
+        });
+        let mut page = snap.page(self.table, self.after.as_ref(), limit)?;
+        self.exhausted = page.len() < limit;
         self.after = page.last().map(Record::key);
         if let Some(until) = &self.until {
             if self.after.as_ref().is_some_and(|last| last > until) {
                 page.retain(|r| r.key() <= *until);
                 self.exhausted = true;
             }
+        }
+        if let Some(budget) = &mut self.budget {
+            *budget = budget.saturating_sub(page.len() as u64);
         }
         self.page = page.into_iter();
         Ok(self.page.next())
@@ -939,10 +1058,13 @@ impl Pager {
 // ---------------------------------------------------------------------------
 // Helpers
 
+/// A copy's end: a source (not migrated) needs one connection for its
+/// snapshot; a target (migrated) one for the copy lock, one for the writer
+/// and then the index builder, and one for each verifier.
 fn open_end(url: &str, run_migrations: bool) -> StorageResult<Arc<dyn Maintenance>> {
+    let connections = if run_migrations { 2 + VERIFIERS } else { 1 };
     let config = StorageConfig::default()
-        // The writer, two verifiers, the index builder and the copy lock.
-        .pool_size(6)
+        .pool_size(connections as u32 + 1)
         .run_migrations(run_migrations);
     crate::backend::open_maintained(url, &config)
 }
@@ -1038,10 +1160,16 @@ fn last(versions: &[String]) -> &str {
     versions.last().map_or("(none)", String::as_str)
 }
 
-/// Names one copy: its source and schema version. A checkpoint with
-/// another id belongs to another copy.
+/// The form of [`Record::digest`]: a checkpoint's digests are comparable
+/// only with digests of the same form.
+const DIGEST_FORM: &str = "cells-sha256-v2";
+
+/// Names one copy: its source, schema version and digest form. A
+/// checkpoint with another id belongs to another copy.
 fn copy_id(source_name: &str, versions: &[String]) -> String {
     let mut hash = Sha256::new();
+    hash.update(DIGEST_FORM.as_bytes());
+    hash.update(b"\n");
     hash.update(source_name.as_bytes());
     for v in versions {
         hash.update(b"\n");

@@ -284,7 +284,7 @@ impl Record {
         let mut hasher = Sha256::new();
         hasher.update([self.tag()]);
         for cell in self.cells()? {
-            cell.digest_into(&mut hasher);
+            cell.digest_into(&mut hasher)?;
         }
         let hash = hasher.finalize();
         let mut first = [0u8; 16];
@@ -620,7 +620,7 @@ impl Cell<'_> {
 
 impl Cell<'_> {
     /// Feeds this value's canonical encoding to `h` (see [`Record::digest`]).
-    fn digest_into(&self, h: &mut Sha256) {
+    fn digest_into(&self, h: &mut Sha256) -> StorageResult<()> {
         match self {
             Cell::Null => h.update([0]),
             Cell::Text(v) => {
@@ -649,14 +649,15 @@ impl Cell<'_> {
                 h.update([7]);
                 json_into(h, v);
             }
-            Cell::Typed(_, v) => {
-                // Serialised as the type has it (a fixed order); it cannot
-                // fail for the domain's types, and a failure would only
-                // leave the digest short, never equal by accident.
+            Cell::Typed(field, v) => {
+                // Serialised as the type has it (a fixed order).
                 h.update([8]);
-                let _ = v.write_to(h);
+                v.write_to(h).map_err(|e| {
+                    StorageError::Serialization(format!("cannot encode {field}: {e}"))
+                })?;
             }
         }
+        Ok(())
     }
 }
 
@@ -735,7 +736,7 @@ mod tests {
     fn digest(cells: &[Cell<'_>]) -> Vec<u8> {
         let mut h = Sha256::new();
         for cell in cells {
-            cell.digest_into(&mut h);
+            cell.digest_into(&mut h).unwrap();
         }
         h.finalize().to_vec()
     }
