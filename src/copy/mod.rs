@@ -358,8 +358,7 @@ pub fn copy_store(
 
     let copied = pipeline(&*source, &*target, &mut checkpoints, options)?;
     let (tables, verify_seconds) = (copied.tables, copied.finish_seconds);
-    let counts = count_tables(&*target)?;
-    let verify = compare_found(&checkpoints, &copied.found, &counts);
+    let verify = compare_found(&checkpoints, &copied.found, &copied.counts);
     if !verify.identical {
         return Err(StorageError::Validation(format!(
             "the copy did not verify, the checkpoint is kept: {}",
@@ -464,6 +463,8 @@ impl Failure {
 struct Copied {
     tables: Vec<TableCopy>,
     found: Vec<(Table, u64, u128)>,
+    /// Per table, its rows at the end, counted in one snapshot.
+    counts: Vec<(Table, u64)>,
     /// From the last page's commit to the end of verification (the
     /// indexes built again meanwhile).
     finish_seconds: f64,
@@ -517,11 +518,22 @@ fn pipeline(
             .unwrap_or_else(|_| failure.fail(panicked("writer thread")));
         failure.fail(read);
         finishing = Instant::now();
-        // The indexes are built while the verifiers finish (they read by
-        // primary key, which is never dropped).
+        // Every table counted once the writer is done, and the indexes
+        // built, while the verifiers finish (they read by primary key,
+        // which is never dropped).
+        let counter = (!failure.stopped()).then(|| scope.spawn(|| count_tables(target)));
         if !failure.stopped() {
             failure.fail(target.restore_indexes());
         }
+        let counts = counter
+            .and_then(|counter| {
+                failure.fail(
+                    counter
+                        .join()
+                        .unwrap_or_else(|_| panicked("counting thread")),
+                )
+            })
+            .unwrap_or_default();
         let mut found = Vec::new();
         for verifier in verifiers {
             let sums = verifier
@@ -529,13 +541,15 @@ fn pipeline(
                 .unwrap_or_else(|_| failure.fail(panicked("verifying thread")));
             found.extend(sums.unwrap_or_default());
         }
-        tables.map(|tables| (tables, found))
+        tables.map(|tables| (tables, found, counts))
     });
     failure.check()?;
-    let (tables, found) = found.ok_or_else(|| StorageError::Database("the copy stopped".into()))?;
+    let (tables, found, counts) =
+        found.ok_or_else(|| StorageError::Database("the copy stopped".into()))?;
     Ok(Copied {
         tables,
         found,
+        counts,
         finish_seconds: finishing.elapsed().as_secs_f64(),
     })
 }
@@ -1060,9 +1074,10 @@ impl Pager {
 
 /// A copy's end: a source (not migrated) needs one connection for its
 /// snapshot; a target (migrated) one for the copy lock, one for the writer
-/// and then the index builder, and one for each verifier.
+/// and then the index builder, one for each verifier and one to count the
+/// tables at the end.
 fn open_end(url: &str, run_migrations: bool) -> StorageResult<Arc<dyn Maintenance>> {
-    let connections = if run_migrations { 2 + VERIFIERS } else { 1 };
+    let connections = if run_migrations { 3 + VERIFIERS } else { 1 };
     let config = StorageConfig::default()
         .pool_size(connections as u32 + 1)
         .run_migrations(run_migrations);
