@@ -1038,6 +1038,42 @@ fn terminated_connections_then_resume(from: &str, to: &str) {
     assert_schema_whole(&b, to);
 }
 
+/// The copy lock lives on a connection of its own (PostgreSQL targets): if
+/// that connection ends, the copy stops at its next page instead of
+/// writing on unguarded, and a resume finishes it.
+#[cfg(feature = "postgres")]
+fn losing_the_lock_stops_the_copy(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed_for_interruption(a.store());
+    let target = b.url().to_string();
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let options = CopyOptions {
+        progress: Some(Arc::new(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+                use diesel::{Connection, RunQueryDsl};
+                // Only the backend holding this target's copy lock (the
+                // key is per schema, as the copier computes it).
+                let mut conn = diesel::PgConnection::establish(&target).unwrap();
+                diesel::sql_query(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks, \
+                     (SELECT hashtextextended('handshake-storage copy ' || current_schema(), 0) AS k) AS copy_key \
+                     WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+                     AND classid::bigint = (copy_key.k >> 32) & 4294967295 \
+                     AND objid::bigint = copy_key.k & 4294967295",
+                )
+                .execute(&mut conn)
+                .unwrap();
+            }
+        })),
+        ..kill_options()
+    };
+    let err = copy_store(a.url(), b.url(), &options).unwrap_err();
+    assert!(err.to_string().contains("lost its lock"), "{err}");
+    let report = resume_to_the_end(a.url(), b.url());
+    assert!(report.resumed && report.verify.identical);
+    assert_identical(a.url(), b.url());
+}
+
 // ---------------------------------------------------------------------------
 // Stamping
 
@@ -1083,7 +1119,8 @@ copy_tests!(
     sqlite_to_postgres,
     "sqlite",
     "postgres",
-    terminated_connections_then_resume
+    terminated_connections_then_resume,
+    losing_the_lock_stops_the_copy
 );
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 copy_tests!(
@@ -1097,7 +1134,8 @@ copy_tests!(
     postgres_to_postgres,
     "postgres",
     "postgres",
-    terminated_connections_then_resume
+    terminated_connections_then_resume,
+    losing_the_lock_stops_the_copy
 );
 
 /// A PostgreSQL role that may write the tables but does not own them can

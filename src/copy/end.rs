@@ -425,6 +425,34 @@ mod copy_end {
     const COPY_LOCK_KEY: &str =
         "hashtextextended('handshake-storage copy ' || current_schema(), 0)";
 
+    /// On PostgreSQL, that the copy lock is still held: it lives on a
+    /// connection of its own, and if that connection ends (a terminated
+    /// backend, a lost network) the server releases the lock; the copy
+    /// must then stop rather than go on writing unguarded.
+    fn still_locked(c: &mut Conn) -> StorageResult<()> {
+        if BACKEND != Backend::Postgres {
+            return Ok(());
+        }
+        let held: Locked = diesel::sql_query(format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks, (SELECT {COPY_LOCK_KEY} AS k) AS copy_key \
+             WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND classid::bigint = (copy_key.k >> 32) & 4294967295 \
+             AND objid::bigint = copy_key.k & 4294967295) AS locked"
+        ))
+        .get_result(c)
+        .map_err(|e| from_diesel(e, "copy lock"))?;
+        if held.locked {
+            Ok(())
+        } else {
+            Err(StorageError::Database(
+                "the copy lost its lock on the target (the connection holding it ended): \
+                 rerun with resume to finish"
+                    .into(),
+            ))
+        }
+    }
+
     impl Drop for AdvisoryLock {
         fn drop(&mut self) {
             // Best effort: a connection that failed is dropped by the pool,
@@ -451,6 +479,7 @@ mod copy_end {
         ) -> StorageResult<()> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
+                still_locked(c)?;
                 if !records.is_empty() {
                     c.write_records(table, records)?;
                 }
