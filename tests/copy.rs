@@ -573,30 +573,25 @@ fn assert_did_not_verify(err: StorageError, table: &str) {
 /// the checkpoint is kept, and with the row put back the copy finishes.
 fn resume_verifies_the_rows_earlier_runs_committed(from: &str, to: &str) {
     let (a, b, small) = stopped_copy(from, to);
-    let original = a.store().get_block("b000005").unwrap().raw_content;
-    by_hand(
-        &b,
-        "UPDATE blocks SET raw_content = 'changed while stopped' WHERE id = 'b000005'",
-    );
-    assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), "blocks");
-    by_hand(
-        &b,
-        &format!(
-            "UPDATE blocks SET raw_content = '{}' WHERE id = 'b000005'",
-            original.replace('\'', "''")
-        ),
-    );
+    // Changed by hand in the target: the resumed copy fails; put back: it
+    // may go on.
+    let changed_while_stopped = |table: &str, column: &str, filter: &str, original: &str| {
+        let set = |value: &str| {
+            let value = value.replace('\'', "''");
+            by_hand(
+                &b,
+                &format!("UPDATE {table} SET {column} = '{value}' {filter}"),
+            );
+        };
+        set("changed while stopped");
+        assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), table);
+        set(original);
+    };
+    let content = a.store().get_block("b000005").unwrap().raw_content;
+    changed_while_stopped("blocks", "raw_content", "WHERE id = 'b000005'", &content);
     // So is a table the earlier run finished.
-    let title = a.store().list_workspaces().unwrap()[0].name.clone();
-    by_hand(&b, "UPDATE workspaces SET name = 'renamed while stopped'");
-    assert_did_not_verify(copy(&a, &b, &small).unwrap_err(), "workspaces");
-    by_hand(
-        &b,
-        &format!(
-            "UPDATE workspaces SET name = '{}'",
-            title.replace('\'', "''")
-        ),
-    );
+    let name = a.store().list_workspaces().unwrap()[0].name.clone();
+    changed_while_stopped("workspaces", "name", "", &name);
     let report = copy(&a, &b, &small).unwrap();
     assert!(report.resumed && report.verify.identical);
     assert_identical(a.url(), b.url());
