@@ -7,17 +7,19 @@
 //!
 //! `cargo bench --features postgres` runs both backends;
 //! `HSK_BENCH_GROUPS=point,bulk` picks groups (point, bulk, scale,
-//! concurrency, memory, ids).
+//! concurrency, memory, ids, durability). `durability` (SQLite only) runs
+//! the same writes under `synchronous = NORMAL` and `FULL`.
 
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use handshake_storage::bench::{self, timed, Fixture, Sizes, Workload};
-use handshake_storage::conformance::TestTarget;
+use handshake_storage::conformance::{fixtures, TestTarget};
+use handshake_storage::{NewDocument, NewWorkspace, SqliteSynchronous, Storage};
 
 #[allow(dead_code)] // each bench uses part of it
 mod common;
-use common::{targets, wanted};
+use common::{compare, targets, wanted, Variant};
 
 // The memory figure needs every allocation counted.
 #[global_allocator]
@@ -154,6 +156,127 @@ fn ids(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
     summary.push(line);
 }
 
+/// Blocks per `replace_blocks` call in the `durability` group.
+const DURABILITY_BLOCKS: usize = 1_000;
+
+/// One variant per setting: `work(store, workspace, document, seq)` on
+/// that setting's store, with `seq` counting up.
+fn durability_variants<'a>(
+    settings: &[SqliteSynchronous],
+    sides: &'a [(&'a dyn Storage, String, String)],
+    work: &'a dyn Fn(&dyn Storage, &str, &str, u64),
+) -> Vec<Variant<'a>> {
+    settings
+        .iter()
+        .zip(sides)
+        .map(|(&s, (store, ws, doc))| {
+            let mut seq = 0;
+            let run = move |iters: u64| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    seq += 1;
+                    work(*store, ws, doc, seq);
+                }
+                start.elapsed()
+            };
+            let label = match s {
+                SqliteSynchronous::Normal => "synchronous=NORMAL",
+                SqliteSynchronous::Full => "synchronous=FULL",
+                SqliteSynchronous::Extra => "synchronous=EXTRA",
+            };
+            (label, Box::new(run) as Box<dyn FnMut(u64) -> Duration + 'a>)
+        })
+        .collect()
+}
+
+/// SQLite writes under `synchronous = NORMAL` and `FULL` (each on its own
+/// fresh file), timed in interleaved rounds: `create_block`,
+/// `create_ai_job` and `replace_blocks` of 1,000 blocks, each printed with
+/// the ratio FULL / NORMAL.
+fn durability(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
+    let ctx = fixtures::human();
+    let settings = [SqliteSynchronous::Normal, SqliteSynchronous::Full];
+    let harnesses: Vec<_> = settings
+        .iter()
+        .map(|&s| {
+            target
+                .harness_with(|config| config.sqlite_synchronous(s))
+                .expect("a fresh database")
+        })
+        .collect();
+    // Per setting: its store, workspace and document.
+    let sides: Vec<(&dyn Storage, String, String)> = harnesses
+        .iter()
+        .map(|h| {
+            let store = h.store();
+            let workspace_id = store
+                .create_workspace(
+                    &ctx,
+                    NewWorkspace {
+                        name: "bench".into(),
+                    },
+                )
+                .expect("workspace")
+                .id;
+            let document_id = store
+                .create_document(
+                    &ctx,
+                    NewDocument {
+                        workspace_id: workspace_id.clone(),
+                        title: "bench".into(),
+                    },
+                )
+                .expect("document")
+                .id;
+            (store, workspace_id, document_id)
+        })
+        .collect();
+    let variants = |work| durability_variants(&settings, &sides, work);
+    let backend = target.backend().to_string();
+    let create_block = |store: &dyn Storage, _: &str, doc: &str, seq: u64| {
+        store
+            .create_block(&ctx, fixtures::ordinary_block(doc, seq as i64))
+            .expect("create_block");
+    };
+    compare(
+        c,
+        &backend,
+        "durability/create_block",
+        1,
+        variants(&create_block),
+        summary,
+    );
+    let create_ai_job = |store: &dyn Storage, ws: &str, _: &str, _: u64| {
+        store
+            .create_ai_job(fixtures::workspace_job(ws))
+            .expect("create_ai_job");
+    };
+    compare(
+        c,
+        &backend,
+        "durability/create_ai_job",
+        1,
+        variants(&create_ai_job),
+        summary,
+    );
+    let replace = |store: &dyn Storage, _: &str, doc: &str, _: u64| {
+        let blocks = (0..DURABILITY_BLOCKS as i64)
+            .map(|k| fixtures::ordinary_block(doc, k))
+            .collect();
+        store
+            .replace_blocks(&ctx, doc, blocks)
+            .expect("replace_blocks");
+    };
+    compare(
+        c,
+        &backend,
+        &format!("durability/replace_blocks/{DURABILITY_BLOCKS}"),
+        1,
+        variants(&replace),
+        summary,
+    );
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let sizes = Sizes::full();
@@ -223,6 +346,10 @@ fn main() {
         }
         if wanted("memory") {
             memory(&target, &mut summary);
+        }
+        // SQLite only: PostgreSQL's durability is the server's setting.
+        if wanted("durability") && target.backend() == handshake_storage::Backend::Sqlite {
+            durability(&mut c, &target, &mut summary);
         }
         // PostgreSQL only: Handshake's control plane runs there.
         if wanted("ids") && target.backend() == handshake_storage::Backend::Postgres {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::calls::storage_methods;
 use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
+use crate::kernel::*;
 use crate::schema_info::SchemaFingerprint;
 use crate::storage::Storage;
 use crate::types::*;
@@ -26,14 +27,26 @@ use crate::types::*;
 /// from inside a tokio runtime; an `acquire_timeout` needs the runtime's
 /// timer (`#[tokio::main]` has it).
 ///
-/// ```no_run
-/// # async fn demo() -> handshake_storage::StorageResult<()> {
-/// use handshake_storage::*;
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// #[tokio::main]
+/// async fn main() -> handshake_storage::StorageResult<()> {
+///     use handshake_storage::*;
 ///
-/// let store = AsyncStorage::open("sqlite://data/handshake.db", &StorageConfig::default()).await?;
-/// let ws = store.create_workspace(&WriteContext::human(None), NewWorkspace { name: "Notes".into() }).await?;
-/// assert_eq!(store.get_workspace(&ws.id).await?.unwrap().name, "Notes");
-/// # Ok(()) }
+///     // A file or a server in a real service: `sqlite://data/handshake.db`.
+///     let store = AsyncStorage::open("sqlite::memory:", &StorageConfig::default()).await?;
+///     let me = WriteContext::human(None);
+///     let ws = store.create_workspace(&me, NewWorkspace { name: "Notes".into() }).await?;
+///     assert_eq!(store.get_workspace(&ws.id).await?.map(|w| w.name).as_deref(), Some("Notes"));
+///
+///     // Handles are cheap clones over one store: hand one to each task.
+///     let other = store.clone();
+///     let task = tokio::spawn(async move { other.list_workspaces().await });
+///     assert_eq!(task.await.expect("task")?.len(), 1);
+///     Ok(())
+/// }
+/// # #[cfg(not(feature = "sqlite"))]
+/// # fn main() {}
 /// ```
 ///
 /// **Calls in flight are capped** (by default at the connection pool's
@@ -353,14 +366,15 @@ fn join<T>(method: &str, joined: Result<T, tokio::task::JoinError>) -> StorageRe
 macro_rules! async_methods {
     ($(
         $kind:ident $table:literal $name:ident
-        ($($r:ident : &$rt:ty),* ; $($o:ident : $ot:ty),*) -> $ret:ty;
+        ($($r:ident : &$rt:ty),* ; $($o:ident : $ot:ty),* $(; $($s:ident : Option<&str>),*)?) -> $ret:ty;
     )*) => {
         impl AsyncStorage {
             $(
                 #[doc = concat!("[`Storage::", stringify!($name), "`] on the blocking pool.")]
-                pub async fn $name(&self, $($r: &$rt,)* $($o: $ot),*) -> StorageResult<$ret> {
+                pub async fn $name(&self, $($r: &$rt,)* $($o: $ot,)* $($($s: Option<&str>),*)?) -> StorageResult<$ret> {
                     $(let $r = $r.to_owned();)*
-                    self.run(stringify!($name), move |store| store.$name($(&$r,)* $($o),*))
+                    $($(let $s = $s.map(str::to_owned);)*)?
+                    self.run(stringify!($name), move |store| store.$name($(&$r,)* $($o,)* $($($s.as_deref()),*)?))
                         .await
                 }
             )*

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use crate::backend::seeding::sql;
-use crate::backend::seeding::{seed_sql, seed_time, STALLED_RUNS};
+use crate::backend::seeding::{plain_ledger_sql, seed_sql, seed_time, STALLED_RUNS};
 pub use crate::backend::seeding::{Baseline, BulkMethod};
 use crate::conformance::fixtures::{graph, ordinary_block, workspace_job, PARAGRAPH};
 use crate::conformance::{Harness, TestTarget};
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 pub use crate::copy::raw_copy;
 use crate::error::{StorageError, StorageResult};
+use crate::kernel::*;
 use crate::storage::Storage;
 use crate::types::*;
 
@@ -42,22 +43,30 @@ pub fn timed(work: &mut Work<'_>, iters: u64, means: &mut Vec<Duration>) -> Dura
 
 /// A workload and its baseline.
 pub struct Workload<'a> {
+    /// The group the workload reports under (`point`, `bulk`, `scale`, ...).
     pub group: &'static str,
+    /// The workload's name within its group.
     pub name: String,
     /// Operations one call performs (for ops/s).
     pub ops: u64,
+    /// The work through the store.
     pub store: Work<'a>,
+    /// The same work as raw SQL.
     pub baseline: Work<'a>,
 }
 
 /// How big the workloads are.
 #[derive(Clone, Debug)]
 pub struct Sizes {
+    /// Blocks per document in the bulk workloads.
     pub blocks: usize,
+    /// Nodes per canvas in the bulk workloads.
     pub nodes: usize,
+    /// Edges per canvas in the bulk workloads.
     pub edges: usize,
     /// Job table sizes of the `scale` group.
     pub jobs: Vec<usize>,
+    /// Thread counts of the `concurrency` group.
     pub threads: Vec<usize>,
     /// Operations per thread per call in the `concurrency` group.
     pub ops_per_thread: usize,
@@ -127,6 +136,7 @@ struct Side {
 }
 
 impl Fixture {
+    /// A store and a baseline, each on a fresh database of `target`.
     pub fn new(target: &TestTarget) -> StorageResult<Self> {
         let ctx = WriteContext::human(Some("bench".into()));
         let store_db = Db::new(target, &ctx)?;
@@ -145,6 +155,7 @@ impl Fixture {
         self.store_db.harness.store()
     }
 
+    /// The backend both sides run on.
     pub fn backend(&self) -> Backend {
         self.store_db.harness.backend()
     }
@@ -416,9 +427,7 @@ impl Fixture {
     /// size, so an indexed query costs the same at every size.
     pub fn scale(&self, jobs: usize) -> StorageResult<Vec<Workload<'_>>> {
         for db in [&self.store_db, &self.baseline_db] {
-            for sql in seed_sql(self.backend(), jobs) {
-                db.harness.execute_sql(&sql)?;
-            }
+            seed_jobs(&db.harness, jobs)?;
         }
         let store = self.store();
         let base = &*self.baseline;
@@ -546,9 +555,235 @@ impl Fixture {
     }
 }
 
+/// Numbers the kernel workloads' keys and ids, so none repeats.
+static KERNEL_KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An event of the kernel workloads: `key` is its idempotency key.
+fn kernel_event(key: String) -> NewKernelEvent {
+    NewKernelEvent {
+        event_version: "1".into(),
+        kernel_task_run_id: "KTR-bench".into(),
+        session_run_id: "SR-bench".into(),
+        aggregate_type: "session_run".into(),
+        aggregate_id: "SR-bench".into(),
+        event_type: "SESSION_PROGRESS".into(),
+        actor: KernelActor::new(KernelActorKind::ModelAdapter, "bench"),
+        source_component: "bench".into(),
+        payload: serde_json::json!({"key": key, "tokens": 1234, "note": PARAGRAPH}),
+        idempotency_key: key,
+        ..Default::default()
+    }
+}
+
+impl Fixture {
+    /// The kernel, in this order: `tail/<events>` (a reader pages through
+    /// a ledger of `tail_events` events, 1,000 a page; first, since the
+    /// others append), `append` (one event) and
+    /// `claim_next_complete/<n>_workers` (each worker enqueues a run,
+    /// claims the next and takes it through RUNNING to COMPLETED, `rounds`
+    /// times).
+    pub fn kernel(
+        &self,
+        workers: &[usize],
+        rounds: usize,
+        tail_events: usize,
+    ) -> StorageResult<Vec<Workload<'_>>> {
+        let store = self.store();
+        let base = &*self.baseline;
+        let next = || KERNEL_KEYS.fetch_add(1, Ordering::Relaxed);
+        let mut workloads = Vec::new();
+        workloads.push(pair(
+            "kernel",
+            "append",
+            1,
+            move || {
+                store
+                    .append_kernel_event(kernel_event(format!("s-{}", next())))
+                    .map(drop)
+            },
+            move || base.append_kernel_event(&kernel_event(format!("b-{}", next()))),
+        ));
+        let lease = Duration::from_secs(300);
+        for &threads in workers {
+            workloads.push(pair(
+                "kernel",
+                format!("claim_next_complete/{threads}_workers"),
+                (threads * rounds) as u64,
+                move || {
+                    in_threads(threads, |t| {
+                        let me = format!("worker-{t}");
+                        for _ in 0..rounds {
+                            store.enqueue_kernel_session_run(SessionRun::queued("KTR", "a"))?;
+                            let claim = until_claimed(|| {
+                                store.claim_next_kernel_session_run(&me, lease, None)
+                            })?;
+                            let fence = claim.fence();
+                            for state in [SessionRunState::Running, SessionRunState::Completed] {
+                                let mut update = SessionRunUpdate::to(state);
+                                if let Some(f) = fence.clone() {
+                                    update = update.fenced(f);
+                                }
+                                store.update_kernel_session_run_state(
+                                    &claim.session_run_id,
+                                    update,
+                                )?;
+                            }
+                        }
+                        Ok(())
+                    })
+                },
+                move || {
+                    in_threads(threads, |t| {
+                        let me = format!("worker-{t}");
+                        for _ in 0..rounds {
+                            base.enqueue_kernel_session_run(&format!("SR-b-{}", next()), "a")?;
+                            until_claimed(|| Ok(base.claim_next_and_complete(&me)?.then_some(())))?;
+                        }
+                        Ok(())
+                    })
+                },
+            ));
+        }
+        for db in [&self.store_db, &self.baseline_db] {
+            let ledger = db.harness.store();
+            let have = ledger.list_kernel_events_after(0, u32::MAX)?.len();
+            for start in (have..tail_events).step_by(1_000) {
+                let batch = (start..(start + 1_000).min(tail_events))
+                    .map(|k| kernel_event(format!("tail-{k}")))
+                    .collect();
+                ledger.append_kernel_events_atomic(batch)?;
+            }
+        }
+        let total = |db: &Db| -> StorageResult<usize> {
+            Ok(db
+                .harness
+                .store()
+                .list_kernel_events_after(0, u32::MAX)?
+                .len())
+        };
+        let (store_total, base_total) = (total(&self.store_db)?, total(&self.baseline_db)?);
+        // First: the workloads after it append to the ledger, and both
+        // sides must page through the same number of events.
+        workloads.insert(
+            0,
+            pair(
+                "kernel",
+                format!("tail/{tail_events}"),
+                store_total as u64,
+                move || {
+                    let (mut after, mut seen) = (0, 0);
+                    loop {
+                        let page = store.list_kernel_events_after(after, 1_000)?;
+                        let Some(last) = page.last() else { break };
+                        after = last.event_sequence;
+                        seen += page.len();
+                    }
+                    expect_rows(seen, store_total)
+                },
+                move || {
+                    let (mut after, mut seen) = (0i64, 0);
+                    loop {
+                        let n = base.list_kernel_events_after(after, 1_000)?;
+                        if n == 0 {
+                            break;
+                        }
+                        // Sequences are dense from 1.
+                        after += n as i64;
+                        seen += n;
+                    }
+                    expect_rows(seen, base_total)
+                },
+            ),
+        );
+        Ok(workloads)
+    }
+}
+
+impl Fixture {
+    /// What the ledger's no-skip numbering costs appenders: for each count
+    /// in `appenders`, that many threads each append `rounds` events at
+    /// once, three ways: `plain_sequence` (raw SQL into a copy of
+    /// `kernel_events` keyed by a plain sequence: no ledger lock, no
+    /// largest-sequence lookup), `no_skip` (raw SQL, the store's
+    /// statements: ledger lock, clock, key lookup, largest sequence,
+    /// INSERT) and `store` (`append_kernel_event`). The raw sides run on
+    /// the baseline's database, the store on its own.
+    pub fn kernel_append_sequences(
+        &self,
+        appenders: &[usize],
+        rounds: usize,
+    ) -> StorageResult<Vec<Methods<'_>>> {
+        for sql in plain_ledger_sql(self.backend()) {
+            self.baseline_db.harness.execute_sql(sql)?;
+        }
+        let store = self.store();
+        let base = &*self.baseline;
+        let next = || KERNEL_KEYS.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::new();
+        for &threads in appenders {
+            let variants: [(&'static str, Work<'_>); 3] = [
+                (
+                    "plain_sequence",
+                    Box::new(move || {
+                        in_threads(threads, |_| {
+                            (0..rounds).try_for_each(|_| {
+                                base.append_kernel_event_plain_sequence(&kernel_event(format!(
+                                    "p-{}",
+                                    next()
+                                )))
+                            })
+                        })
+                    }),
+                ),
+                (
+                    "no_skip",
+                    Box::new(move || {
+                        in_threads(threads, |_| {
+                            (0..rounds).try_for_each(|_| {
+                                base.append_kernel_event(&kernel_event(format!("b-{}", next())))
+                            })
+                        })
+                    }),
+                ),
+                (
+                    "store",
+                    Box::new(move || {
+                        in_threads(threads, |_| {
+                            (0..rounds).try_for_each(|_| {
+                                store
+                                    .append_kernel_event(kernel_event(format!("s-{}", next())))
+                                    .map(drop)
+                            })
+                        })
+                    }),
+                ),
+            ];
+            out.push(Methods {
+                name: format!("append/{threads}_appenders"),
+                variants: variants.into(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Seeds `jobs` jobs into `harness`'s empty database as the `scale` group
+/// does (set-based SQL, not API calls): each with one workspace ref
+/// (`ws-0`, `ws-1`, ...: about 100 jobs per workspace, `ws-N` holding jobs
+/// `N`, `N + jobs / 100`, ...), one second apart, a run per ten jobs; then
+/// `ANALYZE`, so the planner knows the sizes.
+pub fn seed_jobs(harness: &Harness, jobs: usize) -> StorageResult<()> {
+    for sql in seed_sql(harness.backend(), jobs) {
+        harness.execute_sql(&sql)?;
+    }
+    Ok(())
+}
+
 /// Ways of doing the same work, measured side by side.
 pub struct Methods<'a> {
+    /// What the variants do.
     pub name: String,
+    /// Each way by name, with its work.
     pub variants: Vec<(&'static str, Work<'a>)>,
 }
 
@@ -566,6 +801,21 @@ fn pair<'a>(
         store: Box::new(store),
         baseline: Box::new(baseline),
     }
+}
+
+/// Claims until a run comes back. Each worker enqueues a run before it
+/// claims one, so a run is always left for it, but under concurrent
+/// workers on PostgreSQL a claim-next can find none: it skips the runs other
+/// claims hold locked, and another worker may take the last run this
+/// claim's snapshot shows (for one it enqueued after that snapshot). That
+/// claim is an empty transaction; the next one finds a run.
+fn until_claimed<T>(mut claim: impl FnMut() -> StorageResult<Option<T>>) -> StorageResult<T> {
+    for _ in 0..10_000 {
+        if let Some(claimed) = claim()? {
+            return Ok(claimed);
+        }
+    }
+    Err(StorageError::Database("nothing to claim".into()))
 }
 
 fn expect_rows(got: usize, expected: usize) -> StorageResult<()> {
@@ -599,10 +849,15 @@ fn in_threads(
 /// Medians of one workload, both sides.
 #[derive(Clone, Debug)]
 pub struct Figure {
+    /// The workload's group.
     pub group: &'static str,
+    /// The workload's name.
     pub name: String,
+    /// Median time of one call through the store.
     pub store: Duration,
+    /// Median time of one call of the baseline.
     pub baseline: Duration,
+    /// Operations one call performs.
     pub ops: u64,
 }
 
@@ -612,10 +867,12 @@ impl Figure {
         self.store.as_secs_f64() / self.baseline.as_secs_f64().max(1e-12)
     }
 
+    /// Operations per second through the store.
     pub fn store_ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.store.as_secs_f64().max(1e-12)
     }
 
+    /// Operations per second of the baseline.
     pub fn baseline_ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.baseline.as_secs_f64().max(1e-12)
     }
@@ -746,7 +1003,9 @@ unsafe impl GlobalAlloc for CountingAllocator {
 /// Peak heap growth while reading blocks, and the heap size of what was read.
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryFigure {
+    /// Peak heap growth while reading, in bytes.
     pub peak: usize,
+    /// Heap size of what was read, in bytes.
     pub data: usize,
 }
 
@@ -847,6 +1106,7 @@ pub fn heap_peak_since(mark: usize) -> usize {
 pub struct IdVersions {
     v7: IdSide,
     v4: IdSide,
+    /// Jobs seeded on each side.
     pub rows: usize,
     /// Time to bulk insert `rows` jobs: v7, v4.
     pub bulk: (Duration, Duration),
@@ -887,6 +1147,8 @@ impl IdSide {
 }
 
 impl IdVersions {
+    /// Two fresh databases of `target`, one seeded with `rows` jobs with v7
+    /// ids, the other with v4 ids.
     pub fn seed(target: &TestTarget, rows: usize) -> StorageResult<Self> {
         let (v7, bulk_v7) = IdSide::seed(target, rows, Uuid::now_v7)?;
         let (v4, bulk_v4) = IdSide::seed(target, rows, Uuid::new_v4)?;
@@ -898,6 +1160,7 @@ impl IdVersions {
         })
     }
 
+    /// The backend both databases run on.
     pub fn backend(&self) -> Backend {
         self.v7.harness.backend()
     }

@@ -1,4 +1,4 @@
-//! The `Storage` methods as data. One list, [`storage_methods!`], names
+//! The `Storage` methods as data. One list, `storage_methods!`, names
 //! every method with its arguments, result, kind and table; the code that
 //! must exist once per method is generated from it: the `Storage` impl of
 //! [`Hooked`] (the decorator the `tracing` feature uses, and anyone who
@@ -7,21 +7,24 @@
 //! without adding it here fails to compile (`Hooked` misses it).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::StorageResult;
+use crate::kernel::*;
 use crate::schema_info::SchemaFingerprint;
 use crate::storage::Storage;
 use crate::types::*;
 
 /// Calls `$then!` with every `Storage` method except `backend()` (which
 /// does no I/O). Each entry is
-/// `Kind "table" name(borrowed: &Type, ..; owned: Type, ..) -> Result;`:
+/// `Kind "table" name(borrowed: &Type, ..; owned: Type, .. [; text: Option<&str>, ..]) -> Result;`:
 /// borrowed arguments before the `;`, owned ones after it (the async facade
-/// clones the borrowed ones to move them onto a blocking thread); the table
+/// clones the borrowed ones to move them onto a blocking thread), and
+/// optionally, last, optional borrowed text (cloned the same way); the table
 /// is the main one the call touches (`""` for none).
 macro_rules! storage_methods {
     ($then:ident) => {
@@ -72,6 +75,23 @@ macro_rules! storage_methods {
 
             Admin "" validate_write_with_guard(ctx: &WriteContext, resource_id: &str;) -> MutationMetadata;
             Write "ai_jobs" prune_ai_jobs(; cutoff: DateTime<Utc>, min_versions: u32, dry_run: bool) -> PruneReport;
+
+            Write "kernel_events" append_kernel_event(; event: NewKernelEvent) -> KernelEvent;
+            Write "kernel_events" append_kernel_events_atomic(; events: Vec<NewKernelEvent>) -> Vec<KernelEvent>;
+            Write "kernel_events" append_kernel_event_pair_atomic_with_causation(; first: NewKernelEvent, second: NewKernelEvent) -> (KernelEvent, KernelEvent);
+            Read "kernel_events" list_kernel_events_for_session(session_run_id: &str;) -> Vec<KernelEvent>;
+            Read "kernel_events" list_kernel_events_for_aggregate(aggregate_type: &str, aggregate_id: &str;) -> Vec<KernelEvent>;
+            Read "kernel_events" list_kernel_events_after(; after_sequence: i64, limit: u32) -> Vec<KernelEvent>;
+
+            Write "kernel_session_runs" enqueue_kernel_session_run(; run: SessionRun) -> SessionRun;
+            Write "kernel_session_runs" enqueue_kernel_session_run_and_record_event(; run: SessionRun, causation_id: Option<String>, correlation_id: Option<String>) -> (SessionRun, KernelEvent);
+            Write "kernel_session_runs" claim_kernel_session_run(session_run_id: &str, claimed_by: &str; lease: Duration) -> Option<KernelSessionLease>;
+            Write "kernel_session_runs" claim_kernel_session_run_and_record_event(session_run_id: &str, claimed_by: &str; lease: Duration, causation_id: Option<String>, correlation_id: Option<String>) -> Option<(KernelSessionLease, KernelEvent)>;
+            Write "kernel_session_runs" claim_next_kernel_session_run(claimed_by: &str; lease: Duration; adapter_id: Option<&str>) -> Option<KernelSessionLease>;
+            Write "kernel_session_runs" renew_kernel_session_lease(fence: &LeaseFence; lease: Duration) -> KernelSessionLease;
+            Write "kernel_session_runs" update_kernel_session_run_state(session_run_id: &str; update: SessionRunUpdate) -> KernelSessionLease;
+            Write "kernel_session_runs" update_kernel_session_run_state_and_record_event(session_run_id: &str; update: SessionRunUpdate, causation_id: Option<String>, correlation_id: Option<String>) -> (KernelSessionLease, KernelEvent);
+            Read "kernel_session_claims" list_kernel_session_claims(session_run_id: &str;) -> Vec<SessionClaim>;
         }
     };
 }
@@ -98,11 +118,39 @@ pub struct Call {
     pub method: &'static str,
     /// The main table the method touches, if any (`"blocks"`).
     pub collection: Option<&'static str>,
+    /// Whether the method reads, writes or neither.
     pub kind: CallKind,
     /// Starts this method's span (one callsite per method, so the span is
     /// named after it).
     #[cfg(feature = "tracing")]
-    pub(crate) span: fn(&crate::tracing_layer::SpanTarget, &Call) -> tracing::Span,
+    pub(crate) span: fn(&SpanTarget, &Call) -> tracing::Span,
+}
+
+/// What every span of one store carries (feature `tracing`; the
+/// `tracing_layer` fills it in).
+#[cfg(feature = "tracing")]
+#[derive(Debug)]
+pub(crate) struct SpanTarget {
+    pub(crate) system: &'static str,
+    pub(crate) namespace: Option<String>,
+}
+
+/// Starts the span of one method; expanded once per method (by
+/// `hooked_storage!` below), so that each span is named after its method.
+#[cfg(feature = "tracing")]
+macro_rules! call_span {
+    ($name:ident, $target:expr, $call:expr) => {
+        tracing::info_span!(
+            stringify!($name),
+            "db.system.name" = $target.system,
+            "db.namespace" = $target.namespace.as_deref(),
+            "db.operation.name" = $call.method,
+            "db.collection.name" = $call.collection,
+            "db.response.returned_rows" = tracing::field::Empty,
+            "db.response.affected_rows" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        )
+    };
 }
 
 /// How many rows a successful call's result stands for: the rows a read
@@ -174,7 +222,16 @@ macro_rules! one_row {
         })*
     };
 }
+impl<A, B> CallOutcome for (A, B) {
+    fn rows(&self) -> Option<u64> {
+        Some(2)
+    }
+}
+
 one_row!(
+    KernelEvent,
+    KernelSessionLease,
+    SessionRun,
     Workspace,
     Document,
     Block,
@@ -187,6 +244,8 @@ one_row!(
 /// Code run around every call of a [`Hooked`] store: `run` is the call on
 /// the inner store, to be run at most once.
 pub trait StorageHook: Send + Sync + 'static {
+    /// Runs `run` (the call on the inner store) at most once, with whatever the
+    /// hook does around it, and returns its result or an error of the hook's.
     fn call<T: CallOutcome>(
         &self,
         call: &Call,
@@ -201,10 +260,12 @@ pub struct Hooked<H> {
 }
 
 impl<H: StorageHook> Hooked<H> {
+    /// `inner` with every call going through `hook`.
     pub fn new(inner: Arc<dyn Storage>, hook: H) -> Self {
         Hooked { inner, hook }
     }
 
+    /// The hook, e.g. to read what it has collected.
     pub fn hook(&self) -> &H {
         &self.hook
     }
@@ -213,7 +274,7 @@ impl<H: StorageHook> Hooked<H> {
 macro_rules! hooked_storage {
     ($(
         $kind:ident $table:literal $name:ident
-        ($($r:ident : &$rt:ty),* ; $($o:ident : $ot:ty),*) -> $ret:ty;
+        ($($r:ident : &$rt:ty),* ; $($o:ident : $ot:ty),* $(; $($s:ident : Option<&str>),*)?) -> $ret:ty;
     )*) => {
         impl<H: StorageHook> Storage for Hooked<H> {
             fn backend(&self) -> Backend {
@@ -221,15 +282,15 @@ macro_rules! hooked_storage {
             }
 
             $(
-                fn $name(&self, $($r: &$rt,)* $($o: $ot),*) -> StorageResult<$ret> {
+                fn $name(&self, $($r: &$rt,)* $($o: $ot,)* $($($s: Option<&str>),*)?) -> StorageResult<$ret> {
                     const CALL: Call = Call {
                         method: stringify!($name),
                         collection: if $table.is_empty() { None } else { Some($table) },
                         kind: CallKind::$kind,
                         #[cfg(feature = "tracing")]
-                        span: |target, call| crate::tracing_layer::call_span!($name, target, call),
+                        span: |target, call| call_span!($name, target, call),
                     };
-                    self.hook.call(&CALL, || self.inner.$name($($r,)* $($o),*))
+                    self.hook.call(&CALL, || self.inner.$name($($r,)* $($o,)* $($($s),*)?))
                 }
             )*
         }

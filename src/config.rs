@@ -1,10 +1,23 @@
 //! Reading database URLs and store settings. Nothing here touches a
 //! database; it decides which backend a URL names and how to open it.
+//! The read-replica settings, part of `StorageConfig`, are `replicas.rs`;
+//! PostgreSQL URLs (several hosts included) are parsed by `pg_url.rs`.
+
+mod pg_options;
+mod pg_url;
+mod replicas;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{StorageError, StorageResult};
+
+#[cfg(feature = "postgres")]
+pub(crate) use pg_url::PgHost;
+pub(crate) use pg_url::PgUrl;
+use pg_url::SECRET_PARAMS;
+pub(crate) use replicas::replica_urls_from_env;
+pub use replicas::{ReplicaConfig, REPLICA_URLS_ENV};
 
 /// Where `open_from_env` goes when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/handshake.db";
@@ -16,57 +29,9 @@ pub(crate) enum DatabaseUrl {
     SqliteMemory,
     /// `sqlite://path`, `sqlite:path` or a plain file path.
     SqliteFile(PathBuf),
-    /// `postgres://...` or `postgresql://...`, parsed once here.
+    /// `postgres://...` or `postgresql://...`, parsed once here (see
+    /// [`PgUrl`]; several hosts allowed).
     Postgres(PgUrl),
-}
-
-/// A PostgreSQL URL as libpq will read it: parsed once by
-/// [`DatabaseUrl::parse`] and handed down, so every connection of a store
-/// gets the same normalised text. Normalising matters for secrets: libpq
-/// ends the user info at the first `@`, the URL parser at the last, so an
-/// unescaped `@` in a password would otherwise make libpq name the rest of
-/// the password as the host in its error.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct PgUrl(url::Url);
-
-impl PgUrl {
-    pub(crate) fn parse(url: &str) -> StorageResult<Self> {
-        url::Url::parse(url).map(PgUrl).map_err(|e| {
-            StorageError::validation(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
-        })
-    }
-
-    /// The normalised URL, password included: for libpq only, never for a
-    /// message (use [`PgUrl::redacted`]).
-    #[cfg(any(feature = "postgres", feature = "testing"))]
-    pub(crate) fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
-    /// The URL with its passwords replaced by `***`.
-    pub(crate) fn redacted(&self) -> String {
-        redact_url(self.0.as_str())
-    }
-
-    /// A copy with the query parameter `key=value` added.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn with_param(&self, key: &str, value: &str) -> Self {
-        let mut url = self.0.clone();
-        url.query_pairs_mut().append_pair(key, value);
-        PgUrl(url)
-    }
-
-    #[cfg(feature = "postgres")]
-    pub(crate) fn has_param(&self, key: &str) -> bool {
-        self.0.query_pairs().any(|(k, _)| k == key)
-    }
-}
-
-/// Never shows the password.
-impl std::fmt::Debug for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PgUrl({})", self.redacted())
-    }
 }
 
 impl DatabaseUrl {
@@ -121,12 +86,20 @@ impl DatabaseUrl {
     }
 }
 
-/// Query parameters that carry a secret in a libpq URL.
-const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
-
 /// `url` with its passwords (in the user part and in `password=` /
-/// `sslpassword=` parameters) replaced by `***`, for messages.
+/// `sslpassword=` parameters) replaced by `***`, for messages. A URL
+/// without a password shows none. A PostgreSQL URL, multi-host forms
+/// included, is shown as the store reads it.
 pub fn redact_url(url: &str) -> String {
+    match PgUrl::parse_parts(url.trim()) {
+        Ok(url) => url.redacted(),
+        Err(_) => redact_text(url),
+    }
+}
+
+/// [`redact_url`] for text that is not a PostgreSQL URL we can read:
+/// through the `url` crate when it reads it, else by cutting text.
+fn redact_text(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
         if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
             return "<url hidden>".into();
@@ -156,8 +129,10 @@ pub fn redact_url(url: &str) -> String {
     let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(start), Some(at)) if at > start + 3 => {
             let userinfo = &url[start + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..start + 3], &url[at..])
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                None => url.to_string(),
+            }
         }
         _ => url.to_string(),
     };
@@ -226,6 +201,9 @@ fn replace_standalone(text: &str, word: &str) -> String {
 #[cfg(any(feature = "postgres", feature = "fuzzing", test))]
 fn url_secrets(url: &str) -> Vec<String> {
     let mut raw: Vec<String> = Vec::new();
+    if let Ok(parsed) = PgUrl::parse_parts(url.trim()) {
+        raw.extend(parsed.secrets().into_iter().map(String::from));
+    }
     if let Ok(parsed) = url::Url::parse(url) {
         raw.extend(parsed.password().map(String::from));
         raw.extend(
@@ -288,13 +266,76 @@ pub struct StorageConfig {
     pub connection_timeout: Duration,
     /// How long a SQLite writer waits for the write lock.
     pub sqlite_busy_timeout: Duration,
-    /// Whether `open` applies pending migrations.
+    /// Whether `open` applies pending migrations (else it checks that
+    /// none is pending; see [`StorageConfig::run_migrations`]).
     pub run_migrations: bool,
     /// With feature `tracing`: a call that takes at least this long is
     /// logged as a WARN event (`None`: never).
     pub slow_call_threshold: Option<Duration>,
     /// Read replicas (PostgreSQL only; none by default).
-    pub replicas: crate::replicas::ReplicaConfig,
+    pub replicas: ReplicaConfig,
+    /// Longest a statement may run (PostgreSQL's `statement_timeout`; on
+    /// SQLite a progress handler that interrupts the statement). `None`,
+    /// the default: the server's setting, or no bound on SQLite.
+    pub statement_timeout: Option<Duration>,
+    /// Longest a statement may wait for a lock (PostgreSQL's
+    /// `lock_timeout`; on SQLite it replaces `sqlite_busy_timeout`).
+    /// `None`, the default: the server's setting, or the busy timeout.
+    pub lock_timeout: Option<Duration>,
+    /// SQLite's `PRAGMA synchronous` on every connection: how much a
+    /// commit survives a power loss, and what it costs (default
+    /// [`SqliteSynchronous::Full`]).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `PRAGMA synchronous`, set on every pooled connection (the
+/// store's SQLite files run in WAL mode). What each setting loses and costs:
+///
+/// - `Normal`: a commit is written to the WAL but not flushed to disk; the
+///   WAL is flushed at checkpoints. The database is never corrupted, and a
+///   crash of the process loses nothing, but a power loss or an operating
+///   system crash may roll back the last commits before the latest
+///   checkpoint. The cheapest: no flush per commit.
+/// - `Full` (the default): every commit flushes the WAL (one `fsync`)
+///   before it returns, so a commit that returned survives a power loss.
+///   Each write call pays one flush; its cost is the disk's (see
+///   docs/performance.md, "SQLite durability").
+/// - `Extra`: as `Full`; in WAL mode SQLite also flushes the directory
+///   after creating the WAL file, in case the file system does not
+///   journal it. Costs about what `Full` costs.
+///
+/// PostgreSQL has no such setting here: its commits are durable unless the
+/// server is configured otherwise (`synchronous_commit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SqliteSynchronous {
+    /// `synchronous = NORMAL`: no flush per commit; a power loss may roll
+    /// back the last commits.
+    Normal,
+    /// `synchronous = FULL`: each commit flushed before it returns.
+    #[default]
+    Full,
+    /// `synchronous = EXTRA`: `Full`, and the directory flushed too.
+    Extra,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value as SQLite spells it (`NORMAL`, `FULL`, `EXTRA`).
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Extra => "EXTRA",
+        }
+    }
+
+    /// The number `PRAGMA synchronous` reads back (1, 2, 3).
+    pub fn pragma_value(self) -> i64 {
+        match self {
+            SqliteSynchronous::Normal => 1,
+            SqliteSynchronous::Full => 2,
+            SqliteSynchronous::Extra => 3,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -306,34 +347,86 @@ impl Default for StorageConfig {
             run_migrations: true,
             slow_call_threshold: Some(Duration::from_secs(1)),
             replicas: Default::default(),
+            statement_timeout: None,
+            lock_timeout: None,
+            sqlite_synchronous: SqliteSynchronous::Full,
         }
     }
 }
 
 impl StorageConfig {
+    /// Most connections the pool holds (default 8).
     pub fn pool_size(mut self, size: u32) -> Self {
         self.pool_size = size;
         self
     }
 
+    /// How long a call waits for a free connection (default 10 s).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
     }
 
+    /// How long a SQLite writer waits for the write lock (default 10 s).
     pub fn sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
         self.sqlite_busy_timeout = timeout;
         self
     }
 
+    /// Whether `open` applies pending migrations (default `true`). With
+    /// `false` the store never issues DDL and `open` checks the schema
+    /// instead: the applied migrations and the live schema fingerprint must
+    /// be this build's, else `open` fails with `StorageError::Migration`
+    /// saying what it found (run `hsk-storage migrate` as the owner). This is
+    /// how an application runs as a role that may only read and write rows
+    /// (`hsk-storage grant`).
     pub fn run_migrations(mut self, run: bool) -> Self {
         self.run_migrations = run;
         self
     }
 
+    /// With feature `tracing`: log calls that take at least this long (default
+    /// 1 s; `None`: never).
     pub fn slow_call_threshold(mut self, threshold: Option<Duration>) -> Self {
         self.slow_call_threshold = threshold;
         self
+    }
+
+    /// Bounds every statement's run time: one that runs longer fails with a
+    /// `Database` error naming `statement_timeout`, its transaction rolled
+    /// back. On PostgreSQL it is the server's `statement_timeout` (SQLSTATE
+    /// 57014); on SQLite a progress handler interrupts the statement
+    /// (`SQLITE_INTERRUPT`). Time spent waiting for a lock is bounded by
+    /// [`lock_timeout`](Self::lock_timeout) instead on SQLite.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds every statement's wait for a lock: one that waits longer
+    /// fails with a `Database` error naming `lock_timeout` (SQLSTATE
+    /// 55P03), its transaction rolled back. On SQLite it is the busy
+    /// timeout.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// SQLite's `PRAGMA synchronous` on every connection (default
+    /// [`SqliteSynchronous::Full`]: a commit that returned survives a power
+    /// loss). `Normal` skips the flush per commit, at the risk of losing the
+    /// last commits to a power loss; see [`SqliteSynchronous`]. PostgreSQL
+    /// ignores it.
+    pub fn sqlite_synchronous(mut self, synchronous: SqliteSynchronous) -> Self {
+        self.sqlite_synchronous = synchronous;
+        self
+    }
+
+    /// How long a SQLite writer waits for the write lock: `lock_timeout`
+    /// when set, else `sqlite_busy_timeout`.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn sqlite_lock_wait(&self) -> Duration {
+        self.lock_timeout.unwrap_or(self.sqlite_busy_timeout)
     }
 
     pub(crate) fn validate(&self) -> StorageResult<()> {
@@ -344,10 +437,17 @@ impl StorageConfig {
                 self.pool_size
             )));
         }
+        let optional = [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+        ];
         for (name, value) in [
             ("connection_timeout", self.connection_timeout),
             ("sqlite_busy_timeout", self.sqlite_busy_timeout),
-        ] {
+        ]
+        .into_iter()
+        .chain(optional.into_iter().filter_map(|(n, v)| Some((n, v?))))
+        {
             if value < Duration::from_millis(1) || value > DAY {
                 return Err(StorageError::validation(format!(
                     "{name} must be between 1 ms and 24 hours, got {value:?}"
@@ -429,5 +529,36 @@ mod tests {
             "postgres://u:pw@db/x",
         );
         assert_eq!(m, "host \"***@db\" unknown; pwd ok; password ***");
+    }
+
+    #[test]
+    fn multi_host_urls_parse_and_redact() {
+        let url = "postgres://app@db1:5432,db2:5432/handshake?target_session_attrs=read-write";
+        let DatabaseUrl::Postgres(parsed) = DatabaseUrl::parse(url).unwrap() else {
+            panic!("{url} is a PostgreSQL URL");
+        };
+        assert_eq!(parsed.hosts().len(), 2);
+        // No password, none shown.
+        assert_eq!(redact_url(url), url);
+        let url = "postgresql:///handshake?host=db1&host=db2&port=5432&password=Pw-Secret";
+        assert_eq!(
+            redact_url(url),
+            "postgresql://db1:5432,db2:5432/handshake?password=***"
+        );
+        let m = scrub_secrets("auth failed: Pw-Secret", url);
+        assert_eq!(m, "auth failed: ***");
+        // URLs we refuse: a password is cut, a missing one is not invented.
+        let r = redact_url("postgres://app@db1:5432,db2:bad/handshake");
+        assert_eq!(r, "postgres://app@db1:5432,db2:bad/handshake");
+        let r = redact_url("postgres://app:Pw-Secret@db1:5432,db2:bad/handshake");
+        assert_eq!(r, "postgres://app:***@db1:5432,db2:bad/handshake");
+        let r = redact_url("postgres://app@db1,db2:x/h?password=Pw-Secret&sslpassword=Pw-2");
+        assert!(!r.contains("Pw-") && !r.contains(":***@"), "{r}");
+        let err = DatabaseUrl::parse("postgres://app:Pw-Secret@db1:5432,db2:bad/h").unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Validation(m)
+                if m.contains("app:***@") && m.contains("port number for host 2")),
+            "{err}"
+        );
     }
 }

@@ -18,6 +18,15 @@ pub fn classify_database_url(url: &str) -> StorageResult<String> {
     })
 }
 
+/// The URL libpq is handed for a PostgreSQL URL, password included (for
+/// the fuzz targets only), or the `Validation` error `open` would give.
+pub fn libpq_url(url: &str) -> StorageResult<String> {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(url) => Ok(url.as_str().to_string()),
+        _ => Err(crate::StorageError::validation("not a PostgreSQL URL")),
+    }
+}
+
 /// A driver message with the secrets of `url` cut out, as errors carry it.
 pub fn scrub_secrets(message: &str, url: &str) -> String {
     config::scrub_secrets(message, url)

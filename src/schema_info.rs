@@ -12,11 +12,14 @@ use crate::types::Backend;
 /// A column of one of our tables.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ColumnSchema {
+    /// The table's name.
     pub table: String,
+    /// The column's name.
     pub column: String,
     /// The type as the database names it (`uuid`, `text COLLATE "C"`,
     /// `TEXT`, ...): backend-specific.
     pub sql_type: String,
+    /// Whether the column admits NULL.
     pub nullable: bool,
     /// The default expression as the database prints it: backend-specific.
     pub default: Option<String>,
@@ -25,8 +28,11 @@ pub struct ColumnSchema {
 /// An index other than a primary key's.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IndexSchema {
+    /// The table it indexes.
     pub table: String,
+    /// The index's name.
     pub name: String,
+    /// Whether it is a unique index.
     pub unique: bool,
     /// Key columns in order, each followed by ` DESC` when descending.
     pub columns: Vec<String>,
@@ -35,11 +41,17 @@ pub struct IndexSchema {
 /// A foreign key with its actions (`CASCADE`, `NO ACTION`, ...).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ForeignKeySchema {
+    /// The table holding the key.
     pub table: String,
+    /// Its columns, in order.
     pub columns: Vec<String>,
+    /// The table it refers to.
     pub ref_table: String,
+    /// The referred columns, in order.
     pub ref_columns: Vec<String>,
+    /// `ON UPDATE` action (`CASCADE`, `NO ACTION`, ...).
     pub on_update: String,
+    /// `ON DELETE` action (`CASCADE`, `NO ACTION`, ...).
     pub on_delete: String,
 }
 
@@ -47,8 +59,11 @@ pub struct ForeignKeySchema {
 /// PostgreSQL, of its function): backend-specific.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TriggerSchema {
+    /// The table it fires on.
     pub table: String,
+    /// The trigger's name.
     pub name: String,
+    /// The database's own text of it (backend-specific).
     pub definition: String,
 }
 
@@ -56,12 +71,17 @@ pub struct TriggerSchema {
 /// bookkeeping table is left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaDescription {
+    /// Table names.
     pub tables: Vec<String>,
+    /// Every column of every table.
     pub columns: Vec<ColumnSchema>,
     /// `(table, key columns in order)`.
     pub primary_keys: Vec<(String, Vec<String>)>,
+    /// Indexes other than primary keys'.
     pub indexes: Vec<IndexSchema>,
+    /// Foreign keys with their actions.
     pub foreign_keys: Vec<ForeignKeySchema>,
+    /// Triggers.
     pub triggers: Vec<TriggerSchema>,
 }
 
@@ -169,12 +189,14 @@ impl SchemaDescription {
 /// A store's live schema, its hash and the newest applied migration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaFingerprint {
+    /// The backend the store runs on.
     pub backend: Backend,
     /// The newest applied migration version (`None`: none applied).
     pub version: Option<u64>,
     /// 16 hex digits: FNV-1a (64 bit) of the canonical lines joined by
     /// newlines. Stable across runs, platforms and releases.
     pub hash: String,
+    /// What the hash is computed from.
     pub description: SchemaDescription,
 }
 
@@ -219,6 +241,12 @@ pub fn committed_fingerprint(backend: Backend) -> &'static str {
     }
 }
 
+/// The hash named in the header of [`committed_fingerprint`]`(backend)`.
+pub fn committed_hash(backend: Backend) -> Option<&'static str> {
+    let header = committed_fingerprint(backend).lines().next()?;
+    header.rsplit_once("hash ").map(|(_, hash)| hash.trim())
+}
+
 /// FNV-1a, 64 bit: tiny, and fixed by its definition (unlike std's hasher).
 fn fnv1a_64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
@@ -228,7 +256,17 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::fnv1a_64;
+    use super::{committed_hash, fnv1a_64};
+    use crate::types::Backend;
+
+    #[test]
+    fn committed_hashes_are_read_from_the_headers() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let hash = committed_hash(backend).expect("a header with a hash");
+            assert_eq!(hash.len(), 16, "{hash}");
+            assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
+        }
+    }
 
     #[test]
     fn fnv1a_matches_reference_values() {

@@ -25,38 +25,13 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
-use crate::calls::{Call, CallKind, CallOutcome, Hooked, StorageHook};
+use crate::calls::{Call, CallKind, CallOutcome, Hooked, SpanTarget, StorageHook};
 use crate::config::{DatabaseUrl, StorageConfig};
 use crate::error::StorageResult;
 use crate::storage::Storage;
 
 /// Statement text longer than this is cut (at a character boundary).
 const MAX_SQL_TEXT: usize = 2048;
-
-/// What every span of one store carries.
-#[derive(Debug)]
-pub(crate) struct SpanTarget {
-    pub(crate) system: &'static str,
-    pub(crate) namespace: Option<String>,
-}
-
-/// Starts the span of one method; expanded once per method (in
-/// `calls.rs`), so that each span is named after its method.
-macro_rules! call_span {
-    ($name:ident, $target:expr, $call:expr) => {
-        tracing::info_span!(
-            stringify!($name),
-            "db.system.name" = $target.system,
-            "db.namespace" = $target.namespace.as_deref(),
-            "db.operation.name" = $call.method,
-            "db.collection.name" = $call.collection,
-            "db.response.returned_rows" = tracing::field::Empty,
-            "db.response.affected_rows" = tracing::field::Empty,
-            "error.type" = tracing::field::Empty,
-        )
-    };
-}
-pub(crate) use call_span;
 
 /// The hook that traces a store's calls.
 #[derive(Debug)]
@@ -154,14 +129,7 @@ fn namespace(url: &DatabaseUrl) -> Option<String> {
         DatabaseUrl::SqliteFile(path) => path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned()),
-        DatabaseUrl::Postgres(url) => {
-            let parsed = url::Url::parse(&url.redacted()).ok()?;
-            let name = parsed.path().trim_start_matches('/');
-            let name = url::form_urlencoded::parse(format!("n={name}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())?;
-            (!name.is_empty()).then_some(name)
-        }
+        DatabaseUrl::Postgres(url) => url.dbname().map(String::from),
     }
 }
 

@@ -4,17 +4,21 @@
 //! (PostgreSQL) terminated connections with resume. Every store is a fresh
 //! SQLite file or PostgreSQL schema (the conformance harness).
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use handshake_storage::conformance::{Harness, TestTarget};
 use handshake_storage::copy::{copy_store, verify_stores, CopyOptions, CopyReport};
 use handshake_storage::*;
 use serde_json::{json, Value};
+#[cfg(feature = "postgres")]
 use uuid::Uuid;
+
+#[path = "common/sigkill.rs"]
+mod sigkill;
+use sigkill::random_below;
 
 fn store(backend: &str) -> Harness {
     TestTarget::standard(backend)
@@ -227,6 +231,86 @@ fn seed(store: &dyn Storage, scale: usize, huge: bool) {
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
         )
         .unwrap();
+    seed_kernel(store, scale);
+}
+
+/// The kernel's tables: ledger events with hostile payloads, and session
+/// runs in several states with their claims and events.
+fn seed_kernel(store: &dyn Storage, scale: usize) {
+    let event = |k: usize| NewKernelEvent {
+        event_version: "1".into(),
+        kernel_task_run_id: "KTR \"ü\"".into(),
+        session_run_id: format!("SR-seed-{}", k % 5),
+        aggregate_type: "task".into(),
+        aggregate_id: format!("агрегат {k}"),
+        idempotency_key: format!("seed-{k:06} 🚀"),
+        event_type: "SEEDED_EVENT".into(),
+        actor: KernelActor::new(KernelActorKind::ALL[k % 7], format!("actor-{k}")),
+        causation_id: (k % 2 == 0).then(|| format!("cause-{k}")),
+        correlation_id: (k % 3 == 0).then(|| "corr".to_string()),
+        source_component: "seed".into(),
+        payload: json!({"k": k, "big": u64::MAX, "neg": i64::MIN, "f": k as f64 / 7.0, "deep": nested(20)}),
+    };
+    store
+        .append_kernel_events_atomic((0..scale.max(3)).map(event).collect())
+        .unwrap();
+    let lease = std::time::Duration::from_secs(3600);
+    for k in 0..(scale / 5).max(3) {
+        let (run, _) = store
+            .enqueue_kernel_session_run_and_record_event(
+                SessionRun::queued(format!("KTR-{k}"), format!("adapter-{}", k % 2)),
+                Some("seed".into()),
+                None,
+            )
+            .unwrap();
+        let id = run.session_run_id;
+        if k % 4 == 0 {
+            continue;
+        }
+        let (claim, _) = store
+            .claim_kernel_session_run_and_record_event(
+                &id,
+                &format!("worker-{k}"),
+                lease,
+                None,
+                None,
+            )
+            .unwrap()
+            .unwrap();
+        let fence = claim.fence().unwrap();
+        let to = |state| SessionRunUpdate::to(state).fenced(fence.clone());
+        match k % 4 {
+            1 => {}
+            2 => {
+                store
+                    .update_kernel_session_run_state_and_record_event(
+                        &id,
+                        to(SessionRunState::Running),
+                        None,
+                        None,
+                    )
+                    .unwrap();
+                store
+                    .update_kernel_session_run_state_and_record_event(
+                        &id,
+                        to(SessionRunState::Completed),
+                        None,
+                        None,
+                    )
+                    .unwrap();
+            }
+            _ => {
+                store
+                    .update_kernel_session_run_state_and_record_event(
+                        &id,
+                        to(SessionRunState::RetryScheduled).after(lease),
+                        None,
+                        Some("retry".into()),
+                    )
+                    .unwrap();
+            }
+        }
+    }
 }
 
 /// Everything the public API shows of a store, in the API's orders.
@@ -261,13 +345,29 @@ fn dump(store: &dyn Storage) -> Value {
         .map(|run| store.list_workflow_node_executions(run).unwrap())
         .collect();
     let stalled = store.find_stalled_workflows(0).unwrap();
-    json!({"workspaces": out, "jobs": jobs, "executions": executions, "stalled": stalled})
+    let mut ledger = Vec::new();
+    loop {
+        let after = ledger.last().map_or(0, |e: &KernelEvent| e.event_sequence);
+        let page = store.list_kernel_events_after(after, 500).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        ledger.extend(page);
+    }
+    let sessions: std::collections::BTreeSet<&str> =
+        ledger.iter().map(|e| e.session_run_id.as_str()).collect();
+    let claims: Vec<_> = sessions
+        .iter()
+        .map(|id| store.list_kernel_session_claims(id).unwrap())
+        .collect();
+    json!({"workspaces": out, "jobs": jobs, "executions": executions, "stalled": stalled,
+           "ledger": ledger, "claims": claims})
 }
 
 fn assert_identical(a: &str, b: &str) {
     let report = verify_stores(a, b).expect("verify");
     assert!(report.identical, "{:#?}", report.differences());
-    assert_eq!(report.tables.len(), 10);
+    assert_eq!(report.tables.len(), 13);
 }
 
 /// The target's schema is whole again after a copy: its fingerprint
@@ -476,7 +576,7 @@ fn source_at_another_version_is_refused(from: &str, to: &str) {
     assert_eq!(err.kind().to_string(), "Validation", "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("schema version 20261124000002") && text.contains("20261124000003"),
+        text.contains("schema version 20261203000002") && text.contains("20261204000001"),
         "{text}"
     );
     assert!(!text.contains("postgres:postgres@"), "{text}");
@@ -897,69 +997,27 @@ fn kill_options() -> CopyOptions {
     }
 }
 
-/// Reruns a resumable copy until it succeeds: right after a kill the server
-/// may not yet have noticed the copier's connection is gone, and still holds
-/// its lock.
+/// Reruns a resumable copy until it succeeds (`sigkill::resume_to_the_end`).
 fn resume_to_the_end(from: &str, to: &str) -> CopyReport {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match copy_store(from, to, &kill_options()) {
-            Ok(report) => return report,
-            Err(e) if e.kind().to_string() == "Conflict" && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) => panic!("resume failed: {e}"),
-        }
-    }
+    sigkill::resume_to_the_end(|| copy_store(from, to, &kill_options()))
 }
 
 fn seed_for_interruption(store: &dyn Storage) {
     seed(store, 1500, false);
 }
 
-fn random_below(n: u64) -> u64 {
-    Uuid::new_v4().as_u64_pair().0 % n
-}
-
 fn sigkill_at_five_points_then_resume(from: &str, to: &str) {
-    use std::io::BufRead;
     let (a, b) = copy_cases_for(from, to);
     seed_for_interruption(a.store());
-    for round in 0..5 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "copy_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_FROM, a.url())
-            .env(CHILD_TO, b.url())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Kill after a random number of progress reports (pages), then a
+    for _ in 0..5 {
+        // After a random number of progress reports (pages), then a
         // random pause: inside the next page's read, write or commit.
-        let reports = 1 + random_below(4);
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = 0;
-        while seen < reports {
-            match lines.next() {
-                Some(line) if line.as_ref().unwrap().contains(PROGRESS) => seen += 1,
-                Some(_) => {}
-                None => panic!("the child copier ended before it was killed"),
-            }
-        }
-        let pause = random_below(30);
-        std::thread::sleep(Duration::from_millis(pause));
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "round {round}: the copy finished before the kill"
+        sigkill::kill_mid_work(
+            "copy_child",
+            &[(CHILD_FROM, a.url()), (CHILD_TO, b.url())],
+            PROGRESS,
+            1 + random_below(4),
         );
-        eprintln!("round {round}: killed after {reports} pages + {pause} ms");
     }
     let report = resume_to_the_end(a.url(), b.url());
     assert!(report.resumed);

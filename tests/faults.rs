@@ -411,20 +411,20 @@ mod on_postgres {
                 doc,
                 versioned_blocks(doc, version, KILLED_PG_BLOCKS),
             );
-            let failed = wrote.is_err();
+            let failed = wrote.as_ref().err().cloned();
             record(&mut tally, wrote.err());
             let blocks = read_back(&mut tally, &record, || store.get_blocks(doc));
             let seen = whole_version(&blocks, KILLED_PG_BLOCKS);
-            check_cut(&mut tally, failed, blocks_at, version, seen);
+            check_cut(&mut tally, failed.as_ref(), blocks_at, version, seen);
             blocks_at = seen;
 
             let (nodes, edges) = graph(version);
             let wrote = store.update_canvas_graph(&human(), canvas, nodes, edges);
-            let failed = wrote.is_err();
+            let failed = wrote.as_ref().err().cloned();
             record(&mut tally, wrote.err());
             let g = read_back(&mut tally, &record, || store.get_canvas_with_graph(canvas));
             let seen = whole_graph_version(&g);
-            check_cut(&mut tally, failed, graph_at, version, seen);
+            check_cut(&mut tally, failed.as_ref(), graph_at, version, seen);
             graph_at = seen;
         }
         tally
@@ -453,10 +453,29 @@ mod on_postgres {
         }
     }
 
-    fn check_cut(tally: &mut Tally, failed: bool, before: u64, attempted: u64, seen: u64) {
-        if !failed {
+    /// What a write left, given how it ended: a cut write says whether it
+    /// may have been written (`is_outcome_unknown`) or certainly was not
+    /// (`is_retryable`), and a retryable one is indeed absent.
+    fn check_cut(
+        tally: &mut Tally,
+        failed: Option<&StorageError>,
+        before: u64,
+        attempted: u64,
+        seen: u64,
+    ) {
+        let Some(err) = failed else {
             assert_eq!(seen, attempted, "a write that succeeded is not there");
-        } else if seen == attempted {
+            return;
+        };
+        assert!(
+            err.is_retryable() || err.is_outcome_unknown(),
+            "a cut write says neither retryable nor outcome unknown: {err}"
+        );
+        if seen == attempted {
+            assert!(
+                !err.is_retryable(),
+                "a write said retryable (nothing written) but is there: {err}"
+            );
             tally.writes_cut_but_committed += 1;
         } else {
             assert_eq!(seen, before, "a failed write left a third state");
@@ -465,9 +484,10 @@ mod on_postgres {
     }
 
     /// The store's server processes are terminated at random moments while
-    /// it writes: the call in flight fails with `Database`, the next one
-    /// succeeds on a fresh connection, and each cut transaction is wholly
-    /// there or wholly absent.
+    /// it writes: the call in flight fails with `Database` (retryable, and
+    /// then absent, or outcome unknown), the next one succeeds on a fresh
+    /// connection, and each cut transaction is wholly there or wholly
+    /// absent.
     #[test]
     fn killed_backends_fail_one_call_and_never_half_write() {
         let harness = TestTarget::standard("postgres").harness().unwrap();

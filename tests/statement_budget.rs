@@ -45,13 +45,19 @@ fn install_counter() {
     });
 }
 
-/// The statements `op` sends.
-fn statements_of<T>(op: impl FnOnce() -> StorageResult<T>) -> (T, Vec<String>) {
+/// The statements `op` sends, as the counter saw them.
+fn statements_sent<T>(op: impl FnOnce() -> StorageResult<T>) -> (T, Vec<String>) {
     STATEMENTS.with(|s| s.borrow_mut().clear());
+    let value = op().expect("the operation succeeds");
+    (value, STATEMENTS.with(|s| s.take()))
+}
+
+/// The statements `op` sends on a traced store: with feature `tracing`,
+/// each one also gave exactly one DEBUG event.
+fn statements_of<T>(op: impl FnOnce() -> StorageResult<T>) -> (T, Vec<String>) {
     #[cfg(feature = "tracing")]
     statement_events::take();
-    let value = op().expect("the operation succeeds");
-    let statements = STATEMENTS.with(|s| s.take());
+    let (value, statements) = statements_sent(op);
     #[cfg(feature = "tracing")]
     assert_eq!(
         statement_events::take(),
@@ -327,4 +333,173 @@ fn sqlite_point_ops_within_statement_budget() {
 #[test]
 fn postgres_point_ops_within_statement_budget() {
     check_budgets(TestTarget::standard("postgres"));
+}
+
+/// The workspace filter of `list_ai_jobs` is read in list order from the
+/// entity-refs index `(entity_kind, entity_id, created_at DESC, job_id
+/// DESC)`, joined to the jobs by primary key: no sort, and never every job
+/// read. The plan of the very statement the store sends (caught by the
+/// statement counter), over seeded jobs (about 100 per workspace) after
+/// `ANALYZE`. It fails if the index is dropped or the filter's shape stops
+/// matching it.
+///
+/// 10,000 jobs: the size at which PostgreSQL used to read every job and
+/// sort (docs/performance.md, "The workspace filter").
+const PLAN_JOBS: usize = 10_000;
+
+fn workspace_filter_plan(target: TestTarget) -> Vec<(String, Vec<String>)> {
+    install_counter();
+    let harness = target.harness().expect("a fresh database");
+    handshake_storage::bench::seed_jobs(&harness, PLAN_JOBS).expect("seed the jobs");
+    let filter = AiJobListFilter {
+        wsid: Some("ws-7".into()),
+        limit: Some(50),
+        ..AiJobListFilter::default()
+    };
+    // The harness's own store is not traced: only the statement counts here.
+    let (jobs, statements) = statements_sent(|| harness.store().list_ai_jobs(filter));
+    assert_eq!(jobs.len(), 50, "ws-7 holds about 100 jobs");
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    let (sql, binds) = statements[0]
+        .split_once(" -- binds: ")
+        .expect("Diesel's statement text ends with its binds");
+    let binds = sql_literals(binds);
+    match harness.backend() {
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => plans::postgres(harness.url(), sql, &binds),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => plans::sqlite(harness.url(), sql, &binds),
+        #[allow(unreachable_patterns)]
+        other => panic!("no plan reader for {other}"),
+    }
+}
+
+/// Diesel's bind list (`["workspace", "ws-7", 50]`) as SQL literals; the
+/// workspace filter binds only plain strings and numbers.
+fn sql_literals(binds: &str) -> Vec<String> {
+    let inner = binds.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(", ")
+        .map(
+            |b| match b.strip_prefix('"').and_then(|b| b.strip_suffix('"')) {
+                Some(text) => format!("'{}'", text.replace('\'', "''")),
+                None => b.to_string(),
+            },
+        )
+        .collect()
+}
+
+mod plans {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    #[cfg(feature = "postgres")]
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+
+    /// `EXPLAIN` of the statement prepared as the store's driver prepares
+    /// it, once as a custom plan (the binds' values known) and once as the
+    /// generic plan PostgreSQL may switch a cached statement to.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: &str, sql: &str, binds: &[String]) -> Vec<(String, Vec<String>)> {
+        let mut conn = PgConnection::establish(url).expect("connect");
+        diesel::sql_query(format!("PREPARE hsk_workspace_filter AS {sql}"))
+            .execute(&mut conn)
+            .expect("prepare the store's statement");
+        // EXPLAIN's rows as `line`, through a function of this session.
+        diesel::sql_query(
+            "CREATE FUNCTION pg_temp.hsk_explain(statement text) RETURNS SETOF text \
+             LANGUAGE plpgsql AS $$ DECLARE l text; BEGIN \
+             FOR l IN EXECUTE 'EXPLAIN ' || statement LOOP RETURN NEXT l; END LOOP; END $$",
+        )
+        .execute(&mut conn)
+        .expect("create the EXPLAIN helper");
+        let execute = format!("EXECUTE hsk_workspace_filter({})", binds.join(", "));
+        ["force_custom_plan", "force_generic_plan"]
+            .into_iter()
+            .map(|mode| {
+                diesel::sql_query(format!("SET plan_cache_mode = {mode}"))
+                    .execute(&mut conn)
+                    .expect("plan_cache_mode");
+                let lines: Vec<Line> =
+                    diesel::sql_query("SELECT l AS line FROM pg_temp.hsk_explain($1) AS l")
+                        .bind::<Text, _>(&execute)
+                        .load(&mut conn)
+                        .expect("EXPLAIN");
+                (
+                    mode.to_string(),
+                    lines.into_iter().map(|l| l.line).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[derive(QueryableByName)]
+    struct Detail {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the statement with its binds' values.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(url: &str, sql: &str, binds: &[String]) -> Vec<(String, Vec<String>)> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        let mut conn = SqliteConnection::establish(path).expect("open the file");
+        let mut values = binds.iter();
+        let sql: String = sql
+            .split('?')
+            .enumerate()
+            .map(|(i, part)| match i {
+                0 => part.to_string(),
+                _ => format!("{}{part}", values.next().expect("a value per `?`")),
+            })
+            .collect();
+        let lines: Vec<Detail> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut conn)
+            .expect("EXPLAIN QUERY PLAN");
+        vec![(
+            "query plan".into(),
+            lines.into_iter().map(|l| l.detail).collect(),
+        )]
+    }
+}
+
+#[track_caller]
+fn assert_uses_refs_index(plans: &[(String, Vec<String>)], full_scan: &str, sort: &str) {
+    for (which, lines) in plans {
+        let plan = lines.join("\n");
+        eprintln!("{which}:\n{plan}");
+        assert!(
+            plan.contains("ai_job_entity_refs_entity_created_idx"),
+            "{which}: the refs index is not used:\n{plan}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains(full_scan)),
+            "{which}: every job is read:\n{plan}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains(sort)),
+            "{which}: the page is sorted, not read in index order:\n{plan}"
+        );
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_workspace_filter_uses_the_refs_index() {
+    // `SCAN ai_jobs` would be a full scan of the table (an ordered walk
+    // through one of its indexes shows as `SCAN ai_jobs USING INDEX`).
+    let plans = workspace_filter_plan(TestTarget::standard("sqlite"));
+    assert_uses_refs_index(&plans, "SCAN ai_jobs", "TEMP B-TREE");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_workspace_filter_uses_the_refs_index() {
+    let plans = workspace_filter_plan(TestTarget::standard("postgres"));
+    assert_uses_refs_index(&plans, "Seq Scan on ai_jobs", "Sort");
 }

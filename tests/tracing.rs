@@ -402,6 +402,61 @@ async fn script(store: &AsyncStorage) -> Vec<&'static str> {
         .unwrap();
     c("prune_ai_jobs", &mut called);
 
+    let event = store
+        .append_kernel_event(NewKernelEvent {
+            event_version: "1".into(),
+            kernel_task_run_id: "KTR-traced".into(),
+            session_run_id: "SR-traced".into(),
+            aggregate_type: "session_run".into(),
+            aggregate_id: "SR-traced".into(),
+            idempotency_key: format!("{CANARY}-key"),
+            event_type: "TRACED".into(),
+            actor: KernelActor::new(KernelActorKind::System, "tracer"),
+            source_component: "tracing test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c("append_kernel_event", &mut called);
+    let tail = store.list_kernel_events_after(0, 10).await.unwrap();
+    assert_eq!(tail, vec![event]);
+    c("list_kernel_events_after", &mut called);
+    store
+        .enqueue_kernel_session_run(SessionRun::queued("KTR-traced", "adapter"))
+        .await
+        .unwrap();
+    c("enqueue_kernel_session_run", &mut called);
+    let lease = store
+        .claim_next_kernel_session_run(
+            "worker",
+            std::time::Duration::from_secs(60),
+            Some("adapter"),
+        )
+        .await
+        .unwrap()
+        .expect("the run");
+    c("claim_next_kernel_session_run", &mut called);
+    let fence = lease.fence().expect("fence");
+    store
+        .renew_kernel_session_lease(&fence, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    c("renew_kernel_session_lease", &mut called);
+    store
+        .update_kernel_session_run_state(
+            &lease.session_run_id,
+            SessionRunUpdate::to(SessionRunState::Running).fenced(fence),
+        )
+        .await
+        .unwrap();
+    c("update_kernel_session_run_state", &mut called);
+    let claims = store
+        .list_kernel_session_claims(&lease.session_run_id)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    c("list_kernel_session_claims", &mut called);
+
     store.delete_document(&ctx, &doc.id).await.unwrap();
     c("delete_document", &mut called);
     store.delete_workspace(&ctx, &ws.id).await.unwrap();

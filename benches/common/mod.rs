@@ -77,7 +77,8 @@ pub fn compare(
     let first = medians[0].as_secs_f64().max(1e-12);
     for ((label, _), median) in variants.iter().zip(medians) {
         let line = format!(
-            "{backend:8} {name:28} {label:22} {median:>11.3?} per call  ratio {:5.2}",
+            "{backend:8} {name:28} {label:22} {median:>11.3?} per call {:>10.0}/s  ratio {:5.2}",
+            1.0 / median.as_secs_f64().max(1e-12),
             median.as_secs_f64() / first
         );
         println!("{line}");

@@ -28,12 +28,12 @@ fn migrate_then_status_on_a_sqlite_file() {
 
     let out = hsk(&["migrate", "--database-url", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied: 20261124000003"));
+    assert!(text(&out.stdout).contains("applied: 20261204000001"));
 
     let out = hsk(&["status", "--database-url", &url]);
     let status = text(&out.stdout);
     assert!(
-        status.contains("schema version: 20261124000003"),
+        status.contains("schema version: 20261204000001"),
         "{status}"
     );
     assert!(!status.contains("pending:"), "{status}");

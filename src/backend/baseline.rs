@@ -26,12 +26,13 @@ use super::schema::ai_jobs;
 use super::{
     read_tx, write_tx, Conn, DbBackend, Manager, BACKEND, COPY_FROM_ROWS, MAX_BIND_PARAMS,
 };
+use crate::backend::copy_end::{Record, Table, WriteRecords};
 use crate::backend::fields::{DbJson, DbTime, DbUuid};
 use crate::backend::from_diesel;
 use crate::backend::seeding::sql;
 use crate::backend::seeding::{Baseline, BulkMethod};
-use crate::copy::{Record, Table, WriteRecords};
 use crate::error::{StorageError, StorageResult};
+use crate::kernel::NewKernelEvent;
 use crate::types::*;
 
 type SqlUuid = <ai_jobs::id as Expression>::SqlType;
@@ -204,6 +205,63 @@ type RunTuple = (
 fn now() -> DateTime<Utc> {
     crate::validate::now()
 }
+
+/// The store's ledger lock (`backend/kernel_store.rs`).
+const KERNEL_LEDGER_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended(\
+     'handshake-storage kernel ledger ' || current_schema(), 0))";
+
+/// The database's clock, as the kernel's transactions read it.
+fn database_now(c: &mut Conn) -> StorageResult<DateTime<Utc>> {
+    let sql = match BACKEND {
+        Backend::Sqlite => "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'",
+        Backend::Postgres => "SELECT date_trunc('microseconds', clock_timestamp())",
+    };
+    raw::<SqlTime>(sql, vec![])
+        .get_result::<DbTime>(c)
+        .map(|t| t.0)
+        .map_err(|e| from_diesel(e, "database clock"))
+}
+
+/// Which ledger a baseline append writes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ledger {
+    /// `kernel_events`, numbered as the store numbers it.
+    NoSkip,
+    /// [`PLAIN_LEDGER`], numbered by its own sequence.
+    PlainSequence,
+}
+
+/// `kernel_events` with a plain sequence for a key (an identity column on
+/// PostgreSQL, SQLite's rowid), for what the no-skip numbering costs:
+/// made by `seeding::plain_ledger_sql` on the baseline's database (for
+/// `crate::bench::Fixture::kernel_append_sequences`).
+const PLAIN_LEDGER: &str = "kernel_events_plain";
+
+const KERNEL_EVENT_INSERT_COLUMNS: &str = "event_sequence, event_id, event_version, \
+     kernel_task_run_id, session_run_id, aggregate_type, aggregate_id, idempotency_key, \
+     event_type, actor_kind, actor_id, causation_id, correlation_id, source_component, \
+     payload_hash, payload, created_at";
+const KERNEL_EVENT_COLUMNS: &str = "event_sequence, event_id, event_version, \
+     kernel_task_run_id, session_run_id, aggregate_type, aggregate_id, idempotency_key, \
+     event_type, actor_kind, actor_id, causation_id, correlation_id, source_component, \
+     payload, payload_hash, created_at";
+type KernelEventSql = (
+    (BigInt, Text, Text, Text, Text, Text, Text, Text),
+    (Text, Text, Text, Nullable<Text>, Nullable<Text>, Text),
+    (SqlJson, Text, SqlTime),
+);
+type KernelEventTuple = (
+    (i64, String, String, String, String, String, String, String),
+    (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    ),
+    (DbJson, String, DbTime),
+);
 
 /// A write by the benchmark's human, with a fresh edit event.
 fn provenance() -> Provenance {
@@ -394,6 +452,84 @@ impl RawSql {
         RawSql { pool }
     }
 
+    /// A ledger append in one transaction: on the real ledger
+    /// ([`Ledger::NoSkip`]) the ledger lock (PostgreSQL), the clock, the
+    /// idempotency lookup, the largest sequence and the INSERT, as the
+    /// store sends them; on [`PLAIN_LEDGER`] the same without the lock and
+    /// the largest sequence, the key coming from the table's own sequence.
+    fn append_event(&self, event: &NewKernelEvent, ledger: Ledger) -> StorageResult<()> {
+        let e = event.clone();
+        let no_skip = ledger == Ledger::NoSkip;
+        let table = if no_skip {
+            "kernel_events"
+        } else {
+            PLAIN_LEDGER
+        };
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |c| {
+            if no_skip && BACKEND == Backend::Postgres {
+                raw::<()>(KERNEL_LEDGER_LOCK, vec![])
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "ledger lock"))?;
+            }
+            let at = database_now(c)?;
+            let found: Option<(i64, String)> = raw::<(BigInt, Text)>(
+                &format!(
+                    "SELECT event_sequence, payload_hash FROM {table} WHERE idempotency_key = ?"
+                ),
+                vec![Arg::Text(e.idempotency_key.clone())],
+            )
+            .get_result(c)
+            .optional()
+            .map_err(|e| from_diesel(e, "kernel event"))?;
+            if found.is_some() {
+                return Ok(());
+            }
+            let mut args = Vec::with_capacity(17);
+            let mut columns = KERNEL_EVENT_INSERT_COLUMNS;
+            if no_skip {
+                let last: Option<i64> = raw::<Nullable<BigInt>>(
+                    "SELECT MAX(event_sequence) FROM kernel_events",
+                    vec![],
+                )
+                .get_result(c)
+                .map_err(|e| from_diesel(e, "kernel ledger"))?;
+                args.push(Arg::Int(last.unwrap_or(0) + 1));
+            } else {
+                columns = columns.trim_start_matches("event_sequence, ");
+            }
+            args.extend([
+                Arg::Text(format!("KE-{}", crate::ids::new_uuid())),
+                Arg::Text(e.event_version),
+                Arg::Text(e.kernel_task_run_id),
+                Arg::Text(e.session_run_id),
+                Arg::Text(e.aggregate_type),
+                Arg::Text(e.aggregate_id),
+                Arg::Text(e.idempotency_key),
+                Arg::Text(e.event_type),
+                Arg::Text(e.actor.kind.as_str().to_string()),
+                Arg::Text(e.actor.id),
+                Arg::OptText(e.causation_id),
+                Arg::OptText(e.correlation_id),
+                Arg::Text(e.source_component),
+                Arg::Text(crate::kernel::payload_hash(&e.payload)),
+                Arg::Json(DbJson(e.payload)),
+                Arg::Time(DbTime(at)),
+            ]);
+            raw::<()>(
+                &format!(
+                    "INSERT INTO {table} ({columns}) VALUES ({}) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    vec!["?"; args.len()].join(", ")
+                ),
+                args,
+            )
+            .execute(c)
+            .map(drop)
+            .map_err(|e| from_diesel(e, "kernel event"))
+        })
+    }
+
     fn conn(&self) -> StorageResult<PooledConnection<Manager>> {
         self.pool
             .get()
@@ -434,6 +570,151 @@ impl Baseline for RawSql {
         let id = crate::ids::new_uuid();
         self.create_ai_job_with_id(id, job)?;
         Ok(id)
+    }
+
+    fn append_kernel_event(&self, event: &NewKernelEvent) -> StorageResult<()> {
+        self.append_event(event, Ledger::NoSkip)
+    }
+
+    fn append_kernel_event_plain_sequence(&self, event: &NewKernelEvent) -> StorageResult<()> {
+        self.append_event(event, Ledger::PlainSequence)
+    }
+
+    fn list_kernel_events_after(&self, after: i64, limit: u32) -> StorageResult<usize> {
+        raw::<KernelEventSql>(
+            &format!(
+                "SELECT {KERNEL_EVENT_COLUMNS} FROM kernel_events WHERE event_sequence > ? \
+                 ORDER BY event_sequence LIMIT ?"
+            ),
+            vec![Arg::Int(after), Arg::Int(i64::from(limit))],
+        )
+        .load::<KernelEventTuple>(&mut *self.conn()?)
+        .map(|rows| rows.len())
+        .map_err(|e| from_diesel(e, "kernel events"))
+    }
+
+    fn enqueue_kernel_session_run(&self, id: &str, adapter: &str) -> StorageResult<()> {
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |c| {
+            let now = DbTime(database_now(c)?);
+            raw::<()>(
+                "INSERT INTO kernel_session_runs (session_run_id, kernel_task_run_id, adapter_id, \
+                 state, claimed_by, lease_expires_at, attempt_count, available_at, created_at, \
+                 updated_at) VALUES (?, ?, ?, 'QUEUED', NULL, NULL, 0, ?, ?, ?)",
+                vec![
+                    Arg::Text(id.into()),
+                    Arg::Text("KTR-bench".into()),
+                    Arg::Text(adapter.into()),
+                    Arg::Time(now),
+                    Arg::Time(now),
+                    Arg::Time(now),
+                ],
+            )
+            .execute(c)
+            .map(drop)
+            .map_err(|e| from_diesel(e, "kernel session run"))
+        })
+    }
+
+    fn claim_next_and_complete(&self, worker: &str) -> StorageResult<bool> {
+        let mut conn = self.conn()?;
+        let lease = chrono::Duration::seconds(300);
+        let claimed = write_tx(&mut conn, |c| {
+            let now = database_now(c)?;
+            let next: Option<(String, i64)> = raw::<(Text, BigInt)>(
+                &format!(
+                    "SELECT session_run_id, attempt_count FROM kernel_session_runs \
+                     WHERE state IN ('QUEUED', 'RETRY_SCHEDULED', 'CLAIMED', 'RUNNING') \
+                     AND available_at <= ? ORDER BY available_at, session_run_id LIMIT 1{}",
+                    if BACKEND == Backend::Postgres {
+                        " FOR UPDATE SKIP LOCKED"
+                    } else {
+                        ""
+                    }
+                ),
+                vec![Arg::Time(DbTime(now))],
+            )
+            .get_result(c)
+            .optional()
+            .map_err(|e| from_diesel(e, "kernel session runs"))?;
+            let Some((id, attempts)) = next else {
+                return Ok(None);
+            };
+            let expires = DbTime(now + lease);
+            raw::<()>(
+                "UPDATE kernel_session_runs SET state = 'CLAIMED', claimed_by = ?, \
+                 lease_expires_at = ?, attempt_count = ?, available_at = ?, updated_at = ? \
+                 WHERE session_run_id = ?",
+                vec![
+                    Arg::Text(worker.into()),
+                    Arg::Time(expires),
+                    Arg::Int(attempts + 1),
+                    Arg::Time(expires),
+                    Arg::Time(DbTime(now)),
+                    Arg::Text(id.clone()),
+                ],
+            )
+            .execute(c)
+            .map_err(|e| from_diesel(e, "kernel session run"))?;
+            raw::<()>(
+                "INSERT INTO kernel_session_claims (session_run_id, attempt, claimed_by, \
+                 claimed_at, lease_expires_at, ended_at, outcome) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                vec![
+                    Arg::Text(id.clone()),
+                    Arg::Int(attempts + 1),
+                    Arg::Text(worker.into()),
+                    Arg::Time(DbTime(now)),
+                    Arg::Time(expires),
+                ],
+            )
+            .execute(c)
+            .map_err(|e| from_diesel(e, "kernel session claim"))?;
+            Ok(Some((id, attempts + 1)))
+        })?;
+        let Some((id, attempt)) = claimed else {
+            return Ok(false);
+        };
+        for state in ["RUNNING", "COMPLETED"] {
+            write_tx(&mut conn, |c| {
+                let now = DbTime(database_now(c)?);
+                let _: (String, i64) = raw::<(Text, BigInt)>(
+                    &format!(
+                        "SELECT state, attempt_count FROM kernel_session_runs \
+                         WHERE session_run_id = ?{}",
+                        if BACKEND == Backend::Postgres {
+                            " FOR UPDATE"
+                        } else {
+                            ""
+                        }
+                    ),
+                    vec![Arg::Text(id.clone())],
+                )
+                .get_result(c)
+                .map_err(|e| from_diesel(e, "kernel session run"))?;
+                if state == "COMPLETED" {
+                    raw::<()>(
+                        "UPDATE kernel_session_claims SET ended_at = ?, outcome = ? \
+                         WHERE session_run_id = ? AND attempt = ? AND ended_at IS NULL",
+                        vec![
+                            Arg::Time(now),
+                            Arg::Text(state.into()),
+                            Arg::Text(id.clone()),
+                            Arg::Int(attempt),
+                        ],
+                    )
+                    .execute(c)
+                    .map_err(|e| from_diesel(e, "kernel session claim"))?;
+                }
+                raw::<()>(
+                    "UPDATE kernel_session_runs SET state = ?, updated_at = ? WHERE session_run_id = ?",
+                    vec![Arg::Text(state.into()), Arg::Time(now), Arg::Text(id.clone())],
+                )
+                .execute(c)
+                .map(drop)
+                .map_err(|e| from_diesel(e, "kernel session run"))
+            })?;
+        }
+        Ok(true)
     }
 
     fn ai_jobs_pkey_bytes(&self) -> StorageResult<u64> {
@@ -614,32 +895,52 @@ impl Baseline for RawSql {
     }
 
     fn list_ai_jobs(&self, filter: &AiJobListFilter) -> StorageResult<usize> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM ai_jobs WHERE 1 = 1");
+        let columns: Vec<String> = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("ai_jobs.{}", c.trim_start_matches("ai_jobs.")))
+            .collect();
         let mut args = Vec::new();
+        // The store's shapes: with the workspace filter, read in the order
+        // of the refs index (a job holding the ref twice listed once).
+        let (mut sql, created_at, id) = match &filter.wsid {
+            None => (
+                format!("SELECT {} FROM ai_jobs WHERE 1 = 1", columns.join(", ")),
+                "ai_jobs.created_at",
+                "ai_jobs.id",
+            ),
+            Some(wsid) => {
+                args.push(Arg::Text(wsid.clone()));
+                (
+                    format!(
+                        "SELECT {} FROM ai_job_entity_refs r JOIN ai_jobs ON ai_jobs.id = r.job_id \
+                         WHERE r.entity_kind = 'workspace' AND r.entity_id = ? \
+                         AND (r.position = 0 OR NOT EXISTS (SELECT 1 FROM ai_job_entity_refs e \
+                         WHERE e.job_id = r.job_id AND e.position < r.position \
+                         AND e.entity_kind = r.entity_kind AND e.entity_id = r.entity_id))",
+                        columns.join(", ")
+                    ),
+                    "r.created_at",
+                    "r.job_id",
+                )
+            }
+        };
         if let Some(state) = filter.status {
-            sql.push_str(" AND status = ?");
+            sql.push_str(" AND ai_jobs.status = ?");
             args.push(Arg::Text(state.as_str().into()));
         }
         if let Some(kind) = filter.job_kind {
-            sql.push_str(" AND job_kind = ?");
+            sql.push_str(" AND ai_jobs.job_kind = ?");
             args.push(Arg::Text(kind.as_str().into()));
         }
-        if let Some(wsid) = &filter.wsid {
-            sql.push_str(
-                " AND id IN (SELECT job_id FROM ai_job_entity_refs \
-                 WHERE entity_kind = 'workspace' AND entity_id = ?)",
-            );
-            args.push(Arg::Text(wsid.clone()));
-        }
         if let Some(from) = filter.from {
-            sql.push_str(" AND created_at >= ?");
+            sql.push_str(&format!(" AND {created_at} >= ?"));
             args.push(Arg::Time(DbTime(from)));
         }
         if let Some(to) = filter.to {
-            sql.push_str(" AND created_at < ?");
+            sql.push_str(&format!(" AND {created_at} < ?"));
             args.push(Arg::Time(DbTime(to)));
         }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        sql.push_str(&format!(" ORDER BY {created_at} DESC, {id} DESC"));
         if let Some(limit) = filter.limit {
             sql.push_str(" LIMIT ?");
             args.push(Arg::Int(i64::from(limit)));

@@ -7,12 +7,19 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::pg::{Pg, PgConnection};
 use diesel::r2d2::{ConnectionManager, ManageConnection, Pool};
-use diesel::Connection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, OptionalExtension, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+
+mod grant;
+mod tls;
+
+pub(crate) use grant::grant_application_role;
 
 use super::TxCause;
 use crate::config::{scrub_secrets, PgUrl, StorageConfig};
@@ -29,13 +36,17 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_
 pub(crate) const MAX_BIND_PARAMS: usize = 65_535;
 /// From how many rows a bulk write (`replace_blocks`, `update_canvas_graph`,
 /// per table) is sent as one binary `COPY FROM STDIN` (the copier's writer,
-/// `copy::WriteRecords`) instead of multi-row INSERTs. Measured by
-/// `benches/bulk_write.rs` (README, "Bulk writes: COPY or INSERT"): from
+/// `copy_end::WriteRecords`) instead of multi-row INSERTs. Measured by
+/// `benches/bulk_write.rs` (docs/performance.md, "Bulk writes: COPY or INSERT"): from
 /// 100 rows on COPY was never slower (from 1,000 blocks on it took 0.6 to
 /// 0.87 of INSERT's time; nodes and edges, whose cost is mostly foreign-key
 /// checks, gained a few percent); at 10 rows it lost by up to 13%, and in
 /// between the commit dominates.
 pub(crate) const COPY_FROM_ROWS: Option<usize> = Some(100);
+/// Whether Diesel's bookkeeping table exists where the store's names
+/// resolve (a catalog read: no DDL, no privilege needed).
+pub(crate) const MIGRATIONS_TABLE_PRESENT_SQL: &str =
+    "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS present";
 // The live schema of the current schema (search_path), for
 // `schema_fingerprint` (Diesel's bookkeeping table left out). A column's
 // collation is part of its type when it is not the type's default; names
@@ -125,16 +136,134 @@ pub(crate) fn open_baseline(
 /// at its next checkout. After a server restart or `pg_terminate_backend`
 /// one call fails, not one per pooled connection; without errors there is
 /// no extra round trip.
+///
+/// Failover: a connection whose statement found the server gone or
+/// read-only (SQLSTATE 25006: a primary demoted to a standby, or made
+/// read-only during a switchover) is dropped outright, since a standby
+/// still answers pings. With `target_session_attrs` in the URL, the check
+/// at checkout asks what libpq asked when it connected (writable? in
+/// recovery?), so every pooled connection to a demoted primary is dropped
+/// too, and the next connection is opened anew: libpq then tries the URL's
+/// hosts in turn and takes the new primary.
+///
+/// A URL with several hosts names a server that moves: connecting to it
+/// is retried every [`CONNECT_POLL`] for up to half the connection timeout
+/// before it fails, so that the pool reaches a new primary as soon as one
+/// is writable (r2d2 itself waits longer and longer between attempts, up
+/// to half the connection timeout, which would add seconds to a failover).
 pub(crate) struct Manager {
     inner: ConnectionManager<PgConnection>,
     losses: Arc<AtomicU64>,
+    /// Run on every new connection: the configured statement and lock
+    /// timeouts (empty when neither is set).
+    session_setup: String,
+    session: SessionCheck,
+    /// How long `connect` keeps trying (zero: one attempt).
+    connect_for: Duration,
 }
 
+/// How often a multi-host URL's connection is tried while no host serves.
+const CONNECT_POLL: Duration = Duration::from_millis(200);
+
 impl Manager {
-    fn new(url: &PgUrl) -> Self {
+    fn new(url: &PgUrl, config: &StorageConfig) -> Self {
+        let session_setup = [
+            ("statement_timeout", config.statement_timeout),
+            ("lock_timeout", config.lock_timeout),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("SET {name} = {};", value?.as_millis())))
+        .collect();
         Manager {
             inner: ConnectionManager::new(url.as_str()),
             losses: Arc::default(),
+            session_setup,
+            session: SessionCheck::of(url),
+            connect_for: if url.hosts().len() > 1 {
+                config.connection_timeout / 2
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
+
+    /// One new connection; for a multi-host URL, tried again while no
+    /// host serves (a failover in progress).
+    fn establish(&self) -> Result<PgConnection, diesel::r2d2::Error> {
+        let started = Instant::now();
+        loop {
+            match self.inner.connect() {
+                Err(_) if started.elapsed() + CONNECT_POLL < self.connect_for => {
+                    std::thread::sleep(CONNECT_POLL)
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Whether `conn` still answers, and still reaches the kind of server
+    /// its URL's `target_session_attrs` asked for.
+    fn check(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        let Some(sql) = self.session.sql() else {
+            return self.inner.is_valid(conn);
+        };
+        match diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(sql)).get_result(conn) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(diesel::r2d2::Error::QueryError(
+                diesel::result::Error::DatabaseError(
+                    DatabaseErrorKind::ReadOnlyTransaction,
+                    Box::new(format!(
+                        "the server is no longer {}",
+                        self.session.describe()
+                    )),
+                ),
+            )),
+            Err(e) => Err(diesel::r2d2::Error::QueryError(e)),
+        }
+    }
+}
+
+/// What a pooled connection must still reach, from the URL's
+/// `target_session_attrs` (libpq checks it only when it connects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionCheck {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+}
+
+impl SessionCheck {
+    fn of(url: &PgUrl) -> Self {
+        match url.param("target_session_attrs") {
+            Some("read-write") => SessionCheck::ReadWrite,
+            Some("read-only") => SessionCheck::ReadOnly,
+            Some("primary") => SessionCheck::Primary,
+            Some("standby") => SessionCheck::Standby,
+            // `any`, `prefer-standby` (a primary is acceptable), or none.
+            _ => SessionCheck::Any,
+        }
+    }
+
+    /// A query that is true while the server is of the kind asked for.
+    fn sql(self) -> Option<&'static str> {
+        match self {
+            SessionCheck::Any => None,
+            SessionCheck::ReadWrite => Some("current_setting('transaction_read_only') = 'off'"),
+            SessionCheck::ReadOnly => Some("current_setting('transaction_read_only') = 'on'"),
+            SessionCheck::Primary => Some("NOT pg_is_in_recovery()"),
+            SessionCheck::Standby => Some("pg_is_in_recovery()"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            SessionCheck::Any => "reachable",
+            SessionCheck::ReadWrite => "writable (target_session_attrs=read-write)",
+            SessionCheck::ReadOnly => "read-only (target_session_attrs=read-only)",
+            SessionCheck::Primary => "a primary (target_session_attrs=primary)",
+            SessionCheck::Standby => "a standby (target_session_attrs=standby)",
         }
     }
 }
@@ -144,6 +273,8 @@ impl Manager {
 struct ConnectionHealth {
     /// A statement failed since the connection was last checked.
     suspect: bool,
+    /// A statement found the server gone or read-only: drop the connection.
+    doomed: bool,
     /// The store's loss count when this connection was last known good.
     losses_seen: u64,
     /// The application's default instrumentation (Diesel's
@@ -154,8 +285,20 @@ struct ConnectionHealth {
 
 impl Instrumentation for ConnectionHealth {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { error: Some(_), .. } = &event {
+        if let InstrumentationEvent::FinishQuery {
+            error: Some(err), ..
+        } = &event
+        {
             self.suspect = true;
+            self.doomed |= matches!(
+                err,
+                DieselError::DatabaseError(
+                    DatabaseErrorKind::ReadOnlyTransaction
+                        | DatabaseErrorKind::ClosedConnection
+                        | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                )
+            );
         }
         if let Some(next) = &mut self.passed_on {
             next.on_connection_event(event);
@@ -178,9 +321,14 @@ impl ManageConnection for Manager {
         // loss that this connection must not be taken to have seen, or it
         // would be handed out unchecked and fail a second call in a row.
         let losses_seen = self.losses.load(Ordering::SeqCst);
-        let mut conn = self.inner.connect()?;
+        let mut conn = self.establish()?;
+        if !self.session_setup.is_empty() {
+            conn.batch_execute(&self.session_setup)
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
         conn.set_instrumentation(ConnectionHealth {
             suspect: false,
+            doomed: false,
             losses_seen,
             passed_on: super::statement_instrumentation(),
         });
@@ -194,7 +342,7 @@ impl ManageConnection for Manager {
         if health(conn).is_some_and(|h| h.losses_seen == losses) {
             return Ok(());
         }
-        self.inner.is_valid(conn)?;
+        self.check(conn)?;
         if let Some(h) = health(conn) {
             h.losses_seen = losses;
             h.suspect = false;
@@ -204,11 +352,13 @@ impl ManageConnection for Manager {
 
     /// Called as a connection goes back to the pool.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        let suspect = health(conn).is_some_and(|h| std::mem::take(&mut h.suspect));
+        let (suspect, doomed) = health(conn).map_or((false, false), |h| {
+            (std::mem::take(&mut h.suspect), h.doomed)
+        });
         if !suspect {
             return self.inner.has_broken(conn);
         }
-        let broken = self.inner.has_broken(conn) || self.inner.is_valid(conn).is_err();
+        let broken = doomed || self.inner.has_broken(conn) || self.check(conn).is_err();
         if broken {
             self.losses.fetch_add(1, Ordering::SeqCst);
         }
@@ -218,7 +368,8 @@ impl ManageConnection for Manager {
 
 /// Runs a read of several statements in one REPEATABLE READ, read-only
 /// transaction: one snapshot for all of them, as on SQLite (READ COMMITTED
-/// would give each statement its own).
+/// would give each statement its own). It writes nothing, so a connection
+/// lost under it never leaves an outcome unknown.
 pub(crate) fn read_tx<T>(
     conn: &mut Conn,
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
@@ -228,8 +379,10 @@ pub(crate) fn read_tx<T>(
         .build_transaction()
         .repeatable_read()
         .read_only()
-        .run(|c| f(c).map_err(|e| cause.keep(e)));
-    cause.finish(result)
+        .run(|c| cause.body(f(c)));
+    cause
+        .finish(result, || connection_lost(conn))
+        .map_err(StorageError::known_not_applied)
 }
 
 /// Runs `f` in a transaction (PostgreSQL's row locks make a plain BEGIN
@@ -239,8 +392,44 @@ pub(crate) fn write_tx<T>(
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
     let mut cause = TxCause::default();
-    let result = conn.transaction(|c| f(c).map_err(|e| cause.keep(e)));
-    cause.finish(result)
+    let result = conn.transaction(|c| cause.body(f(c)));
+    cause.finish(result, || connection_lost(conn))
+}
+
+/// Whether `conn` no longer reaches its server (asked after a failure,
+/// so it costs a round trip only then).
+fn connection_lost(conn: &mut Conn) -> bool {
+    conn.batch_execute("SELECT 1").is_err()
+}
+
+/// A `Database` error naming the missing privilege when a schema of the
+/// `search_path` exists but this role may not use it: PostgreSQL then
+/// resolves no name in it, so the store's tables look absent (and
+/// `current_schema()` is NULL) rather than forbidden.
+pub(crate) fn check_schema_access(conn: &mut Conn) -> StorageResult<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Denied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        schema: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        role: String,
+    }
+    let denied: Option<Denied> = diesel::sql_query(
+        "SELECT n.nspname::text AS schema, current_user::text AS role FROM pg_namespace n \
+         WHERE n.nspname = ANY (string_to_array(replace(replace( \
+           current_setting('search_path'), '\"', ''), ' ', ''), ',')) \
+         AND NOT has_schema_privilege(n.oid, 'USAGE') ORDER BY 1 LIMIT 1",
+    )
+    .get_result(conn)
+    .optional()
+    .map_err(|e| super::from_diesel(e, "schema privileges"))?;
+    match denied {
+        Some(Denied { schema, role }) => Err(StorageError::Database(format!(
+            "permission denied for schema {schema}: role {role} lacks USAGE on it \
+             (the owner grants what the store needs with `hsk-storage grant --role {role}`)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Migrations run under a session advisory lock keyed by the schema, so a
@@ -286,15 +475,28 @@ fn init_tls() {
 }
 
 /// One connection, outside any pool, to the URL as parsed (see [`PgUrl`]).
-fn connect(url: &PgUrl) -> StorageResult<PgConnection> {
+/// `PGOPTIONS`, which libpq sends when the URL has no `options`, is
+/// checked first, as the URL's own would be.
+pub(crate) fn connect(url: &PgUrl) -> StorageResult<PgConnection> {
+    url.check_environment()?;
     init_tls();
     PgConnection::establish(url.as_str()).map_err(|e| {
         StorageError::Database(format!(
             "cannot connect to PostgreSQL at {}: {}",
             url.redacted(),
-            scrub_secrets(&e.to_string(), url.as_str())
+            connect_failure(&e.to_string(), url)
         ))
     })
+}
+
+/// A driver's message on a failed connection, fit for an error: secrets
+/// cut, on one line, led by what to fix when it is a TLS failure.
+fn connect_failure(message: &str, url: &PgUrl) -> String {
+    let message = scrub_secrets(message, url.as_str());
+    match tls::explain(&message, url) {
+        Some(line) => scrub_secrets(&format!("{line}; libpq said: {message}"), url.as_str()),
+        None => message,
+    }
 }
 
 /// One write transaction on a connection of its own, outside any pool:
@@ -312,8 +514,12 @@ pub(crate) fn raw_write<T>(
     write_tx(&mut connect(&url)?, f)
 }
 
-pub(crate) fn open(url: &PgUrl, config: &StorageConfig) -> StorageResult<Store> {
-    Store::new(build_pool(url, config)?, (), config.run_migrations)
+pub(crate) fn open(
+    url: &PgUrl,
+    config: &StorageConfig,
+    schema: super::SchemaOnOpen,
+) -> StorageResult<Store> {
+    Store::new(build_pool(url, config)?, (), schema)
 }
 
 fn build_pool(url: &PgUrl, config: &StorageConfig) -> StorageResult<Pool<Manager>> {
@@ -327,12 +533,12 @@ fn build_pool(url: &PgUrl, config: &StorageConfig) -> StorageResult<Pool<Manager
         .connection_timeout(config.connection_timeout)
         // `Manager::is_valid` makes this free until a connection is lost.
         .test_on_check_out(true)
-        .build(Manager::new(&url))
+        .build(Manager::new(&url, config))
         .map_err(|e| {
             StorageError::Database(format!(
                 "cannot open a pool on {}: {}",
                 url.redacted(),
-                scrub_secrets(&e.to_string(), url.as_str())
+                connect_failure(&e.to_string(), &url)
             ))
         })
 }
@@ -394,4 +600,68 @@ pub(crate) fn scratch_schema_drop(admin_url: &str, schema: &str) -> StorageResul
     let mut conn = connect(&PgUrl::parse(admin_url)?)?;
     conn.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .map_err(|e| StorageError::Database(format!("cannot drop schema {schema}: {e}")))
+}
+
+/// Creates `role` (a name we generated: letters, digits, `_`) as a login
+/// role with no attributes and no privileges, and returns the random
+/// password it was given.
+#[cfg(feature = "testing")]
+pub(crate) fn scratch_role_create(admin_url: &str, role: &str) -> StorageResult<String> {
+    if !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StorageError::validation(format!("bad role name {role:?}")));
+    }
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let mut conn = connect(&PgUrl::parse(admin_url)?)?;
+    conn.batch_execute(&format!(
+        "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT \
+         NOREPLICATION NOBYPASSRLS PASSWORD '{password}'"
+    ))
+    .map_err(|e| StorageError::Database(format!("cannot create role {role}: {e}")))?;
+    Ok(password)
+}
+
+/// `url` logging in as `user` with `password`.
+#[cfg(feature = "testing")]
+pub(crate) fn login_url(url: &str, user: &str, password: &str) -> StorageResult<String> {
+    Ok(PgUrl::parse(url)?
+        .with_login(user, password)
+        .as_str()
+        .to_string())
+}
+
+/// Drops a role made by [`scratch_role_create`], with every privilege
+/// granted to it in the admin URL's database.
+#[cfg(feature = "testing")]
+pub(crate) fn scratch_role_drop(admin_url: &str, role: &str) -> StorageResult<()> {
+    let mut conn = connect(&PgUrl::parse(admin_url)?)?;
+    conn.batch_execute(&format!(
+        "DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+         EXECUTE 'DROP OWNED BY \"{role}\"'; EXECUTE 'DROP ROLE \"{role}\"'; END IF; END$$"
+    ))
+    .map_err(|e| StorageError::Database(format!("cannot drop role {role}: {e}")))
+}
+
+/// Drops the scratch roles named `{prefix}{unix seconds}_...` created more
+/// than a day ago (left by a killed test process), best effort, as
+/// [`scratch_schema_sweep`] does for schemas.
+#[cfg(feature = "testing")]
+pub(crate) fn scratch_role_sweep(admin_url: &str, prefix: &str) {
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return;
+    }
+    let sweep = format!(
+        "DO $$DECLARE r text; BEGIN \
+         FOR r IN SELECT rolname FROM pg_roles \
+           WHERE rolname ~ '^{prefix}[0-9]+_' \
+           AND substring(rolname FROM '^{prefix}([0-9]+)_')::numeric \
+               < extract(epoch FROM now()) - 86400 \
+         LOOP EXECUTE format('DROP OWNED BY %I', r); EXECUTE format('DROP ROLE %I', r); \
+         END LOOP; END$$"
+    );
+    if let Ok(mut conn) = PgUrl::parse(admin_url).and_then(|url| connect(&url)) {
+        let _ = conn.batch_execute(&sweep);
+    }
 }

@@ -30,7 +30,7 @@
 //! state is older than the check interval, or at most every
 //! [`CATCH_UP_POLL`] while it is behind this process's writes (the read
 //! then goes to the primary). In time, `benches/replicas.rs` (figures in
-//! the README): about 1.2x per `create_block`, about 1.1x per routed
+//! docs/performance.md): about 1.2x per `create_block`, about 1.1x per routed
 //! `get_block`, and 2.1x for a `create_block` followed at once by a read.
 //!
 //! # Failure
@@ -65,10 +65,10 @@ use uuid::Uuid;
 use super::{connect, with_connect_timeout, Conn, Manager, Store};
 #[cfg(feature = "testing")]
 use crate::backend::ColumnInfo;
-use crate::backend::{from_diesel, Maintenance};
-use crate::config::{PgUrl, StorageConfig};
+use crate::backend::{from_diesel, Maintenance, SchemaOnOpen};
+use crate::config::{PgHost, PgUrl, ReplicaConfig, StorageConfig};
 use crate::error::{StorageError, StorageResult};
-use crate::replicas::ReplicaConfig;
+use crate::kernel::*;
 use crate::schema_info::SchemaFingerprint;
 use crate::storage::Storage;
 use crate::types::*;
@@ -124,12 +124,17 @@ struct State {
     measured: Option<Instant>,
 }
 
-/// Opens the primary (migrating it as `open` does) and a pool per replica.
+/// Opens the primary (migrating or checking it as `open` does) and a pool
+/// per replica (whose schema is the primary's, replayed).
 /// Replicas are not contacted here: one that is down at open is skipped
 /// like one that goes down later.
-pub(crate) fn open_replicated(url: &PgUrl, config: &StorageConfig) -> StorageResult<Replicated> {
+pub(crate) fn open_replicated(
+    url: &PgUrl,
+    config: &StorageConfig,
+    schema: SchemaOnOpen,
+) -> StorageResult<Replicated> {
     let primary_pool = super::build_pool(url, config)?;
-    let primary = Store::new(primary_pool.clone(), (), config.run_migrations)?;
+    let primary = Store::new(primary_pool.clone(), (), schema)?;
     let replicas = config
         .replicas
         .urls
@@ -140,7 +145,7 @@ pub(crate) fn open_replicated(url: &PgUrl, config: &StorageConfig) -> StorageRes
         primary,
         primary_pool,
         replicas,
-        written: high_water_mark(url.as_str()),
+        written: high_water_mark(url),
         settings: config.replicas.clone(),
         next: AtomicUsize::new(0),
     };
@@ -151,29 +156,16 @@ pub(crate) fn open_replicated(url: &PgUrl, config: &StorageConfig) -> StorageRes
 }
 
 /// The high-water mark shared by every store of this process on the
-/// server `url` names (WAL positions are per server, not per database or
-/// schema).
-fn high_water_mark(url: &str) -> Arc<AtomicU64> {
-    static MARKS: OnceLock<Mutex<HashMap<String, Arc<AtomicU64>>>> = OnceLock::new();
-    let key = url::Url::parse(url)
-        .map(|u| {
-            let socket = u
-                .query_pairs()
-                .find(|(k, _)| k == "host" || k == "hostaddr")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
-            format!(
-                "{}:{}:{socket}",
-                u.host_str().unwrap_or_default(),
-                u.port().unwrap_or(5432)
-            )
-        })
-        .unwrap_or_else(|_| url.to_string());
+/// servers `url` names (WAL positions are per server, not per database or
+/// schema; the servers of a multi-host URL are one primary and its
+/// standbys, whose positions continue each other's across a failover).
+fn high_water_mark(url: &PgUrl) -> Arc<AtomicU64> {
+    static MARKS: OnceLock<Mutex<HashMap<Vec<PgHost>, Arc<AtomicU64>>>> = OnceLock::new();
     let mut marks = MARKS
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Arc::clone(marks.entry(key).or_default())
+    Arc::clone(marks.entry(url.hosts().to_vec()).or_default())
 }
 
 impl Replica {
@@ -186,9 +178,9 @@ impl Replica {
             .min_idle(Some(0))
             .connection_timeout(config.connection_timeout.min(REPLICA_CHECKOUT))
             .test_on_check_out(true)
-            .build_unchecked(Manager::new(&url));
+            .build_unchecked(Manager::new(&url, config));
         Ok(Replica {
-            store: Store::new(pool.clone(), (), false)?,
+            store: Store::new(pool.clone(), (), SchemaOnOpen::Leave)?,
             pool,
             url,
             state: RwLock::new(State {
@@ -560,6 +552,126 @@ impl Storage for Replicated {
         }
         self.write(|s| s.prune_ai_jobs(cutoff, min_versions, dry_run))
     }
+
+    fn append_kernel_event(&self, event: NewKernelEvent) -> StorageResult<KernelEvent> {
+        self.write(|s| s.append_kernel_event(event))
+    }
+    fn append_kernel_events_atomic(
+        &self,
+        events: Vec<NewKernelEvent>,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.write(|s| s.append_kernel_events_atomic(events))
+    }
+    fn append_kernel_event_pair_atomic_with_causation(
+        &self,
+        first: NewKernelEvent,
+        second: NewKernelEvent,
+    ) -> StorageResult<(KernelEvent, KernelEvent)> {
+        self.write(|s| s.append_kernel_event_pair_atomic_with_causation(first, second))
+    }
+    fn list_kernel_events_for_session(
+        &self,
+        session_run_id: &str,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.read(|s| s.list_kernel_events_for_session(session_run_id))
+    }
+    fn list_kernel_events_for_aggregate(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.read(|s| s.list_kernel_events_for_aggregate(aggregate_type, aggregate_id))
+    }
+    fn list_kernel_events_after(
+        &self,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        // The tail reads the primary: a page from a replica further behind
+        // than the page before it would look like the end of the ledger.
+        self.primary.list_kernel_events_after(after_sequence, limit)
+    }
+
+    fn enqueue_kernel_session_run(&self, run: SessionRun) -> StorageResult<SessionRun> {
+        self.write(|s| s.enqueue_kernel_session_run(run))
+    }
+    fn enqueue_kernel_session_run_and_record_event(
+        &self,
+        run: SessionRun,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<(SessionRun, KernelEvent)> {
+        self.write(|s| {
+            s.enqueue_kernel_session_run_and_record_event(run, causation_id, correlation_id)
+        })
+    }
+    fn claim_kernel_session_run(
+        &self,
+        session_run_id: &str,
+        claimed_by: &str,
+        lease: Duration,
+    ) -> StorageResult<Option<KernelSessionLease>> {
+        self.write(|s| s.claim_kernel_session_run(session_run_id, claimed_by, lease))
+    }
+    fn claim_kernel_session_run_and_record_event(
+        &self,
+        session_run_id: &str,
+        claimed_by: &str,
+        lease: Duration,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<Option<(KernelSessionLease, KernelEvent)>> {
+        self.write(|s| {
+            s.claim_kernel_session_run_and_record_event(
+                session_run_id,
+                claimed_by,
+                lease,
+                causation_id,
+                correlation_id,
+            )
+        })
+    }
+    fn claim_next_kernel_session_run(
+        &self,
+        claimed_by: &str,
+        lease: Duration,
+        adapter_id: Option<&str>,
+    ) -> StorageResult<Option<KernelSessionLease>> {
+        self.write(|s| s.claim_next_kernel_session_run(claimed_by, lease, adapter_id))
+    }
+    fn renew_kernel_session_lease(
+        &self,
+        fence: &LeaseFence,
+        lease: Duration,
+    ) -> StorageResult<KernelSessionLease> {
+        self.write(|s| s.renew_kernel_session_lease(fence, lease))
+    }
+    fn update_kernel_session_run_state(
+        &self,
+        session_run_id: &str,
+        update: SessionRunUpdate,
+    ) -> StorageResult<KernelSessionLease> {
+        self.write(|s| s.update_kernel_session_run_state(session_run_id, update))
+    }
+    fn update_kernel_session_run_state_and_record_event(
+        &self,
+        session_run_id: &str,
+        update: SessionRunUpdate,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<(KernelSessionLease, KernelEvent)> {
+        self.write(|s| {
+            s.update_kernel_session_run_state_and_record_event(
+                session_run_id,
+                update,
+                causation_id,
+                correlation_id,
+            )
+        })
+    }
+    fn list_kernel_session_claims(&self, session_run_id: &str) -> StorageResult<Vec<SessionClaim>> {
+        self.read(|s| s.list_kernel_session_claims(session_run_id))
+    }
 }
 
 #[cfg(not(feature = "testing"))]
@@ -579,28 +691,34 @@ impl Maintenance for Replicated {
     fn execute_sql(&self, sql: &str) -> StorageResult<usize> {
         self.write(|s| s.execute_sql(sql))
     }
+    fn value_on_every_connection(&self, sql: &str) -> StorageResult<Vec<i64>> {
+        self.primary.value_on_every_connection(sql)
+    }
 }
 
 /// Copying reads one exact snapshot and writes: the primary, always.
-impl crate::copy::CopyEnd for Replicated {
+impl crate::backend::copy_end::CopyEnd for Replicated {
     fn snapshot(
         &self,
-        f: &mut dyn FnMut(&mut dyn crate::copy::Snapshot) -> StorageResult<()>,
+        f: &mut dyn FnMut(&mut dyn crate::backend::copy_end::Snapshot) -> StorageResult<()>,
     ) -> StorageResult<()> {
         self.primary.snapshot(f)
     }
     fn write_batch(
         &self,
-        table: crate::copy::Table,
-        records: &[crate::copy::Record],
-        progress: &[crate::copy::Checkpoint],
+        table: crate::backend::copy_end::Table,
+        records: &[crate::backend::copy_end::Record],
+        progress: &[crate::backend::copy_end::Checkpoint],
     ) -> StorageResult<()> {
         self.write(|s| s.write_batch(table, records, progress))
     }
-    fn checkpoints(&self) -> StorageResult<Option<Vec<crate::copy::Checkpoint>>> {
+    fn checkpoints(&self) -> StorageResult<Option<Vec<crate::backend::copy_end::Checkpoint>>> {
         self.primary.checkpoints()
     }
-    fn start_checkpoint(&self, checkpoints: &[crate::copy::Checkpoint]) -> StorageResult<()> {
+    fn start_checkpoint(
+        &self,
+        checkpoints: &[crate::backend::copy_end::Checkpoint],
+    ) -> StorageResult<()> {
         self.write(|s| s.start_checkpoint(checkpoints))
     }
     fn restore_indexes(&self) -> StorageResult<()> {
@@ -609,7 +727,7 @@ impl crate::copy::CopyEnd for Replicated {
     fn drop_checkpoint(&self) -> StorageResult<()> {
         self.write(|s| s.drop_checkpoint())
     }
-    fn lock_copies(&self) -> StorageResult<Option<crate::copy::CopyLock>> {
+    fn lock_copies(&self) -> StorageResult<Option<crate::backend::copy_end::CopyLock>> {
         self.primary.lock_copies()
     }
 }

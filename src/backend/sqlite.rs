@@ -1,11 +1,12 @@
 //! SQLite: connection setup and the few pieces `store.rs` needs from a
 //! backend. Every pooled connection gets, in this order, a busy timeout,
-//! WAL, `synchronous = NORMAL` and foreign keys (per connection, or cascades
-//! silently do nothing); writes take the write lock up front (`BEGIN
+//! WAL (files only), `synchronous` as configured (`FULL` by default) and
+//! foreign keys (per connection, or cascades silently do nothing); writes take the write lock up front (`BEGIN
 //! IMMEDIATE`) so concurrent writers wait instead of failing.
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
@@ -14,7 +15,7 @@ use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 use super::TxCause;
-use crate::config::{DatabaseUrl, StorageConfig};
+use crate::config::{DatabaseUrl, SqliteSynchronous, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 use crate::types::Backend;
 
@@ -33,6 +34,9 @@ pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
 /// instead of multi-row INSERTs: never, SQLite has no COPY (see
 /// `postgres.rs`).
 pub(crate) const COPY_FROM_ROWS: Option<usize> = None;
+/// Whether Diesel's bookkeeping table exists.
+pub(crate) const MIGRATIONS_TABLE_PRESENT_SQL: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+     WHERE type = 'table' AND name = '__diesel_schema_migrations') AS present";
 // The live schema, for `schema_fingerprint` (Diesel's bookkeeping table
 // and SQLite's own left out).
 pub(crate) const SCHEMA_COLUMNS_SQL: &str = "SELECT m.name AS table_name, p.name AS column_name, \
@@ -70,6 +74,9 @@ mod store;
 
 pub(crate) use store::Store;
 
+#[path = "sqlite_deadline.rs"]
+mod deadline;
+
 #[cfg(feature = "bench")]
 #[allow(clippy::duplicate_mod)]
 #[path = "baseline.rs"]
@@ -92,8 +99,8 @@ pub(crate) fn read_tx<T>(
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
     let mut cause = TxCause::default();
-    let result = conn.transaction(|c| f(c).map_err(|e| cause.keep(e)));
-    cause.finish(result)
+    let result = conn.transaction(|c| cause.body(f(c)));
+    cause.finish(result, || false)
 }
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction.
@@ -102,8 +109,14 @@ pub(crate) fn write_tx<T>(
     f: impl FnOnce(&mut Conn) -> StorageResult<T>,
 ) -> StorageResult<T> {
     let mut cause = TxCause::default();
-    let result = conn.immediate_transaction(|c| f(c).map_err(|e| cause.keep(e)));
-    cause.finish(result)
+    let result = conn.immediate_transaction(|c| cause.body(f(c)));
+    cause.finish(result, || false)
+}
+
+/// Nothing to check: a SQLite connection that opened the file may read
+/// all of it.
+pub(crate) fn check_schema_access(_conn: &mut Conn) -> StorageResult<()> {
+    Ok(())
 }
 
 /// Migrations run inside one `BEGIN IMMEDIATE` transaction: a second
@@ -119,6 +132,10 @@ pub(crate) fn migration_lock<T>(
 struct ConnectionSetup {
     busy_timeout_ms: u128,
     on_disk: bool,
+    /// `StorageConfig::statement_timeout`: each statement's bound.
+    statement_timeout: Option<Duration>,
+    /// `StorageConfig::sqlite_synchronous`.
+    synchronous: SqliteSynchronous,
 }
 
 impl ConnectionSetup {
@@ -126,32 +143,54 @@ impl ConnectionSetup {
         conn.batch_execute(&format!("PRAGMA busy_timeout = {};", self.busy_timeout_ms))?;
         if self.on_disk {
             conn.batch_execute("PRAGMA journal_mode = WAL;")?;
-            conn.batch_execute("PRAGMA synchronous = NORMAL;")?;
             conn.batch_execute("PRAGMA wal_autocheckpoint = 1000;")?;
         }
+        // Per connection: SQLite does not keep it in the file.
+        conn.batch_execute(&format!(
+            "PRAGMA synchronous = {};",
+            self.synchronous.as_sql()
+        ))?;
         conn.batch_execute("PRAGMA foreign_keys = ON;")
     }
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        #[cfg(feature = "tracing")]
-        if let Some(chain) = super::statement_instrumentation() {
-            conn.set_instrumentation(chain);
+        match self.statement_timeout {
+            Some(limit) => conn.set_instrumentation(deadline::Deadlines::new(
+                limit,
+                super::statement_instrumentation(),
+            )),
+            #[cfg(feature = "tracing")]
+            None => {
+                if let Some(chain) = super::statement_instrumentation() {
+                    conn.set_instrumentation(chain);
+                }
+            }
+            #[cfg(not(feature = "tracing"))]
+            None => {}
         }
         self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
-pub(crate) fn open(target: &DatabaseUrl, config: &StorageConfig) -> StorageResult<Store> {
+pub(crate) fn open(
+    target: &DatabaseUrl,
+    config: &StorageConfig,
+    schema: super::SchemaOnOpen,
+) -> StorageResult<Store> {
     let (pool, keep_alive) = build_pool(target, config)?;
-    Store::new(pool, keep_alive, config.run_migrations)
+    Store::new(pool, keep_alive, schema)
 }
 
 fn build_pool(
     target: &DatabaseUrl,
     config: &StorageConfig,
 ) -> StorageResult<(Pool<Manager>, KeepAlive)> {
+    if config.statement_timeout.is_some() {
+        // Before any connection opens: each one gets the progress handler.
+        deadline::register()?;
+    }
     let (conn_url, on_disk, pool_size) = match target {
         DatabaseUrl::SqliteMemory => (
             format!(
@@ -165,6 +204,7 @@ fn build_pool(
         ),
         DatabaseUrl::SqliteFile(path) => {
             ensure_parent_dir(path)?;
+            create_private(path)?;
             (path.to_string_lossy().into_owned(), true, config.pool_size)
         }
         DatabaseUrl::Postgres(_) => {
@@ -172,8 +212,10 @@ fn build_pool(
         }
     };
     let setup = ConnectionSetup {
-        busy_timeout_ms: config.sqlite_busy_timeout.as_millis(),
+        busy_timeout_ms: config.sqlite_lock_wait().as_millis(),
         on_disk,
+        statement_timeout: config.statement_timeout,
+        synchronous: config.sqlite_synchronous,
     };
     // One connection first, outside the pool: a bad path fails at once with
     // SQLite's own reason instead of after the pool's timeout.
@@ -197,6 +239,25 @@ fn build_pool(
             StorageError::Database(format!("cannot open SQLite database {conn_url}: {e}"))
         })?;
     Ok((pool, keep_alive))
+}
+
+/// Creates a missing database file empty, with mode 0600, before SQLite
+/// opens it (SQLite would create it through the umask); SQLite gives its
+/// `-wal`, `-shm` and `-journal` files the main file's mode. An existing
+/// file is left as it is.
+fn create_private(path: &Path) -> StorageResult<()> {
+    match crate::private_file::private_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StorageError::Database(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Creates the parent directory of a SQLite file if it is missing.

@@ -16,7 +16,7 @@
 //!
 //! What it may touch: its parent's pieces above, the schema module,
 //! `backend::fields`, the validation and guard rules, the domain types, and
-//! the copier's row writers (`copy::WriteRecords`, for bulk writes by COPY).
+//! the copier's row writers (`copy_end::WriteRecords`, for bulk writes by COPY).
 //! Nothing above the backend layer (conformance, bench, the CLI).
 //!
 //! Why not the alternatives: Diesel's `MultiConnection` supports neither
@@ -29,6 +29,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use diesel::connection::DefaultLoadingMode;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
@@ -40,23 +41,25 @@ use uuid::Uuid;
 
 use super::schema::{
     ai_job_entity_refs, ai_jobs, blocks, canvas_edges, canvas_nodes, canvases, documents,
-    workflow_node_executions, workflow_runs, workspaces,
+    kernel_events, kernel_session_claims, kernel_session_runs, workflow_node_executions,
+    workflow_runs, workspaces,
 };
 use super::{
-    migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager, BACKEND,
-    COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL,
-    SCHEMA_INDEXES_SQL, SCHEMA_TRIGGERS_SQL,
+    check_schema_access, migration_lock, read_tx, write_tx, Conn, DbBackend, KeepAlive, Manager,
+    BACKEND, COPY_FROM_ROWS, MAX_BIND_PARAMS, MIGRATIONS, MIGRATIONS_TABLE_PRESENT_SQL,
+    SCHEMA_COLUMNS_SQL, SCHEMA_FOREIGN_KEYS_SQL, SCHEMA_INDEXES_SQL, SCHEMA_TRIGGERS_SQL,
 };
+use crate::backend::copy_end::{Record, Table as CopyTable, WriteRecords};
 use crate::backend::fields::{DbJson, DbJsonText, DbTime, DbUuid};
 #[cfg(feature = "testing")]
 use crate::backend::ColumnInfo;
-use crate::backend::{from_diesel, Maintenance};
-use crate::copy::{Record, Table as CopyTable, WriteRecords};
+use crate::backend::{from_diesel, Maintenance, SchemaOnOpen};
 use crate::error::{StorageError, StorageResult};
 use crate::guard;
+use crate::kernel::*;
 use crate::schema_info::{
-    ColumnSchema, ForeignKeySchema, IndexSchema, SchemaDescription, SchemaFingerprint,
-    TriggerSchema,
+    committed_fingerprint, committed_hash, ColumnSchema, ForeignKeySchema, IndexSchema,
+    SchemaDescription, SchemaFingerprint, TriggerSchema,
 };
 use crate::storage::Storage;
 use crate::types::*;
@@ -77,7 +80,8 @@ type PooledConn = PooledConnection<Manager>;
 /// Diesel keys the cache by Rust type), so SQLite would re-prepare every
 /// update and PostgreSQL re-plan it. Keyed by the text, each shape gets its
 /// own statement, which is safe; used only on single-row UPDATEs, whose
-/// shapes are few.
+/// shapes are few, and on the kernel's raw statements (`sql_query`, never
+/// cached by Diesel either), whose texts are fixed.
 struct CacheablePrepared<Q>(Q);
 
 trait CachePrepared: Sized {
@@ -114,22 +118,91 @@ impl Store {
     pub(super) fn new(
         pool: Pool<Manager>,
         keep_alive: KeepAlive,
-        run_migrations: bool,
+        schema: SchemaOnOpen,
     ) -> StorageResult<Self> {
         let store = Store {
             pool,
             _keep_alive: keep_alive,
         };
-        if run_migrations {
-            store.run_migrations()?;
+        match schema {
+            SchemaOnOpen::Migrate => store.run_migrations()?,
+            SchemaOnOpen::Check => store.check_schema()?,
+            SchemaOnOpen::Leave => {}
         }
         Ok(store)
     }
 
+    /// With migrations off: the applied migrations must be exactly this
+    /// build's and the live schema's fingerprint the committed one, else
+    /// `Migration` with one line saying what was found. Reads only, so a
+    /// role that may not run DDL can open the store.
+    fn check_schema(&self) -> StorageResult<()> {
+        let status = self.migration_status()?;
+        let expected = embedded_versions()?;
+        let newest = |versions: &[String]| versions.last().cloned().unwrap_or("none".into());
+        let wanted = newest(&expected);
+        let unknown: Vec<&String> = status
+            .applied
+            .iter()
+            .filter(|v| !expected.contains(v))
+            .collect();
+        if status.applied.is_empty() {
+            return Err(StorageError::Migration(format!(
+                "schema at version none (no migration applied), this build expects {wanted}; \
+                 run `hsk-storage migrate` as the owner"
+            )));
+        }
+        if !unknown.is_empty() {
+            return Err(StorageError::Migration(format!(
+                "schema at version {}, this build expects {wanted} (migrated by a newer \
+                 build: {} unknown here); run a build that knows it",
+                newest(&status.applied),
+                unknown.len()
+            )));
+        }
+        if let Some(first) = status.pending.first() {
+            let found = newest(&status.applied);
+            // Pending migrations older than the newest applied: a gap.
+            let gap = if *first < found {
+                format!(" but without {first}")
+            } else {
+                String::new()
+            };
+            return Err(StorageError::Migration(format!(
+                "schema at version {found}{gap}, this build expects {wanted}; \
+                 run `hsk-storage migrate` as the owner"
+            )));
+        }
+        let live = self.schema_fingerprint()?;
+        if live.to_file_text() != committed_fingerprint(BACKEND) {
+            return Err(StorageError::Migration(format!(
+                "schema at version {wanted} has fingerprint {}, this build expects {} \
+                 (changed outside the migrations?); compare with `hsk-storage status`",
+                live.hash,
+                committed_hash(BACKEND).unwrap_or("the committed one")
+            )));
+        }
+        Ok(())
+    }
+
     fn conn(&self) -> StorageResult<PooledConn> {
-        self.pool
-            .get()
-            .map_err(|e| StorageError::Database(format!("no {BACKEND} connection available: {e}")))
+        self.pool.get().map_err(|e| {
+            StorageError::not_applied(format!("no {BACKEND} connection available: {e}"))
+        })
+    }
+
+    /// Runs a read. One whose connection failed under it (lost, refused,
+    /// or none free in time) runs once more: the pool has dropped the
+    /// broken connection and checks the others before handing them out,
+    /// and after a failover libpq reaches the new primary. A read writes
+    /// nothing, so its errors are never "outcome unknown". When no server
+    /// answers at all, a read thus waits up to twice the connection
+    /// timeout before it fails.
+    fn read<T>(&self, f: impl Fn() -> StorageResult<T>) -> StorageResult<T> {
+        match f().map_err(StorageError::known_not_applied) {
+            Err(err) if err.is_retryable() => f().map_err(StorageError::known_not_applied),
+            other => other,
+        }
     }
 
     /// Runs one statement; `what` names its subject in errors.
@@ -915,6 +988,54 @@ fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The versions of this build's migrations, oldest first.
+fn embedded_versions() -> StorageResult<Vec<String>> {
+    let mut versions: Vec<String> = MigrationSource::<DbBackend>::migrations(&MIGRATIONS)
+        .map_err(|e| StorageError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// The applied migration versions, oldest first, read with plain SELECTs:
+/// Diesel's `MigrationHarness::applied_migrations` first creates its
+/// bookkeeping table if it is missing, which is DDL that a role allowed
+/// only to read and write rows may not run (and a store with migrations
+/// off must not).
+fn applied_versions(conn: &mut Conn) -> StorageResult<Vec<String>> {
+    use diesel::sql_types::{Bool, Text};
+    #[derive(QueryableByName)]
+    struct Present {
+        #[diesel(sql_type = Bool)]
+        present: bool,
+    }
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let err = |e| from_diesel(e, "the applied migrations (__diesel_schema_migrations)");
+    let present: Present = diesel::sql_query(MIGRATIONS_TABLE_PRESENT_SQL)
+        .get_result(conn)
+        .map_err(err)?;
+    if !present.present {
+        // Perhaps there, but out of this role's reach: say so.
+        check_schema_access(conn)?;
+        return Ok(Vec::new());
+    }
+    let mut versions: Vec<String> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load::<Version>(conn)
+            .map_err(err)?
+            .into_iter()
+            .map(|v| v.version)
+            .collect();
+    versions.sort();
+    Ok(versions)
+}
+
 /// The newest of the applied migration versions, as a number.
 fn newest_version(applied: &[String]) -> StorageResult<Option<u64>> {
     applied
@@ -1086,6 +1207,12 @@ impl Storage for Store {
     }
 
     fn run_migrations(&self) -> StorageResult<()> {
+        // Nothing pending: done, without DDL (Diesel's harness would create
+        // its bookkeeping table first), so a least-privilege role may call
+        // this on a current schema.
+        if self.migration_status()?.pending.is_empty() {
+            return Ok(());
+        }
         // Under the backend's migration lock, so that two processes opening
         // one database at once apply each migration once.
         migration_lock(&mut *self.conn()?, |conn| {
@@ -1096,23 +1223,11 @@ impl Storage for Store {
     }
 
     fn migration_status(&self) -> StorageResult<MigrationStatus> {
-        let mut conn = self.conn()?;
-        let boxed_err =
-            |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
-        let mut applied: Vec<String> = conn
-            .applied_migrations()
-            .map_err(boxed_err)?
+        let applied = read_tx(&mut *self.conn()?, applied_versions)?;
+        let pending = embedded_versions()?
             .into_iter()
-            .map(|v| v.to_string())
+            .filter(|v| !applied.contains(v))
             .collect();
-        applied.sort();
-        let mut pending: Vec<String> = conn
-            .pending_migrations(MIGRATIONS)
-            .map_err(boxed_err)?
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect();
-        pending.sort();
         Ok(MigrationStatus {
             backend: BACKEND,
             applied,
@@ -1132,13 +1247,15 @@ impl Storage for Store {
     }
 
     fn list_workspaces(&self) -> StorageResult<Vec<Workspace>> {
-        self.load_all(
-            workspaces::table
-                .order((workspaces::created_at, workspaces::id))
-                .select(WorkspaceRow::as_select()),
-            "workspaces",
-            WorkspaceRow::into_domain,
-        )
+        self.read(|| {
+            self.load_all(
+                workspaces::table
+                    .order((workspaces::created_at, workspaces::id))
+                    .select(WorkspaceRow::as_select()),
+                "workspaces",
+                WorkspaceRow::into_domain,
+            )
+        })
     }
 
     fn create_workspace(
@@ -1163,15 +1280,17 @@ impl Storage for Store {
     }
 
     fn get_workspace(&self, id: &str) -> StorageResult<Option<Workspace>> {
-        validate::key("workspace id", id)?;
-        workspaces::table
-            .find(id)
-            .select(WorkspaceRow::as_select())
-            .get_result(&mut self.conn()?)
-            .optional()
-            .map_err(|e| from_diesel(e, &format!("workspace {id}")))?
-            .map(WorkspaceRow::into_domain)
-            .transpose()
+        self.read(|| {
+            validate::key("workspace id", id)?;
+            workspaces::table
+                .find(id)
+                .select(WorkspaceRow::as_select())
+                .get_result(&mut self.conn()?)
+                .optional()
+                .map_err(|e| from_diesel(e, &format!("workspace {id}")))?
+                .map(WorkspaceRow::into_domain)
+                .transpose()
+        })
     }
 
     fn delete_workspace(&self, ctx: &WriteContext, id: &str) -> StorageResult<()> {
@@ -1184,24 +1303,28 @@ impl Storage for Store {
     }
 
     fn list_documents(&self, workspace_id: &str) -> StorageResult<Vec<Document>> {
-        validate::key("workspace id", workspace_id)?;
-        self.load_all(
-            documents::table
-                .filter(documents::workspace_id.eq(workspace_id))
-                .order((documents::created_at, documents::id))
-                .select(DocumentRow::as_select()),
-            "documents",
-            DocumentRow::into_domain,
-        )
+        self.read(|| {
+            validate::key("workspace id", workspace_id)?;
+            self.load_all(
+                documents::table
+                    .filter(documents::workspace_id.eq(workspace_id))
+                    .order((documents::created_at, documents::id))
+                    .select(DocumentRow::as_select()),
+                "documents",
+                DocumentRow::into_domain,
+            )
+        })
     }
 
     fn get_document(&self, id: &str) -> StorageResult<Document> {
-        validate::key("document id", id)?;
-        self.load_one(
-            documents::table.find(id).select(DocumentRow::as_select()),
-            &format!("document {id}"),
-            DocumentRow::into_domain,
-        )
+        self.read(|| {
+            validate::key("document id", id)?;
+            self.load_one(
+                documents::table.find(id).select(DocumentRow::as_select()),
+                &format!("document {id}"),
+                DocumentRow::into_domain,
+            )
+        })
     }
 
     fn create_document(&self, ctx: &WriteContext, doc: NewDocument) -> StorageResult<Document> {
@@ -1233,24 +1356,28 @@ impl Storage for Store {
     }
 
     fn get_blocks(&self, document_id: &str) -> StorageResult<Vec<Block>> {
-        validate::key("document id", document_id)?;
-        self.load_all(
-            blocks::table
-                .filter(blocks::document_id.eq(document_id))
-                .order((blocks::sequence, blocks::id))
-                .select(BlockRow::as_select()),
-            "blocks",
-            BlockRow::into_domain,
-        )
+        self.read(|| {
+            validate::key("document id", document_id)?;
+            self.load_all(
+                blocks::table
+                    .filter(blocks::document_id.eq(document_id))
+                    .order((blocks::sequence, blocks::id))
+                    .select(BlockRow::as_select()),
+                "blocks",
+                BlockRow::into_domain,
+            )
+        })
     }
 
     fn get_block(&self, id: &str) -> StorageResult<Block> {
-        validate::key("block id", id)?;
-        self.load_one(
-            blocks::table.find(id).select(BlockRow::as_select()),
-            &format!("block {id}"),
-            BlockRow::into_domain,
-        )
+        self.read(|| {
+            validate::key("block id", id)?;
+            self.load_one(
+                blocks::table.find(id).select(BlockRow::as_select()),
+                &format!("block {id}"),
+                BlockRow::into_domain,
+            )
+        })
     }
 
     fn create_block(&self, ctx: &WriteContext, mut block: NewBlock) -> StorageResult<Block> {
@@ -1361,27 +1488,31 @@ impl Storage for Store {
     }
 
     fn list_canvases(&self, workspace_id: &str) -> StorageResult<Vec<Canvas>> {
-        validate::key("workspace id", workspace_id)?;
-        self.load_all(
-            canvases::table
-                .filter(canvases::workspace_id.eq(workspace_id))
-                .order((canvases::created_at, canvases::id))
-                .select(CanvasRow::as_select()),
-            "canvases",
-            CanvasRow::into_domain,
-        )
+        self.read(|| {
+            validate::key("workspace id", workspace_id)?;
+            self.load_all(
+                canvases::table
+                    .filter(canvases::workspace_id.eq(workspace_id))
+                    .order((canvases::created_at, canvases::id))
+                    .select(CanvasRow::as_select()),
+                "canvases",
+                CanvasRow::into_domain,
+            )
+        })
     }
 
     fn get_canvas_with_graph(&self, id: &str) -> StorageResult<CanvasGraph> {
-        validate::key("canvas id", id)?;
-        let mut conn = self.conn()?;
-        read_tx(&mut conn, |conn| {
-            let canvas = canvases::table
-                .find(id)
-                .select(CanvasRow::as_select())
-                .get_result(conn)
-                .map_err(|e| from_diesel(e, &format!("canvas {id}")))?;
-            load_graph(conn, canvas)
+        self.read(|| {
+            validate::key("canvas id", id)?;
+            let mut conn = self.conn()?;
+            read_tx(&mut conn, |conn| {
+                let canvas = canvases::table
+                    .find(id)
+                    .select(CanvasRow::as_select())
+                    .get_result(conn)
+                    .map_err(|e| from_diesel(e, &format!("canvas {id}")))?;
+                load_graph(conn, canvas)
+            })
         })
     }
 
@@ -1492,65 +1623,115 @@ impl Storage for Store {
     }
 
     fn get_ai_job(&self, job_id: Uuid) -> StorageResult<AiJob> {
-        self.load_one(
-            ai_jobs::table
-                .find(DbUuid(job_id))
-                .select(AiJobRow::as_select()),
-            &format!("ai job {job_id}"),
-            AiJobRow::into_domain,
-        )
+        self.read(|| {
+            self.load_one(
+                ai_jobs::table
+                    .find(DbUuid(job_id))
+                    .select(AiJobRow::as_select()),
+                &format!("ai job {job_id}"),
+                AiJobRow::into_domain,
+            )
+        })
     }
 
     fn list_ai_jobs(&self, filter: AiJobListFilter) -> StorageResult<Vec<AiJob>> {
-        let mut query = ai_jobs::table.into_boxed();
-        if let Some(state) = filter.status {
-            query = query.filter(ai_jobs::status.eq(state.as_str()));
-        }
-        if let Some(kind) = filter.job_kind {
-            // A legacy spelling (`term_exec`) reads as its kind, so it is
-            // found by that kind's filter too.
-            query = match kind.stored_forms().as_slice() {
-                [only] => query.filter(ai_jobs::job_kind.eq(*only)),
-                forms => query.filter(ai_jobs::job_kind.eq_any(forms.to_vec())),
-            };
-        }
-        if let Some(wsid) = filter.wsid {
-            validate::text("wsid", &wsid)?;
-            query = query.filter(
-                ai_jobs::id.eq_any(
-                    ai_job_entity_refs::table
-                        .filter(ai_job_entity_refs::entity_kind.eq("workspace"))
-                        .filter(ai_job_entity_refs::entity_id.eq(wsid))
-                        .select(ai_job_entity_refs::job_id),
+        self.read(|| {
+            let filter = filter.clone();
+            if let Some(wsid) = &filter.wsid {
+                validate::text("wsid", wsid)?;
+            }
+            let from = filter
+                .from
+                .map(|at| validate::timestamp("from", at).map(DbTime))
+                .transpose()?;
+            let to = filter
+                .to
+                .map(|at| validate::timestamp("to", at).map(DbTime))
+                .transpose()?;
+            let cursor = filter
+                .cursor
+                .map(|c| {
+                    validate::timestamp("cursor", c.created_at)
+                        .map(|at| (DbTime(at), DbUuid(c.job_id)))
+                })
+                .transpose()?;
+            // One page in list order, `(created_at, id)` newest first, as
+            // `$created_at` and `$id` name them: the job's own columns, or
+            // with the workspace filter the copies its refs carry, so the
+            // page is read in the order of the refs index and stops after
+            // `limit` rows instead of fetching the workspace's every job.
+            macro_rules! page {
+                ($query:expr, $created_at:expr, $id:expr) => {{
+                    let mut query = $query;
+                    if let Some(state) = filter.status {
+                        query = query.filter(ai_jobs::status.eq(state.as_str()));
+                    }
+                    if let Some(kind) = filter.job_kind {
+                        // A legacy spelling (`term_exec`) reads as its kind,
+                        // so it is found by that kind's filter too.
+                        query = match kind.stored_forms().as_slice() {
+                            [only] => query.filter(ai_jobs::job_kind.eq(*only)),
+                            forms => query.filter(ai_jobs::job_kind.eq_any(forms.to_vec())),
+                        };
+                    }
+                    if let Some(from) = from {
+                        query = query.filter($created_at.ge(from));
+                    }
+                    if let Some(to) = to {
+                        query = query.filter($created_at.lt(to));
+                    }
+                    if let Some((at, id)) = cursor {
+                        query =
+                            query.filter($created_at.lt(at).or($created_at.eq(at).and($id.lt(id))));
+                    }
+                    if let Some(limit) = filter.limit {
+                        query = query.limit(i64::from(limit));
+                    }
+                    query
+                        .order(($created_at.desc(), $id.desc()))
+                        .select(AiJobRow::as_select())
+                        .load(&mut *self.conn()?)
+                        .map_err(|e| from_diesel(e, "ai jobs"))?
+                }};
+            }
+            let rows: Vec<AiJobRow> = match filter.wsid.clone() {
+                None => page!(
+                    ai_jobs::table.into_boxed(),
+                    ai_jobs::created_at,
+                    ai_jobs::id
                 ),
-            );
-        }
-        if let Some(from) = filter.from {
-            query =
-                query.filter(ai_jobs::created_at.ge(DbTime(validate::timestamp("from", from)?)));
-        }
-        if let Some(to) = filter.to {
-            query = query.filter(ai_jobs::created_at.lt(DbTime(validate::timestamp("to", to)?)));
-        }
-        if let Some(cursor) = filter.cursor {
-            let at = DbTime(validate::timestamp("cursor", cursor.created_at)?);
-            query = query.filter(
-                ai_jobs::created_at.lt(at).or(ai_jobs::created_at
-                    .eq(at)
-                    .and(ai_jobs::id.lt(DbUuid(cursor.job_id)))),
-            );
-        }
-        if let Some(limit) = filter.limit {
-            query = query.limit(i64::from(limit));
-        }
-        query
-            .order((ai_jobs::created_at.desc(), ai_jobs::id.desc()))
-            .select(AiJobRow::as_select())
-            .load(&mut *self.conn()?)
-            .map_err(|e| from_diesel(e, "ai jobs"))?
-            .into_iter()
-            .map(AiJobRow::into_domain)
-            .collect()
+                Some(wsid) => {
+                    use ai_job_entity_refs as refs;
+                    // A job that holds the same workspace ref twice is
+                    // listed once, at its first such ref. The check looks
+                    // for an earlier one only past position 0 (a probe of
+                    // the primary key): inside an OR, PostgreSQL keeps it
+                    // a per-row subplan, where a bare NOT EXISTS becomes
+                    // an anti-join reading all of the workspace's refs.
+                    let earlier = diesel::alias!(ai_job_entity_refs as earlier_ref);
+                    let repeated = earlier
+                        .filter(earlier.field(refs::job_id).eq(refs::job_id))
+                        .filter(earlier.field(refs::position).lt(refs::position))
+                        .filter(earlier.field(refs::entity_kind).eq(refs::entity_kind))
+                        .filter(earlier.field(refs::entity_id).eq(refs::entity_id));
+                    page!(
+                        refs::table
+                            .inner_join(ai_jobs::table)
+                            .filter(refs::entity_kind.eq("workspace"))
+                            .filter(refs::entity_id.eq(wsid))
+                            .filter(
+                                refs::position
+                                    .eq(0)
+                                    .or(diesel::dsl::not(diesel::dsl::exists(repeated))),
+                            )
+                            .into_boxed(),
+                        refs::created_at,
+                        refs::job_id
+                    )
+                }
+            };
+            rows.into_iter().map(AiJobRow::into_domain).collect()
+        })
     }
 
     fn update_ai_job_status(&self, mut update: JobStatusUpdate) -> StorageResult<AiJob> {
@@ -1729,32 +1910,36 @@ impl Storage for Store {
         &self,
         run_id: Uuid,
     ) -> StorageResult<Vec<WorkflowNodeExecution>> {
-        self.load_all(
-            workflow_node_executions::table
-                .filter(workflow_node_executions::workflow_run_id.eq(DbUuid(run_id)))
-                .order((
-                    workflow_node_executions::sequence,
-                    workflow_node_executions::id,
-                ))
-                .select(ExecutionRow::as_select()),
-            "node executions",
-            ExecutionRow::into_domain,
-        )
+        self.read(|| {
+            self.load_all(
+                workflow_node_executions::table
+                    .filter(workflow_node_executions::workflow_run_id.eq(DbUuid(run_id)))
+                    .order((
+                        workflow_node_executions::sequence,
+                        workflow_node_executions::id,
+                    ))
+                    .select(ExecutionRow::as_select()),
+                "node executions",
+                ExecutionRow::into_domain,
+            )
+        })
     }
 
     fn find_stalled_workflows(&self, threshold_secs: u64) -> StorageResult<Vec<WorkflowRun>> {
-        let Some(cutoff) = validate::stalled_cutoff(threshold_secs) else {
-            return Ok(Vec::new());
-        };
-        self.load_all(
-            workflow_runs::table
-                .filter(workflow_runs::status.eq(JobState::Running.as_str()))
-                .filter(workflow_runs::last_heartbeat.lt(DbTime(cutoff)))
-                .order((workflow_runs::last_heartbeat, workflow_runs::id))
-                .select(RunRow::as_select()),
-            "workflow runs",
-            RunRow::into_domain,
-        )
+        self.read(|| {
+            let Some(cutoff) = validate::stalled_cutoff(threshold_secs) else {
+                return Ok(Vec::new());
+            };
+            self.load_all(
+                workflow_runs::table
+                    .filter(workflow_runs::status.eq(JobState::Running.as_str()))
+                    .filter(workflow_runs::last_heartbeat.lt(DbTime(cutoff)))
+                    .order((workflow_runs::last_heartbeat, workflow_runs::id))
+                    .select(RunRow::as_select()),
+                "workflow runs",
+                RunRow::into_domain,
+            )
+        })
     }
 
     fn validate_write_with_guard(
@@ -1812,6 +1997,145 @@ impl Storage for Store {
             Ok(report(&c, pruned))
         })
     }
+
+    fn append_kernel_event(&self, event: NewKernelEvent) -> StorageResult<KernelEvent> {
+        let mut events = self.append_kernel_batch(vec![event], false)?;
+        events
+            .pop()
+            .ok_or_else(|| StorageError::Database("an append returned no event".into()))
+    }
+
+    fn append_kernel_events_atomic(
+        &self,
+        events: Vec<NewKernelEvent>,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.append_kernel_batch(events, false)
+    }
+
+    fn append_kernel_event_pair_atomic_with_causation(
+        &self,
+        first: NewKernelEvent,
+        second: NewKernelEvent,
+    ) -> StorageResult<(KernelEvent, KernelEvent)> {
+        let mut events = self
+            .append_kernel_batch(vec![first, second], true)?
+            .into_iter();
+        match (events.next(), events.next()) {
+            (Some(first), Some(second)) => Ok((first, second)),
+            _ => Err(StorageError::Database(
+                "a paired append returned fewer than two events".into(),
+            )),
+        }
+    }
+
+    fn list_kernel_events_for_session(
+        &self,
+        session_run_id: &str,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.kernel_events_where(Some(session_run_id), None, None)
+    }
+
+    fn list_kernel_events_for_aggregate(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.kernel_events_where(None, Some((aggregate_type, aggregate_id)), None)
+    }
+
+    fn list_kernel_events_after(
+        &self,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StorageResult<Vec<KernelEvent>> {
+        self.kernel_events_where(None, None, Some((after_sequence, limit)))
+    }
+
+    fn enqueue_kernel_session_run(&self, run: SessionRun) -> StorageResult<SessionRun> {
+        Ok(self.enqueue_session_run(run, None)?.0)
+    }
+
+    fn enqueue_kernel_session_run_and_record_event(
+        &self,
+        run: SessionRun,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<(SessionRun, KernelEvent)> {
+        let (run, event) = self.enqueue_session_run(run, Some((causation_id, correlation_id)))?;
+        Ok((run, recorded(event)?))
+    }
+
+    fn claim_kernel_session_run(
+        &self,
+        session_run_id: &str,
+        claimed_by: &str,
+        lease: std::time::Duration,
+    ) -> StorageResult<Option<KernelSessionLease>> {
+        let claimed =
+            self.claim_session_run(Some(session_run_id), None, claimed_by, lease, None)?;
+        Ok(claimed.map(|(lease, _)| lease))
+    }
+
+    fn claim_kernel_session_run_and_record_event(
+        &self,
+        session_run_id: &str,
+        claimed_by: &str,
+        lease: std::time::Duration,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<Option<(KernelSessionLease, KernelEvent)>> {
+        self.claim_session_run(
+            Some(session_run_id),
+            None,
+            claimed_by,
+            lease,
+            Some((causation_id, correlation_id)),
+        )?
+        .map(|(lease, event)| Ok((lease, recorded(event)?)))
+        .transpose()
+    }
+
+    fn claim_next_kernel_session_run(
+        &self,
+        claimed_by: &str,
+        lease: std::time::Duration,
+        adapter_id: Option<&str>,
+    ) -> StorageResult<Option<KernelSessionLease>> {
+        let claimed = self.claim_session_run(None, adapter_id, claimed_by, lease, None)?;
+        Ok(claimed.map(|(lease, _)| lease))
+    }
+
+    fn renew_kernel_session_lease(
+        &self,
+        fence: &LeaseFence,
+        lease: std::time::Duration,
+    ) -> StorageResult<KernelSessionLease> {
+        self.renew_session_lease(fence, lease)
+    }
+
+    fn update_kernel_session_run_state(
+        &self,
+        session_run_id: &str,
+        update: SessionRunUpdate,
+    ) -> StorageResult<KernelSessionLease> {
+        Ok(self.update_session_run(session_run_id, update, None)?.0)
+    }
+
+    fn update_kernel_session_run_state_and_record_event(
+        &self,
+        session_run_id: &str,
+        update: SessionRunUpdate,
+        causation_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> StorageResult<(KernelSessionLease, KernelEvent)> {
+        let (lease, event) =
+            self.update_session_run(session_run_id, update, Some((causation_id, correlation_id)))?;
+        Ok((lease, recorded(event)?))
+    }
+
+    fn list_kernel_session_claims(&self, session_run_id: &str) -> StorageResult<Vec<SessionClaim>> {
+        self.session_claims(session_run_id)
+    }
 }
 
 #[cfg(not(feature = "testing"))]
@@ -1852,7 +2176,32 @@ impl Maintenance for Store {
             .execute(&mut self.conn()?)
             .map_err(|e| from_diesel(e, "raw SQL"))
     }
+
+    fn value_on_every_connection(&self, sql: &str) -> StorageResult<Vec<i64>> {
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            value: i64,
+        }
+        // All checked out at once, so the pool opens every connection it
+        // may hold and each one is asked.
+        let mut conns = (0..self.pool.max_size())
+            .map(|_| self.conn())
+            .collect::<StorageResult<Vec<_>>>()?;
+        conns
+            .iter_mut()
+            .map(|conn| {
+                diesel::sql_query(sql)
+                    .get_result::<Value>(&mut **conn)
+                    .map(|v| v.value)
+                    .map_err(|e| from_diesel(e, "raw SQL"))
+            })
+            .collect()
+    }
 }
 
+// The kernel ledger and session queue, compiled per backend with this file.
+include!("kernel_store.rs");
+
 // The copier's reading and writing, compiled per backend with this file.
-include!("../copy/end.rs");
+include!("copy_end/per_backend.rs");

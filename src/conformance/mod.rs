@@ -22,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use target::{Harness, TestTarget, POSTGRES_URL_HELP};
+pub use target::{Harness, ScratchRole, TestTarget, POSTGRES_URL_HELP};
 
 use crate::backend::ColumnInfo;
 
@@ -31,6 +31,7 @@ use crate::backend::ColumnInfo;
 pub struct Case {
     /// The function's name, also the test's name.
     pub name: &'static str,
+    /// The case itself; it panics to fail.
     pub run: fn(&Harness),
 }
 
@@ -43,28 +44,68 @@ impl std::fmt::Debug for Case {
 /// Every case, in the order they are declared.
 pub static CASES: &[Case] = crate::__hsk_cases!(list);
 
+/// The cases that need the role that owns the schema, each with why: on
+/// [`TestTarget::PostgresLeastPrivilege`], whose store runs as a role with
+/// only the grants of [`grant_application_role`](crate::grant_application_role),
+/// they are skipped (and only there). Each reverts or replays migrations,
+/// which is DDL: the application role may not run it, by design (it
+/// cannot change the schema or drop a table). Everything else in the suite
+/// passes as that role.
+pub static OWNER_ONLY: &[(&str, &str)] = &[
+    (
+        "migrations_revert_all_then_up_again",
+        "reverts every migration (DROP TABLE) and migrates up again",
+    ),
+    (
+        "migrations_entity_refs_revert_and_reapply_with_jobs",
+        "reverts and re-applies the entity_refs migration (ALTER TABLE, triggers)",
+    ),
+    (
+        "jobs_wsid_filter_finds_jobs_created_after_migration",
+        "reverts and re-applies the entity_refs migration (ALTER TABLE, triggers)",
+    ),
+    (
+        "contract_migration_version_is_newest_applied",
+        "reverts migrations to watch the version change, then migrates up",
+    ),
+    (
+        "contract_migrations_replay_keeps_schema_and_data",
+        "replays every migration's DDL on a populated schema",
+    ),
+];
+
 /// A column as the live database reports it (for the schema parity case).
 pub type Column = ColumnInfo;
 
 /// Runs one case on a fresh database of `target`; panics (fails the test) on
-/// any failure, including when the database cannot be prepared.
-pub fn run_case(target: &TestTarget, case: fn(&Harness)) {
+/// any failure, including when the database cannot be prepared. A case the
+/// target skips ([`TestTarget::skips`]) passes without running, saying why
+/// on stderr.
+pub fn run_case(target: &TestTarget, case: &Case) {
+    if let Some(why) = target.skips(case.name) {
+        eprintln!("skipped {} on {}: {why}", case.name, target.describe());
+        return;
+    }
     let harness = target.harness().unwrap_or_else(|err| {
         panic!(
             "could not prepare a fresh {} database for this case: {err}",
             target.backend()
         )
     });
-    case(&harness);
+    (case.run)(&harness);
 }
 
 /// The outcome of one case in [`run_suite`].
 #[derive(Debug, Clone)]
 pub struct CaseOutcome {
+    /// The case's name.
     pub name: &'static str,
+    /// How long it ran, preparing its database included.
     pub elapsed: Duration,
-    /// `None` when the case passed, else what failed.
+    /// `None` when the case passed (or was skipped), else what failed.
     pub failure: Option<String>,
+    /// Why the target skipped the case ([`TestTarget::skips`]), if it did.
+    pub skipped: Option<&'static str>,
 }
 
 /// Runs every case against `target`, each on a fresh database, calling
@@ -96,7 +137,7 @@ pub fn run_suite(target: &TestTarget, mut report: impl FnMut(&CaseOutcome)) -> V
             m.clear();
         }
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| run_case(target, case.run)));
+        let result = catch_unwind(AssertUnwindSafe(|| run_case(target, case)));
         let failure = result.err().map(|_| {
             messages
                 .lock()
@@ -107,6 +148,7 @@ pub fn run_suite(target: &TestTarget, mut report: impl FnMut(&CaseOutcome)) -> V
             name: case.name,
             elapsed: start.elapsed(),
             failure,
+            skipped: target.skips(case.name),
         };
         report(&outcome);
         outcomes.push(outcome);
@@ -153,7 +195,13 @@ macro_rules! __hsk_emit {
             $($(
                 #[test]
                 fn $case() {
-                    $crate::conformance::run_case(&$target, $crate::conformance::cases::$case);
+                    $crate::conformance::run_case(
+                        &$target,
+                        &$crate::conformance::Case {
+                            name: stringify!($case),
+                            run: $crate::conformance::cases::$case,
+                        },
+                    );
                 }
             )*)*
         }

@@ -16,10 +16,10 @@ use std::ffi::{c_int, CStr, CString};
 use std::path::Path;
 use std::ptr;
 
-use super::pg_write::{
+use crate::backend::copy_end::pg_write::{
     copy_stream, execute, COPY_CHUNK, COPY_HEADER, COPY_TRAILER, PG_EPOCH_MICROS, REFS_TRIGGER,
 };
-use super::Table;
+use crate::backend::copy_end::{drop_index_sql, secondary_indexes_sql, Table};
 use crate::backend::from_diesel;
 use crate::error::{StorageError, StorageResult};
 
@@ -243,16 +243,19 @@ pub fn raw_copy(sqlite_file: &Path, postgres_url: &str) -> StorageResult<u64> {
             &format!("ALTER TABLE ai_jobs DISABLE TRIGGER {REFS_TRIGGER}"),
         )?;
         let indexes: Vec<Index> =
-            diesel::sql_query(super::secondary_indexes_sql(crate::Backend::Postgres))
+            diesel::sql_query(secondary_indexes_sql(crate::Backend::Postgres))
                 .load(conn)
                 .map_err(|e| from_diesel(e, "secondary indexes"))?;
         for index in &indexes {
-            execute(conn, &super::drop_index_sql(&index.name))?;
+            execute(conn, &drop_index_sql(&index.name))?;
         }
         for table in Table::ALL {
             let types = column_types(conn, table)?;
             let key = match table {
                 Table::AiJobEntityRefs => "job_id, position",
+                Table::KernelEvents => "event_sequence",
+                Table::KernelSessionRuns => "session_run_id",
+                Table::KernelSessionClaims => "session_run_id, attempt",
                 _ => "id",
             };
             let stmt = std::cell::RefCell::new(db.prepare(&format!(

@@ -6,6 +6,7 @@ diesel::table! {
         position -> Int8,
         entity_id -> Text,
         entity_kind -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -121,6 +122,55 @@ diesel::table! {
 }
 
 diesel::table! {
+    kernel_events (event_sequence) {
+        event_sequence -> Int8,
+        event_id -> Text,
+        event_version -> Text,
+        kernel_task_run_id -> Text,
+        session_run_id -> Text,
+        aggregate_type -> Text,
+        aggregate_id -> Text,
+        idempotency_key -> Text,
+        event_type -> Text,
+        actor_kind -> Text,
+        actor_id -> Text,
+        causation_id -> Nullable<Text>,
+        correlation_id -> Nullable<Text>,
+        source_component -> Text,
+        payload -> Jsonb,
+        payload_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    kernel_session_claims (session_run_id, attempt) {
+        session_run_id -> Text,
+        attempt -> Int8,
+        claimed_by -> Text,
+        claimed_at -> Timestamptz,
+        lease_expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    kernel_session_runs (session_run_id) {
+        session_run_id -> Text,
+        kernel_task_run_id -> Text,
+        adapter_id -> Text,
+        state -> Text,
+        claimed_by -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        attempt_count -> Int8,
+        available_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workflow_node_executions (id) {
         id -> Uuid,
         workflow_run_id -> Uuid,
@@ -170,6 +220,7 @@ diesel::joinable!(canvas_edges -> canvases (canvas_id));
 diesel::joinable!(canvas_nodes -> canvases (canvas_id));
 diesel::joinable!(canvases -> workspaces (workspace_id));
 diesel::joinable!(documents -> workspaces (workspace_id));
+diesel::joinable!(kernel_session_claims -> kernel_session_runs (session_run_id));
 diesel::joinable!(workflow_node_executions -> workflow_runs (workflow_run_id));
 diesel::joinable!(workflow_runs -> ai_jobs (job_id));
 
@@ -181,6 +232,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     canvas_nodes,
     canvases,
     documents,
+    kernel_events,
+    kernel_session_claims,
+    kernel_session_runs,
     workflow_node_executions,
     workflow_runs,
     workspaces,

@@ -6,6 +6,7 @@ diesel::table! {
         position -> BigInt,
         entity_id -> Text,
         entity_kind -> Text,
+        created_at -> Text,
     }
 }
 
@@ -121,6 +122,55 @@ diesel::table! {
 }
 
 diesel::table! {
+    kernel_events (event_sequence) {
+        event_sequence -> BigInt,
+        event_id -> Text,
+        event_version -> Text,
+        kernel_task_run_id -> Text,
+        session_run_id -> Text,
+        aggregate_type -> Text,
+        aggregate_id -> Text,
+        idempotency_key -> Text,
+        event_type -> Text,
+        actor_kind -> Text,
+        actor_id -> Text,
+        causation_id -> Nullable<Text>,
+        correlation_id -> Nullable<Text>,
+        source_component -> Text,
+        payload -> Text,
+        payload_hash -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    kernel_session_claims (session_run_id, attempt) {
+        session_run_id -> Text,
+        attempt -> BigInt,
+        claimed_by -> Text,
+        claimed_at -> Text,
+        lease_expires_at -> Text,
+        ended_at -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    kernel_session_runs (session_run_id) {
+        session_run_id -> Text,
+        kernel_task_run_id -> Text,
+        adapter_id -> Text,
+        state -> Text,
+        claimed_by -> Nullable<Text>,
+        lease_expires_at -> Nullable<Text>,
+        attempt_count -> BigInt,
+        available_at -> Text,
+        created_at -> Text,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
     workflow_node_executions (id) {
         id -> Text,
         workflow_run_id -> Text,
@@ -170,6 +220,7 @@ diesel::joinable!(canvas_edges -> canvases (canvas_id));
 diesel::joinable!(canvas_nodes -> canvases (canvas_id));
 diesel::joinable!(canvases -> workspaces (workspace_id));
 diesel::joinable!(documents -> workspaces (workspace_id));
+diesel::joinable!(kernel_session_claims -> kernel_session_runs (session_run_id));
 diesel::joinable!(workflow_node_executions -> workflow_runs (workflow_run_id));
 diesel::joinable!(workflow_runs -> ai_jobs (job_id));
 
@@ -181,6 +232,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     canvas_nodes,
     canvases,
     documents,
+    kernel_events,
+    kernel_session_claims,
+    kernel_session_runs,
     workflow_node_executions,
     workflow_runs,
     workspaces,

@@ -20,9 +20,22 @@ use std::time::{Duration, Instant};
 pub struct ClusterOptions {
     /// Serve TLS with a fresh self-signed certificate (`ssl = on`).
     pub tls: bool,
+    /// Serve TLS with these files instead (overrides `tls`).
+    pub tls_files: Option<TlsFiles>,
+    /// The whole of `pg_hba.conf` (default: initdb's, trust for all).
+    pub hba: Option<String>,
     /// Serve streaming replicas: `wal_level = replica`, WAL senders, and
     /// enough WAL kept for a replica stopped for a while to catch up.
     pub replication: bool,
+}
+
+/// A server certificate and key, and the CA that client certificates must
+/// be signed by (`ssl_ca_file`; none: client certificates are not asked
+/// for).
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A running private cluster; stopped and removed on drop.
@@ -51,9 +64,18 @@ impl PgCluster {
             ],
         );
         let mut conf = String::from("fsync = off\nmax_connections = 100\n");
-        if options.tls {
+        if let Some(files) = &options.tls_files {
+            cluster.install_certificate(files);
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            if files.client_ca.is_some() {
+                conf.push_str("ssl_ca_file = 'client_ca.crt'\n");
+            }
+        } else if options.tls {
             cluster.make_certificate();
             conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        if let Some(hba) = &options.hba {
+            std::fs::write(cluster.data().join("pg_hba.conf"), hba).expect("write pg_hba.conf");
         }
         if options.replication {
             conf.push_str("wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '512MB'\n");
@@ -240,6 +262,61 @@ impl PgCluster {
         set_mode(&key, 0o600);
     }
 
+    /// Copies a certificate and key (and the client CA) into the data
+    /// directory, where `ssl_cert_file` and friends find them.
+    fn install_certificate(&self, files: &TlsFiles) {
+        let data = self.data();
+        let copy = |from: &Path, to: &str| {
+            std::fs::copy(from, data.join(to))
+                .unwrap_or_else(|e| panic!("copy {} into the cluster: {e}", from.display()));
+        };
+        copy(&files.cert, "server.crt");
+        copy(&files.key, "server.key");
+        if let Some(ca) = &files.client_ca {
+            copy(ca, "client_ca.crt");
+        }
+        self.give_to_server_user(&data);
+        set_mode(&data.join("server.key"), 0o600);
+    }
+
+    /// Runs SQL as `postgres` through `psql` on the cluster's Unix socket
+    /// (whatever `pg_hba.conf` says of TCP); panics if it fails.
+    pub fn psql(&self, sql: &str) -> String {
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let port = self.port.to_string();
+        let out = self.run(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &dir,
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A process that stops this server and removes its files (and
+    /// `also_remove`) when this test process exits, however it exits: for
+    /// a cluster kept in a static, which is never dropped.
+    pub fn reaper(&self, also_remove: &[&Path]) -> Child {
+        let mut dirs = vec![self.dir.path()];
+        dirs.extend_from_slice(also_remove);
+        reaper(&[self.stop_now_command()], &dirs)
+    }
+
     /// Runs a server binary, as the `postgres` user when we are root.
     fn run(&self, program: &str, args: &[&str]) -> Output {
         let out = self.run_unchecked(program, args);
@@ -291,14 +368,7 @@ impl PgCluster {
     }
 
     fn give_to_server_user(&self, path: &Path) {
-        if is_root() {
-            let out = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(path)
-                .output()
-                .expect("chown");
-            check("chown", &out);
-        }
+        give_to_server_user(path);
     }
 }
 
@@ -344,7 +414,10 @@ pub fn shared_pair() -> &'static SharedPair {
             ..ClusterOptions::default()
         });
         let replica = PgCluster::replica_of(&primary, Duration::ZERO);
-        let reaper = reaper(&[&replica, &primary]);
+        let reaper = reaper(
+            &[replica.stop_now_command(), primary.stop_now_command()],
+            &[replica.dir.path(), primary.dir.path()],
+        );
         SharedPair {
             primary,
             replica,
@@ -354,27 +427,19 @@ pub fn shared_pair() -> &'static SharedPair {
 }
 
 /// A process that waits for its standard input to close (this process
-/// exiting closes it), then stops `clusters` and removes their files. In a
-/// session of its own, so a Ctrl-C to the test run does not kill it first.
-fn reaper(clusters: &[&PgCluster]) -> Child {
+/// exiting closes it), then runs the command lines `stop` and removes
+/// `dirs`. In a session of its own, so a Ctrl-C to the test run does not
+/// kill it first.
+pub fn reaper(stop: &[Vec<String>], dirs: &[&Path]) -> Child {
+    let quote = |arg: &str| format!("'{}'", arg.replace('\'', "'\\''"));
     let mut script = String::from("cat >/dev/null\n");
-    for cluster in clusters {
-        let line: Vec<String> = cluster
-            .stop_now_command()
-            .iter()
-            .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
-            .collect();
+    for line in stop {
+        let line: Vec<String> = line.iter().map(|arg| quote(arg)).collect();
         script.push_str(&line.join(" "));
         script.push_str(" >/dev/null 2>&1\n");
-        script.push_str(&format!(
-            "rm -rf '{}'\n",
-            cluster
-                .dir
-                .path()
-                .display()
-                .to_string()
-                .replace('\'', "'\\''")
-        ));
+    }
+    for dir in dirs {
+        script.push_str(&format!("rm -rf {}\n", quote(&dir.display().to_string())));
     }
     let mut command = Command::new("sh");
     command
@@ -394,7 +459,7 @@ fn reaper(clusters: &[&PgCluster]) -> Child {
     command.spawn().expect("spawn the cluster reaper")
 }
 
-fn bindir() -> PathBuf {
+pub fn bindir() -> PathBuf {
     let out = Command::new("pg_config")
         .arg("--bindir")
         .output()
@@ -403,15 +468,27 @@ fn bindir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// Makes `path` (recursively) the server user's, when we are root.
+pub fn give_to_server_user(path: &Path) {
+    if is_root() {
+        let out = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .output()
+            .expect("chown");
+        check("chown", &out);
+    }
+}
+
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -423,7 +500,7 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 #[track_caller]
-fn check(what: &str, out: &Output) {
+pub fn check(what: &str, out: &Output) {
     assert!(
         out.status.success(),
         "{what} failed ({}): {}{}",

@@ -6,6 +6,10 @@
 
 #[cfg(unix)]
 pub mod cluster;
+#[cfg(unix)]
+pub mod formation;
+#[cfg(unix)]
+pub mod pki;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -227,7 +231,26 @@ pub fn child_process_main() {
         }
         "replace-forever" => replace_forever(&url, &arg),
         "full-disk" => full_disk(&url, &arg),
+        "kernel-claim-and-hold" => kernel_claim_and_hold(&url, &arg),
         other => panic!("unknown child mode {other:?}"),
+    }
+}
+
+/// The worker of the kernel queue's kill test: claims session run `arg`
+/// as `KILLED_WORKER` with a lease of `KILLED_WORKER_LEASE`, reports
+/// `claimed <attempt>`, then holds the claim (never renewing) until killed.
+pub const KILLED_WORKER: &str = "worker-to-be-killed";
+pub const KILLED_WORKER_LEASE: Duration = Duration::from_secs(2);
+
+fn kernel_claim_and_hold(url: &str, session_run_id: &str) {
+    let store = open_with_config(url, &patient_config()).expect("open");
+    let lease = store
+        .claim_kernel_session_run(session_run_id, KILLED_WORKER, KILLED_WORKER_LEASE)
+        .expect("claim")
+        .expect("the run is claimable");
+    report(&format!("claimed {}", lease.attempt_count));
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
     }
 }
 

@@ -112,7 +112,7 @@ pub fn secret_urls() -> Vec<SecretUrl> {
     urls.extend(
         [
             // A role that does not exist; a host that does not resolve; a
-            // password with an unescaped `@`; one libpq cannot decode.
+            // password with an unescaped `@`.
             SecretUrl::new(
                 "postgres://hsk_no_such_role:Role-Secret-7@127.0.0.1:5432/handshake_test",
                 &["Role-Secret-7"],
@@ -125,16 +125,29 @@ pub fn secret_urls() -> Vec<SecretUrl> {
                 "postgres://u:At@Secret-13@127.0.0.1:1/db",
                 &["At@Secret-13", "At%40Secret-13", "Secret-13"],
             ),
+            // Several hosts, none of which serves: a closed port and a
+            // missing database, in the authority and as parameters.
             SecretUrl::new(
-                "postgres://u:Bad%zzSecret-14@127.0.0.1:1/db",
-                &["Bad%zzSecret-14", "Secret-14"],
+                "postgres://postgres:Multi-Secret-21@127.0.0.1:1,127.0.0.1:5432/hsk_no_such_database\
+                 ?target_session_attrs=read-write",
+                &["Multi-Secret-21"],
+            ),
+            SecretUrl::new(
+                "postgresql://postgres@/hsk_no_such_database?host=127.0.0.1&host=127.0.0.1\
+                 &port=1&port=5432&password=Multi-Secret-22&target_session_attrs=primary",
+                &["Multi-Secret-22"],
+            ),
+            SecretUrl::new(
+                "postgres://postgres:Multi-Secret-23@127.0.0.1:1,127.0.0.1:2/handshake_test\
+                 ?load_balance_hosts=random&target_session_attrs=any",
+                &["Multi-Secret-23"],
             ),
         ]
         .map(SecretUrl::reaching_server),
     );
     urls.extend([
         // Malformed: bad port numbers, an unclosed IPv6 host, a password
-        // with characters that end the authority early.
+        // with characters that end the authority early (or a fragment).
         SecretUrl::new(
             "postgres://u:Port-Secret-8@127.0.0.1:99999/db",
             &["Port-Secret-8"],
@@ -151,6 +164,24 @@ pub fn secret_urls() -> Vec<SecretUrl> {
         SecretUrl::new(
             "postgres://u:Hash#Secret-12@127.0.0.1/db",
             &["Hash#Secret-12", "Secret-12"],
+        ),
+        // A password libpq cannot decode.
+        SecretUrl::new(
+            "postgres://u:Bad%zzSecret-14@127.0.0.1:1/db",
+            &["Bad%zzSecret-14", "Secret-14"],
+        ),
+        // Several hosts, one with a bad port; a bad session attribute.
+        SecretUrl::new(
+            "postgres://u:Multi-Secret-24@127.0.0.1:5432,127.0.0.1:bad/db",
+            &["Multi-Secret-24"],
+        ),
+        SecretUrl::new(
+            "postgres://u@h1,h2/db?target_session_attrs=sideways&password=Multi-Secret-25",
+            &["Multi-Secret-25"],
+        ),
+        SecretUrl::new(
+            "postgres://u:Multi-Secret-26@h1:5432/db?host=h2",
+            &["Multi-Secret-26"],
         ),
         // Schemes we do not serve.
         SecretUrl::new(

@@ -27,10 +27,12 @@ pub fn insert(table: &str, column_list: &str, columns: usize, rows: usize) -> St
     )
 }
 
+/// One block's INSERT.
 pub fn create_block() -> String {
     insert("blocks", BLOCK_COLUMNS, BLOCK_COLUMN_COUNT, 1)
 }
 
+/// One block by id.
 pub fn get_block() -> String {
     format!("SELECT {BLOCK_COLUMNS} FROM blocks WHERE id = ?")
 }
@@ -52,10 +54,12 @@ pub fn stamp(table: &str) -> String {
     )
 }
 
+/// A document's blocks, all of them.
 pub fn delete_blocks() -> &'static str {
     "DELETE FROM blocks WHERE document_id = ?"
 }
 
+/// A document's blocks in `get_blocks` order.
 pub fn get_blocks() -> String {
     format!("SELECT {BLOCK_COLUMNS} FROM blocks WHERE document_id = ? ORDER BY sequence, id")
 }

@@ -22,6 +22,8 @@ pub(super) fn newest_first(jobs: &[AiJob], pick: &[usize]) -> Vec<Uuid> {
     ids.into_iter().rev().map(|(_, id)| id).collect()
 }
 
+/// A new job is `queued`, unpinned, with zero metrics and no run, its entity
+/// refs in the given order, and reads back equal.
 pub fn ai_job_create_and_get_with_defaults(h: &Harness) {
     let refs = vec![
         ws_ref("ws-1"),
@@ -85,6 +87,7 @@ pub fn ai_job_create_and_get_with_defaults(h: &Harness) {
     assert_eq!(all_jobs(h).len(), JobKind::ALL.len() + 1);
 }
 
+/// `get_ai_job` of an unknown or nil id is `NotFound`.
 pub fn ai_job_get_missing_is_not_found(h: &Harness) {
     expect_kind(h.store().get_ai_job(Uuid::new_v4()), ErrorKind::NotFound);
     let job = add_job(h);
@@ -92,6 +95,8 @@ pub fn ai_job_get_missing_is_not_found(h: &Harness) {
     assert_eq!(job_by(h, job.job_id), job);
 }
 
+/// `update_ai_job_status` writes state and reason, keeps every `None` field,
+/// and keeps `created_at`.
 pub fn ai_job_update_status(h: &Harness) {
     let job = add_job(h);
     pause();
@@ -165,6 +170,8 @@ pub fn ai_job_update_status(h: &Harness) {
     assert_eq!(job_by(h, job.job_id), completed);
 }
 
+/// `set_job_outputs` and `set_job_pinned` change only their own field of only
+/// their job.
 pub fn ai_job_set_outputs_and_pinned(h: &Harness) {
     let job = add_job(h);
     let other = add_job(h);
@@ -187,6 +194,7 @@ pub fn ai_job_set_outputs_and_pinned(h: &Harness) {
     assert_eq!(job_by(h, other.job_id), other, "other job untouched");
 }
 
+/// Every job update of an unknown id is `NotFound`.
 pub fn ai_job_missing_targets_are_not_found(h: &Harness) {
     let missing = Uuid::new_v4();
     let store = h.store();
@@ -219,6 +227,7 @@ pub fn ai_job_missing_targets_are_not_found(h: &Harness) {
         .is_empty());
 }
 
+/// Each `list_ai_jobs` filter, alone and combined, selects exactly its jobs.
 pub fn ai_job_list_filters(h: &Harness) {
     let doc_ref = |id: &str| EntityRef {
         entity_id: id.into(),
@@ -320,6 +329,79 @@ pub(super) fn page_through(h: &Harness, size: u32) -> Vec<Vec<Uuid>> {
     pages
 }
 
+/// The `wsid` filter lists each job of the workspace once, newest first,
+/// however often and wherever its refs name the workspace, alone and with
+/// the other filters, and a cursor pages through it in the same order.
+pub fn ai_job_list_wsid_lists_each_job_once_in_order(h: &Harness) {
+    let doc = EntityRef {
+        entity_id: "ws-a".into(),
+        entity_kind: "document".into(),
+    };
+    let specs: Vec<Vec<EntityRef>> = vec![
+        vec![ws_ref("ws-a"), doc.clone(), ws_ref("ws-a")],
+        vec![doc.clone(), ws_ref("ws-a"), ws_ref("ws-a")],
+        vec![ws_ref("ws-b")],
+        vec![ws_ref("ws-a")],
+        vec![ws_ref("ws-b"), ws_ref("ws-a"), ws_ref("ws-b")],
+        vec![doc],
+    ];
+    let jobs: Vec<AiJob> = specs
+        .iter()
+        .map(|refs| add_jobs_apart(h, 1, JobKind::DocEdit, refs).remove(0))
+        .collect();
+    set_state(h.store(), jobs[1].job_id, JobState::Running);
+    let in_ws = |f: fn(&mut AiJobListFilter)| {
+        let mut filter = AiJobListFilter {
+            wsid: Some("ws-a".into()),
+            ..AiJobListFilter::default()
+        };
+        f(&mut filter);
+        list_jobs(h, filter)
+    };
+    assert_eq!(in_ws(|_| {}), newest_first(&jobs, &[0, 1, 3, 4]));
+    assert_eq!(in_ws(|f| f.limit = Some(2)), newest_first(&jobs, &[3, 4]));
+    assert_eq!(
+        in_ws(|f| f.status = Some(JobState::Running)),
+        newest_first(&jobs, &[1])
+    );
+    let ws_b = AiJobListFilter {
+        wsid: Some("ws-b".into()),
+        ..AiJobListFilter::default()
+    };
+    assert_eq!(list_jobs(h, ws_b), newest_first(&jobs, &[2, 4]));
+    let (from, to) = (jobs[1].created_at, jobs[4].created_at);
+    let window = AiJobListFilter {
+        wsid: Some("ws-a".into()),
+        from: Some(from),
+        to: Some(to),
+        ..AiJobListFilter::default()
+    };
+    assert_eq!(list_jobs(h, window), newest_first(&jobs, &[1, 3]));
+    for size in [1, 2, 3] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = h
+                .store()
+                .list_ai_jobs(AiJobListFilter {
+                    wsid: Some("ws-a".into()),
+                    limit: Some(size),
+                    cursor,
+                    ..AiJobListFilter::default()
+                })
+                .expect("list page");
+            assert!(page.len() <= size as usize, "page larger than the limit");
+            let Some(last) = page.last() else { break };
+            cursor = Some(AiJobCursor::after(last));
+            seen.extend(job_ids(&page));
+            assert!(seen.len() <= 8, "paging does not end");
+        }
+        assert_eq!(seen, newest_first(&jobs, &[0, 1, 3, 4]), "pages of {size}");
+    }
+}
+
+/// Jobs list newest first (ties by id); cursor paging returns each job once, in
+/// list order, whatever the page size.
 pub fn ai_job_list_order_and_cursor_paging(h: &Harness) {
     let jobs = add_jobs_apart(h, 7, JobKind::DocEdit, &[]);
     let full = job_ids(&all_jobs(h));
@@ -351,6 +433,8 @@ pub fn ai_job_list_order_and_cursor_paging(h: &Harness) {
     }
 }
 
+/// The `from` (inclusive) and `to` (exclusive) filters compare instants, not
+/// text.
 pub fn ai_job_date_filters_are_typed(h: &Harness) {
     let jobs = add_jobs_apart(h, 5, JobKind::DocSummarize, &[]);
     let at = |i: usize| jobs[i].created_at;

@@ -5,6 +5,8 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// A block created with only the required fields gets a UUID v7 and the
+/// documented defaults.
 pub fn block_create_defaults(h: &Harness) {
     let doc = seed_document(h);
     let block = add_block(h, &doc.id, 7, None);
@@ -42,6 +44,7 @@ pub(super) fn full_block(doc: &str, id: &str) -> NewBlock {
     }
 }
 
+/// A block created with every field given keeps each of them.
 pub fn block_create_keeps_given_values(h: &Harness) {
     let doc = seed_document(h);
     let given = full_block(&doc.id, "given-id");
@@ -61,6 +64,7 @@ pub fn block_create_keeps_given_values(h: &Harness) {
     assert_eq!(blocks_of(h, &doc.id), vec![block]);
 }
 
+/// `get_blocks` orders by `sequence`, then id.
 pub fn block_get_blocks_ordered_by_sequence_then_id(h: &Harness) {
     let doc = seed_document(h);
     let other = seed_document_in(h, &doc.workspace_id, "Other");
@@ -86,6 +90,8 @@ pub fn block_get_blocks_ordered_by_sequence_then_id(h: &Harness) {
     assert_eq!(actual, expected);
 }
 
+/// `update_block` changes the fields given, keeps the rest and `created_at`,
+/// and stamps the writer's provenance.
 pub fn block_update_changes_fields_and_provenance(h: &Harness) {
     let doc = seed_document(h);
     let before = h
@@ -154,6 +160,7 @@ pub fn block_update_changes_fields_and_provenance(h: &Harness) {
     assert_eq!(h.store().get_block("upd").expect("get"), second);
 }
 
+/// Updating or deleting an unknown block is `NotFound` and changes nothing.
 pub fn block_update_missing_is_not_found(h: &Harness) {
     let doc = seed_document(h);
     let block = add_block(h, &doc.id, 1, Some("present"));
@@ -174,6 +181,8 @@ pub fn block_update_missing_is_not_found(h: &Harness) {
     assert_eq!(blocks_of(h, &doc.id), vec![block]);
 }
 
+/// `delete_block` removes one block; deleting it again, or an unknown id, is
+/// `NotFound`.
 pub fn block_delete_and_delete_missing(h: &Harness) {
     let doc = seed_document(h);
     let gone = add_block(h, &doc.id, 1, Some("gone"));
@@ -191,6 +200,7 @@ pub fn block_delete_and_delete_missing(h: &Harness) {
     );
 }
 
+/// A block id used twice is `Conflict`; the first block stays as it was.
 pub fn block_duplicate_id_is_conflict(h: &Harness) {
     let doc = seed_document(h);
     let other = seed_document_in(h, &doc.workspace_id, "Other");
@@ -205,6 +215,8 @@ pub fn block_duplicate_id_is_conflict(h: &Harness) {
     assert!(blocks_of(h, &other.id).is_empty());
 }
 
+/// A block for an unknown (or empty) document id is `Validation`, nothing
+/// written.
 pub fn block_missing_document_is_validation(h: &Harness) {
     let doc = seed_document(h);
     for document_id in ["no-such-document", ""] {
@@ -252,6 +264,8 @@ pub(super) fn seed_document_with_blocks(h: &Harness) -> Document {
     doc
 }
 
+/// `replace_blocks` removes the document's old blocks, writes the new ones in
+/// order with the writer's provenance, and touches no other document.
 pub fn replace_blocks_replaces_all(h: &Harness) {
     let doc = seed_document_with_blocks(h);
     let other = seed_document_in(h, &doc.workspace_id, "Other");
@@ -300,6 +314,8 @@ pub fn replace_blocks_replaces_all(h: &Harness) {
     assert!(blocks_of(h, &doc.id).is_empty());
 }
 
+/// `replace_blocks` with an id given twice, or one another document holds, is
+/// `Conflict` and changes nothing.
 pub fn replace_blocks_duplicate_id_changes_nothing(h: &Harness) {
     let doc = seed_document_with_blocks(h);
     let other = seed_document_in(h, &doc.workspace_id, "Other");
@@ -462,6 +478,7 @@ pub(super) fn deep_json(depth: usize) -> Value {
     (0..depth).fold(json!(1), |inner, _| Value::Array(vec![inner]))
 }
 
+/// `replace_blocks` with one invalid item is `Validation` and changes nothing.
 pub fn replace_blocks_invalid_item_changes_nothing(h: &Harness) {
     let doc = seed_document_with_blocks(h);
     for (what, bad) in invalid_blocks(&doc.id) {
@@ -471,6 +488,7 @@ pub fn replace_blocks_invalid_item_changes_nothing(h: &Harness) {
     expect_kind(h.store().get_block("good"), ErrorKind::NotFound);
 }
 
+/// `replace_blocks` on an unknown document is `NotFound`, even with no blocks.
 pub fn replace_blocks_missing_document_is_not_found(h: &Harness) {
     let doc = seed_document_with_blocks(h);
     let before = blocks_of(h, &doc.id);

@@ -55,6 +55,8 @@ pub(super) fn edge_ids(graph: &CanvasGraph) -> Vec<&str> {
     graph.edges.iter().map(|e| e.id.as_str()).collect()
 }
 
+/// A new canvas has an empty graph, lists oldest first, and reads back with its
+/// graph, nodes and edges by id.
 pub fn canvas_create_list_and_get_graph(h: &Harness) {
     let ws = seed_workspace(h);
     let other_ws = seed_workspace_named(h, "Other");
@@ -110,6 +112,8 @@ pub fn canvas_create_list_and_get_graph(h: &Harness) {
     assert!(graph.edges.iter().all(|e| e.canvas_id == canvas.id));
 }
 
+/// `update_canvas_graph` replaces the whole graph, generates missing ids (UUID
+/// v7) and stamps the canvas.
 pub fn canvas_update_graph_replaces_graph(h: &Harness) {
     let canvas = seed_canvas(h);
     let old = seed_graph(h, &canvas.id);
@@ -174,6 +178,7 @@ pub fn canvas_update_graph_replaces_graph(h: &Harness) {
     assert_eq!(graph_of(h, &canvas.id), empty);
 }
 
+/// An edge to a node not in the update is `Validation` and changes nothing.
 pub fn canvas_update_graph_dangling_edge_changes_nothing(h: &Harness) {
     let canvas = seed_canvas(h);
     seed_graph(h, &canvas.id);
@@ -196,6 +201,8 @@ pub fn canvas_update_graph_dangling_edge_changes_nothing(h: &Harness) {
     }
 }
 
+/// A node or edge id given twice is `Conflict` and changes nothing, here or on
+/// other canvases.
 pub fn canvas_update_graph_duplicate_node_changes_nothing(h: &Harness) {
     let canvas = seed_canvas(h);
     seed_graph(h, &canvas.id);
@@ -232,6 +239,7 @@ pub fn canvas_update_graph_duplicate_node_changes_nothing(h: &Harness) {
     assert_eq!(graph_of(h, &other.id), other_before);
 }
 
+/// Reading, updating or deleting an unknown canvas is `NotFound`.
 pub fn canvas_get_missing_is_not_found(h: &Harness) {
     let canvas = seed_canvas(h);
     let before = graph_of(h, &canvas.id);
@@ -261,6 +269,8 @@ pub fn canvas_get_missing_is_not_found(h: &Harness) {
         .expect("m1 is still free");
 }
 
+/// `delete_canvas` removes the canvas with its graph and leaves other canvases
+/// alone.
 pub fn canvas_delete_removes_graph(h: &Harness) {
     let canvas = seed_canvas(h);
     let kept = seed_canvas_in(h, &canvas.workspace_id, "Kept");
@@ -286,6 +296,7 @@ pub fn canvas_delete_removes_graph(h: &Harness) {
     assert_eq!(node_ids(&graph), ["n1", "n2", "n3"]);
 }
 
+/// A blank title or an unknown workspace is `Validation`, nothing written.
 pub fn canvas_blank_title_and_missing_workspace_are_validation(h: &Harness) {
     let ws = seed_workspace(h);
     let attempts = [

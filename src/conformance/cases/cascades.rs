@@ -56,6 +56,8 @@ pub(super) fn content_view(h: &Harness, ws: &str) -> ContentView {
     )
 }
 
+/// Deleting a workspace removes its documents, blocks, canvases, nodes and
+/// edges, and nothing of other workspaces.
 pub fn cascade_delete_workspace_removes_everything(h: &Harness) {
     let (ws, docs, canvas) = seed_content(h, "gone");
     let (kept_ws, _, _) = seed_content(h, "kept");
@@ -88,6 +90,8 @@ pub fn cascade_delete_workspace_removes_everything(h: &Harness) {
         .expect("node and edge ids of the deleted workspace are free");
 }
 
+/// Deleting a workflow run removes its node executions; the job and other runs
+/// stay.
 pub fn cascade_delete_run_removes_executions(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);

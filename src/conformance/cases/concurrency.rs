@@ -35,6 +35,7 @@ pub(super) fn concurrent_writer(store: &dyn Storage, doc: &str, thread: usize) -
         .collect()
 }
 
+/// Writers on several threads at once lose no write and mix no rows.
 pub fn concurrent_writers_lose_nothing(h: &Harness) {
     let doc = seed_document(h);
     let store = h.shared_store();

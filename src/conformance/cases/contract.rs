@@ -1,5 +1,5 @@
-//! Cases for Handshake's current storage contract (see the README's
-//! "Handshake's storage contract"): the newer job kinds and the job-contract
+//! Cases for Handshake's current storage contract (see
+//! docs/handshake-contract.md): the newer job kinds and the job-contract
 //! check, the semantics aligned with Handshake, replay-safe migrations, the
 //! schema fingerprint and time-ordered ids.
 
@@ -380,7 +380,7 @@ pub fn contract_new_ids_are_v7_and_v4_ids_keep_working(h: &Harness) {
 // Schema: fingerprint, version, replay-safe migrations
 
 /// The newest migration this crate ships, as `migration_version` gives it.
-const NEWEST_MIGRATION: u64 = 20261124000003;
+const NEWEST_MIGRATION: u64 = 20261204000001;
 
 /// The fingerprint of a freshly migrated store equals the one committed for
 /// its backend, so a schema change nobody regenerated (and reviewed) fails.
@@ -425,6 +425,11 @@ pub fn contract_migration_version_is_newest_applied(h: &Harness) {
         Some(NEWEST_MIGRATION)
     );
     h.revert_last_migration().expect("revert the newest");
+    assert_eq!(
+        h.store().migration_version().expect("version"),
+        Some(20261203000002)
+    );
+    revert_through_entity_refs(h);
     assert_eq!(
         h.store().migration_version().expect("version"),
         Some(20261124000002)
@@ -485,6 +490,7 @@ fn full_dump(h: &Harness, runs: &[Uuid]) -> String {
         "stalled runs",
         &store.find_stalled_workflows(0).expect("runs"),
     );
+    push("kernel events", &whole_ledger(store));
     for run in runs {
         push("executions", &execs(h, *run));
     }
@@ -536,13 +542,16 @@ pub fn contract_migrations_replay_keeps_schema_and_data(h: &Harness) {
     h.store()
         .update_block(&ctx, "b-0", raw_update("edited"))
         .expect("edit");
+    h.store()
+        .append_kernel_events_atomic(vec![kernel_event("replayed-1"), kernel_event("replayed-2")])
+        .expect("kernel events");
     let fingerprint = h.store().schema_fingerprint().expect("fingerprint");
     let dump = full_dump(h, &runs);
     for round in 0..2 {
         let forgotten = h
             .execute_sql("DELETE FROM __diesel_schema_migrations")
             .expect("forget the applied migrations");
-        assert_eq!(forgotten, 3, "round {round}");
+        assert_eq!(forgotten, MIGRATION_VERSIONS.len(), "round {round}");
         assert_eq!(h.store().migration_version().expect("version"), None);
         h.store()
             .run_migrations()
@@ -574,6 +583,11 @@ pub fn contract_migrations_replay_keeps_schema_and_data(h: &Harness) {
         vec![later.job_id, jobs[2].job_id, jobs[0].job_id],
         "the trigger indexes new jobs once, old ones stay indexed once"
     );
+    let next = h
+        .store()
+        .append_kernel_event(kernel_event("after-replay"))
+        .expect("an event after the replay");
+    assert_eq!(next.event_sequence, 3, "the ledger continues where it was");
 }
 
 /// Indexes (columns, order, uniqueness), primary keys, foreign keys with
@@ -586,10 +600,13 @@ const EXPECTED_PORTABLE_SCHEMA: &[&str] = &[
     "primary key canvas_nodes (id)",
     "primary key canvases (id)",
     "primary key documents (id)",
+    "primary key kernel_events (event_sequence)",
+    "primary key kernel_session_claims (session_run_id, attempt)",
+    "primary key kernel_session_runs (session_run_id)",
     "primary key workflow_node_executions (id)",
     "primary key workflow_runs (id)",
     "primary key workspaces (id)",
-    "index ai_job_entity_refs.ai_job_entity_refs_entity_idx (entity_kind, entity_id, job_id)",
+    "index ai_job_entity_refs.ai_job_entity_refs_entity_created_idx (entity_kind, entity_id, created_at DESC, job_id DESC)",
     "index ai_jobs.ai_jobs_created_idx (created_at DESC, id DESC)",
     "index ai_jobs.ai_jobs_kind_created_idx (job_kind, created_at DESC, id DESC)",
     "index ai_jobs.ai_jobs_status_created_idx (status, created_at DESC, id DESC)",
@@ -600,6 +617,12 @@ const EXPECTED_PORTABLE_SCHEMA: &[&str] = &[
     "index canvas_nodes.canvas_nodes_canvas_idx (canvas_id, id)",
     "index canvases.canvases_workspace_idx (workspace_id, created_at, id)",
     "index documents.documents_workspace_idx (workspace_id, created_at, id)",
+    "index kernel_events.kernel_events_aggregate_idx (aggregate_type, aggregate_id, event_sequence)",
+    "unique index kernel_events.kernel_events_event_id_idx (event_id)",
+    "unique index kernel_events.kernel_events_idempotency_key_idx (idempotency_key)",
+    "index kernel_events.kernel_events_session_idx (session_run_id, event_sequence)",
+    "index kernel_session_runs.kernel_session_runs_adapter_claimable_idx (adapter_id, available_at, session_run_id)",
+    "index kernel_session_runs.kernel_session_runs_claimable_idx (available_at, session_run_id)",
     "index workflow_node_executions.workflow_node_executions_run_idx (workflow_run_id, sequence, id)",
     "index workflow_runs.workflow_runs_job_idx (job_id)",
     "index workflow_runs.workflow_runs_status_heartbeat_idx (status, last_heartbeat, id)",
@@ -612,6 +635,7 @@ const EXPECTED_PORTABLE_SCHEMA: &[&str] = &[
     "foreign key canvas_nodes (canvas_id) references canvases (id) on update NO ACTION on delete CASCADE",
     "foreign key canvases (workspace_id) references workspaces (id) on update NO ACTION on delete CASCADE",
     "foreign key documents (workspace_id) references workspaces (id) on update NO ACTION on delete CASCADE",
+    "foreign key kernel_session_claims (session_run_id) references kernel_session_runs (session_run_id) on update NO ACTION on delete CASCADE",
     "foreign key workflow_node_executions (workflow_run_id) references workflow_runs (id) on update NO ACTION on delete CASCADE",
     "foreign key workflow_runs (job_id) references ai_jobs (id) on update NO ACTION on delete CASCADE",
     "trigger ai_jobs.ai_jobs_index_entity_refs:",

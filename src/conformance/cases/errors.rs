@@ -54,6 +54,7 @@ pub fn error_nul_byte_in_id_arguments_is_validation(h: &Harness) {
     assert_eq!(content_view(h, &ws), before, "nothing changed");
 }
 
+/// A NUL byte in any text field is `Validation`, nothing written.
 pub fn error_nul_byte_in_text_is_validation(h: &Harness) {
     let fx = fixture(h);
     let ws = h.store().get_document(&fx.doc).expect("doc").workspace_id;
@@ -174,6 +175,7 @@ pub fn error_nul_byte_in_text_is_validation(h: &Harness) {
     assert_eq!(after, before, "a refused write changed something");
 }
 
+/// A NUL byte in a JSON string or key is `Validation`, nothing written.
 pub fn error_nul_byte_in_json_is_validation(h: &Harness) {
     let with_nul = [
         ("NUL in a string value", json!({"k": NUL})),
@@ -184,6 +186,7 @@ pub fn error_nul_byte_in_json_is_validation(h: &Harness) {
     assert_json_refused(h, &fixture(h), &with_nul);
 }
 
+/// JSON nested deeper than the limit is `Validation`; 100 levels round-trip.
 pub fn error_json_too_deep_is_validation(h: &Harness) {
     let fx = fixture(h);
     let too_deep = [
@@ -196,6 +199,7 @@ pub fn error_json_too_deep_is_validation(h: &Harness) {
     assert_json_roundtrips(h, &fx, &[deep_json(100), deep_object(100)]);
 }
 
+/// A NaN or infinite node position is `Validation` and changes nothing.
 pub fn error_non_finite_position_is_validation(h: &Harness) {
     let canvas = seed_canvas(h);
     seed_graph(h, &canvas.id);
@@ -215,6 +219,8 @@ pub fn error_non_finite_position_is_validation(h: &Harness) {
     }
 }
 
+/// A timestamp outside the range both backends store is `Validation`, nothing
+/// written or removed.
 pub fn error_timestamp_out_of_range_is_validation(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
@@ -279,6 +285,7 @@ pub fn error_timestamp_out_of_range_is_validation(h: &Harness) {
     assert!(stalled.is_empty());
 }
 
+/// A stored enum string that is not one of ours reads as `Serialization`.
 pub fn error_corrupt_enum_in_row_is_serialization(h: &Harness) {
     let doc = seed_document(h);
     add_block(h, &doc.id, 0, Some("corrupt-block"));

@@ -19,6 +19,8 @@ pub(super) const CONTENT_WRITES: [&str; 11] = [
     "delete_workspace",
 ];
 
+/// An AI write without its job and workflow is `Guard` (`HSK-403-SILENT-EDIT`)
+/// and writes nothing.
 pub fn guard_refuses_silent_ai_edits_and_writes_nothing(h: &Harness) {
     let (ws, docs, canvas) = seed_content(h, "guarded");
     let (ws, doc, canvas) = (ws.id.as_str(), docs[0].id.as_str(), canvas.id.as_str());
@@ -79,6 +81,8 @@ pub fn guard_refuses_silent_ai_edits_and_writes_nothing(h: &Harness) {
     );
 }
 
+/// An accepted AI write leaves its actor, job and workflow on every row it
+/// touches.
 pub fn guard_records_ai_provenance(h: &Harness) {
     let ctx = ai_ctx();
     let store = h.store();
@@ -152,6 +156,8 @@ pub(super) fn seed_graph_with(h: &Harness, ctx: &WriteContext, canvas: &str) -> 
         .expect("write canvas graph")
 }
 
+/// `validate_write_with_guard` returns the write's metadata with a fresh edit
+/// event id and writes nothing.
 pub fn guard_validate_write_metadata(h: &Harness) {
     let contexts = [
         human(),
@@ -190,6 +196,8 @@ pub fn guard_validate_write_metadata(h: &Harness) {
     );
 }
 
+/// Human and system writes, with and without an actor id, leave their
+/// provenance.
 pub fn provenance_human_and_system_writes(h: &Harness) {
     let anonymous = WriteContext::human(None);
     let system = WriteContext::system(Some("importer".into()));

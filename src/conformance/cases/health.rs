@@ -47,7 +47,7 @@ pub(super) const EXPECTED_COLUMNS: &[(&str, &str)] = &[
     ),
     (
         "ai_job_entity_refs",
-        "job_id position entity_id entity_kind",
+        "job_id position entity_id entity_kind created_at",
     ),
     (
         "workflow_runs",
@@ -57,6 +57,21 @@ pub(super) const EXPECTED_COLUMNS: &[(&str, &str)] = &[
         "workflow_node_executions",
         "id workflow_run_id node_id node_type status sequence input_payload? \
          output_payload? error_message? started_at finished_at? created_at updated_at",
+    ),
+    (
+        "kernel_events",
+        "event_sequence event_id event_version kernel_task_run_id session_run_id \
+         aggregate_type aggregate_id idempotency_key event_type actor_kind actor_id \
+         causation_id? correlation_id? source_component payload payload_hash created_at",
+    ),
+    (
+        "kernel_session_runs",
+        "session_run_id kernel_task_run_id adapter_id state claimed_by? lease_expires_at? \
+         attempt_count available_at created_at updated_at",
+    ),
+    (
+        "kernel_session_claims",
+        "session_run_id attempt claimed_by claimed_at lease_expires_at ended_at? outcome?",
     ),
 ];
 
@@ -76,8 +91,24 @@ pub(super) fn expected_columns() -> Vec<Column> {
     columns
 }
 
-pub(super) const MIGRATION_VERSIONS: [&str; 3] =
-    ["20261124000001", "20261124000002", "20261124000003"];
+pub(super) const MIGRATION_VERSIONS: [&str; 6] = [
+    "20261124000001",
+    "20261124000002",
+    "20261124000003",
+    "20261203000001",
+    "20261203000002",
+    "20261204000001",
+];
+
+/// Reverts migrations, newest first, until the `entity_refs` migration
+/// (000003) is undone.
+#[track_caller]
+pub(super) fn revert_through_entity_refs(h: &Harness) {
+    while h.store().migration_version().expect("migration version") > Some(20261124000002) {
+        h.revert_last_migration()
+            .expect("revert down to the entity_refs migration");
+    }
+}
 
 #[track_caller]
 pub(super) fn assert_all_applied(h: &Harness) {
@@ -90,6 +121,7 @@ pub(super) fn assert_all_applied(h: &Harness) {
 // ---------------------------------------------------------------------------
 // Health, migrations, schema
 
+/// `backend()` names the harness's backend and `ping` answers.
 pub fn health_backend_and_ping(h: &Harness) {
     let store = h.store();
     assert_eq!(store.backend(), h.backend());
@@ -101,10 +133,12 @@ pub fn health_backend_and_ping(h: &Harness) {
     assert_eq!(h.shared_store().backend(), h.backend());
 }
 
+/// A fresh store has every migration applied and none pending.
 pub fn migrations_status_all_applied(h: &Harness) {
     assert_all_applied(h);
 }
 
+/// Running the migrations again changes neither the status nor the data.
 pub fn migrations_rerun_is_noop(h: &Harness) {
     let ws = seed_workspace(h);
     let doc = seed_document_in(h, &ws.id, "Kept");
@@ -119,10 +153,15 @@ pub fn migrations_rerun_is_noop(h: &Harness) {
     assert_eq!(h.store().get_blocks(&doc.id).expect("blocks"), vec![block]);
 }
 
+/// Reverting every migration leaves no table; migrating up again restores the
+/// same columns.
 pub fn migrations_revert_all_then_up_again(h: &Harness) {
     let columns_before = h.columns().expect("columns");
     assert!(!columns_before.is_empty());
-    assert_eq!(h.revert_all_migrations().expect("revert all"), 3);
+    assert_eq!(
+        h.revert_all_migrations().expect("revert all"),
+        MIGRATION_VERSIONS.len()
+    );
     assert!(h.columns().expect("columns after revert").is_empty());
     let status = h.store().migration_status().expect("status after revert");
     assert!(status.applied.is_empty(), "applied: {:?}", status.applied);
@@ -186,8 +225,7 @@ pub(super) fn sorted_ids(jobs: &[&AiJob]) -> Vec<Uuid> {
 /// again rebuilds every job's refs, in order, from `ai_job_entity_refs`.
 pub fn migrations_entity_refs_revert_and_reapply_with_jobs(h: &Harness) {
     let jobs = seed_ref_jobs(h);
-    h.revert_last_migration()
-        .expect("revert the entity_refs migration");
+    revert_through_entity_refs(h);
     let columns = h.columns().expect("columns after revert");
     assert!(!columns
         .iter()
@@ -210,7 +248,10 @@ pub fn migrations_entity_refs_revert_and_reapply_with_jobs(h: &Harness) {
         sorted_ids(&[&jobs[0], &jobs[1]])
     );
     // All of them, with jobs present, and back up again.
-    assert_eq!(h.revert_all_migrations().expect("revert all"), 3);
+    assert_eq!(
+        h.revert_all_migrations().expect("revert all"),
+        MIGRATION_VERSIONS.len()
+    );
     h.store().run_migrations().expect("migrate up from nothing");
     assert_all_applied(h);
     assert!(list_jobs(h, AiJobListFilter::default()).is_empty());
@@ -231,8 +272,7 @@ pub fn jobs_wsid_filter_finds_jobs_created_after_migration(h: &Harness) {
         sorted_ids(&[&before[2]])
     );
     assert!(jobs_in_workspace(h, "").is_empty(), "kind is not workspace");
-    h.revert_last_migration()
-        .expect("revert the entity_refs migration");
+    revert_through_entity_refs(h);
     h.store().run_migrations().expect("migrate up again");
     let after = seed_ref_jobs(h);
     assert_eq!(
@@ -266,7 +306,7 @@ pub fn schema_parity_columns_and_nullability(h: &Harness) {
     let actual = h.columns().expect("columns");
     let expected = expected_columns();
     let tables: BTreeSet<&str> = actual.iter().map(|c| c.table.as_str()).collect();
-    assert_eq!(tables.len(), 10, "tables: {tables:?}");
+    assert_eq!(tables.len(), EXPECTED_COLUMNS.len(), "tables: {tables:?}");
     for column in &expected {
         assert!(actual.contains(column), "missing or different: {column:?}");
     }
@@ -277,6 +317,7 @@ pub fn schema_parity_columns_and_nullability(h: &Harness) {
     assert_keys_indexes_and_triggers_portable(h);
 }
 
+/// A second store opened on the same database sees the same data.
 pub fn reopen_sees_same_data(h: &Harness) {
     let other = h.reopen().expect("reopen");
     assert_eq!(other.backend(), h.backend());

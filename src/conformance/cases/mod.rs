@@ -28,6 +28,7 @@ mod guard;
 mod health;
 mod hostile_input;
 mod hostile_rows;
+mod kernel;
 mod ordering;
 mod retention;
 mod roundtrip;
@@ -40,7 +41,7 @@ mod workspaces_documents;
 #[allow(unused_imports)]
 use self::{
     ai_jobs::*, blocks::*, canvases::*, cascades::*, concurrency::*, contract::*, errors::*,
-    guard::*, health::*, hostile_input::*, hostile_rows::*, ordering::*, retention::*,
+    guard::*, health::*, hostile_input::*, hostile_rows::*, kernel::*, ordering::*, retention::*,
     roundtrip::*, support::*, workflows::*, workspaces_documents::*,
 };
 #[allow(unused_imports)]
@@ -133,6 +134,7 @@ macro_rules! __hsk_cases {
                 ai_job_set_outputs_and_pinned,
                 ai_job_missing_targets_are_not_found,
                 ai_job_list_filters,
+                ai_job_list_wsid_lists_each_job_once_in_order,
                 ai_job_list_order_and_cursor_paging,
                 ai_job_date_filters_are_typed,
             ],
@@ -201,6 +203,27 @@ macro_rules! __hsk_cases {
                 contract_schema_fingerprint_matches_committed,
                 contract_migration_version_is_newest_applied,
                 contract_migrations_replay_keeps_schema_and_data,
+            ],
+            kernel: [
+                kernel_append_assigns_id_sequence_hash_and_time,
+                kernel_append_invalid_events_are_validation,
+                kernel_append_same_key_same_content_returns_stored,
+                kernel_append_same_key_other_content_is_conflict,
+                kernel_append_batch_is_all_or_nothing,
+                kernel_append_pair_links_causation_all_or_nothing,
+                kernel_lists_by_session_and_aggregate_in_sequence_order,
+                kernel_tail_pages_every_event_once_in_order,
+                kernel_events_roundtrip_payloads_and_text,
+                kernel_concurrent_first_appends_of_one_key_write_one_row,
+                kernel_queue_enqueue_validates_and_refuses_duplicates,
+                kernel_queue_claim_named_run,
+                kernel_queue_legal_and_illegal_moves,
+                kernel_queue_claim_next_oldest_first_and_by_adapter,
+                kernel_queue_expired_lease_is_reclaimed_and_old_fence_refused,
+                kernel_queue_renew_extends_the_current_claim_only,
+                kernel_queue_delay_pushes_available_at,
+                kernel_queue_claim_history_records_every_claim,
+                kernel_queue_record_event_variants_write_state_and_event_together,
             ],
         }
     };

@@ -3,6 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Text ids order bytewise on every list, whatever the collation.
 pub fn ordering_text_ids_are_bytewise(h: &Harness) {
     let ids = [
         "b", "B", "a", "_", "é", "Z", "aa", "a b", "A", "0", "~", "ä", "😀", "Ω", "a-", "ab",

@@ -68,6 +68,8 @@ pub(super) fn remaining(jobs: &[AiJob], keep: &[usize]) -> Vec<AiJob> {
     kept
 }
 
+/// `prune_ai_jobs` removes only completed or failed jobs older than the cutoff,
+/// and never a pinned one.
 pub fn prune_respects_state_cutoff_and_pinned(h: &Harness) {
     use JobState::*;
     let mut jobs = seed_jobs(
@@ -105,6 +107,7 @@ pub fn prune_respects_state_cutoff_and_pinned(h: &Harness) {
     assert_eq!(all_jobs(h).len(), 7);
 }
 
+/// `prune_ai_jobs` keeps the newest `min_versions` candidates.
 pub fn prune_keeps_min_versions(h: &Harness) {
     use JobState::*;
     let jobs = seed_jobs(
@@ -129,6 +132,7 @@ pub fn prune_keeps_min_versions(h: &Harness) {
     assert_eq!(all_jobs(h), remaining(&jobs, &[4, 5]));
 }
 
+/// A dry run reports what a real run then does, and changes nothing.
 pub fn prune_dry_run_changes_nothing(h: &Harness) {
     use JobState::*;
     seed_jobs(
@@ -162,6 +166,7 @@ pub fn prune_dry_run_changes_nothing(h: &Harness) {
     assert_eq!(all_jobs(h).len(), before.len() - 3);
 }
 
+/// Pruning a job removes its workflow runs and their node executions.
 pub fn prune_cascades_runs_and_executions(h: &Harness) {
     let old = seed_jobs(
         h,

@@ -5,6 +5,8 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Node positions round-trip exactly, extremes and subnormals included (`-0.0`
+/// reads as `0.0` on every backend).
 pub fn roundtrip_f64_positions(h: &Harness) {
     let canvas = seed_canvas(h);
     let values = [
@@ -53,6 +55,7 @@ pub fn roundtrip_f64_positions(h: &Harness) {
     }
 }
 
+/// Block sequences round-trip at `i64::MIN` and `i64::MAX` and order correctly.
 pub fn roundtrip_i64_sequence_extremes(h: &Harness) {
     let doc = seed_document(h);
     let sequences = [i64::MAX, 0, i64::MIN, -1, i64::MIN + 1, i64::MAX - 1, 1];
@@ -221,6 +224,7 @@ pub(super) fn deep_object(depth: usize) -> Value {
     })
 }
 
+/// JSON values of every shape round-trip unchanged in every JSON field.
 pub fn roundtrip_json_shapes(h: &Harness) {
     let values = vec![
         json!({"a": {"b": {"c": [1, [2, [3, {"d": null}]]]}}, "e": [true, false]}),
@@ -264,6 +268,7 @@ pub(super) fn large_text() -> String {
     text
 }
 
+/// Large Unicode text round-trips byte for byte.
 pub fn roundtrip_large_unicode_text(h: &Harness) {
     let doc = seed_document(h);
     let text = large_text();
@@ -307,6 +312,8 @@ pub fn roundtrip_large_unicode_text(h: &Harness) {
     );
 }
 
+/// Timestamps keep microseconds (nanoseconds are truncated) and compare as
+/// instants.
 pub fn roundtrip_timestamps_microseconds(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);

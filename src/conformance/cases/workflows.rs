@@ -8,6 +8,7 @@ pub(super) fn near_now(at: DateTime<Utc>) -> bool {
     (Utc::now() - at).num_seconds().abs() <= 5
 }
 
+/// A run is created, changes status and heartbeats, each step read back.
 pub fn workflow_run_lifecycle(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Queued);
@@ -63,6 +64,8 @@ pub fn workflow_run_lifecycle(h: &Harness) {
     assert_eq!(job_by(h, job.job_id), job, "runs do not change the job");
 }
 
+/// A run for an unknown job, or an execution for an unknown run, is
+/// `Validation`, nothing written.
 pub fn workflow_missing_parents_are_validation(h: &Harness) {
     let missing = Uuid::new_v4();
     expect_kind(
@@ -91,6 +94,7 @@ pub fn workflow_missing_parents_are_validation(h: &Harness) {
     );
 }
 
+/// Node executions list by `sequence`, then id, each as written.
 pub fn workflow_node_executions_ordered_by_sequence(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
@@ -125,6 +129,8 @@ pub fn workflow_node_executions_ordered_by_sequence(h: &Harness) {
     assert_eq!(execs(h, run.id), created);
 }
 
+/// A terminal or `stalled` status sets `finished_at`; `None` output or error
+/// keeps the stored one.
 pub fn workflow_node_execution_status_sets_finished_at(h: &Harness) {
     let job = add_job(h);
     let run = add_run(h, job.job_id, JobState::Running);
@@ -182,6 +188,8 @@ pub fn workflow_node_execution_status_sets_finished_at(h: &Harness) {
     assert_eq!(finished, terminal.to_vec());
 }
 
+/// `find_stalled_workflows` returns the running runs whose heartbeat is older
+/// than the threshold, oldest first.
 pub fn workflow_stalled_detection(h: &Harness) {
     let job = add_job(h);
     let ago = |minutes: i64| Utc::now() - Duration::minutes(minutes);

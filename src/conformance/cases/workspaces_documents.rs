@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Workspaces get fresh ids and provenance, read back equal, and list oldest
+/// first.
 pub fn workspace_create_get_list_ordered(h: &Harness) {
     let names = ["Zeta", "alpha", "Mid", "émoji 🎉"];
     let created: Vec<Workspace> = names
@@ -27,6 +29,7 @@ pub fn workspace_create_get_list_ordered(h: &Harness) {
     assert_eq!(h.store().list_workspaces().expect("list"), expected);
 }
 
+/// `get_workspace` of an unknown id is `None`, not an error.
 pub fn workspace_get_missing_is_none(h: &Harness) {
     assert_eq!(
         h.store().get_workspace("no-such-workspace").expect("get"),
@@ -42,6 +45,7 @@ pub fn workspace_get_missing_is_none(h: &Harness) {
     assert!(h.store().get_workspace(&ws.id).expect("get").is_some());
 }
 
+/// Deleting an unknown or already deleted workspace is `NotFound`.
 pub fn workspace_delete_missing_is_not_found(h: &Harness) {
     expect_kind(
         h.store().delete_workspace(&human(), "no-such-workspace"),
@@ -59,6 +63,7 @@ pub fn workspace_delete_missing_is_not_found(h: &Harness) {
     assert!(h.store().list_workspaces().expect("list").is_empty());
 }
 
+/// A blank workspace name is `Validation`, nothing written.
 pub fn workspace_blank_name_is_validation(h: &Harness) {
     for name in ["", " ", "\t\n  "] {
         let result = h
@@ -72,6 +77,8 @@ pub fn workspace_blank_name_is_validation(h: &Harness) {
 // ---------------------------------------------------------------------------
 // Documents
 
+/// Documents get fresh ids and provenance, read back equal, and list oldest
+/// first per workspace.
 pub fn document_create_get_list_ordered(h: &Harness) {
     let ws = seed_workspace(h);
     let other_ws = seed_workspace_named(h, "Other");
@@ -102,6 +109,7 @@ pub fn document_create_get_list_ordered(h: &Harness) {
         .is_empty());
 }
 
+/// Reading or deleting an unknown or deleted document is `NotFound`.
 pub fn document_get_missing_is_not_found(h: &Harness) {
     expect_kind(
         h.store().get_document("no-such-document"),
@@ -122,6 +130,7 @@ pub fn document_get_missing_is_not_found(h: &Harness) {
     );
 }
 
+/// A document for an unknown workspace is `Validation`, nothing written.
 pub fn document_missing_workspace_is_validation(h: &Harness) {
     let ws = seed_workspace(h);
     for workspace_id in ["no-such-workspace", ""] {
@@ -138,6 +147,7 @@ pub fn document_missing_workspace_is_validation(h: &Harness) {
     assert!(h.store().list_documents(&ws.id).expect("list").is_empty());
 }
 
+/// A blank document title is `Validation`, nothing written.
 pub fn document_blank_title_is_validation(h: &Harness) {
     let ws = seed_workspace(h);
     for title in ["", "   ", "\n\t"] {
@@ -147,6 +157,7 @@ pub fn document_blank_title_is_validation(h: &Harness) {
     assert!(h.store().list_documents(&ws.id).expect("list").is_empty());
 }
 
+/// Deleting a document removes its blocks and nothing of other documents.
 pub fn document_delete_removes_blocks(h: &Harness) {
     let doc = seed_document(h);
     let keep = seed_document_in(h, &doc.workspace_id, "Keep");

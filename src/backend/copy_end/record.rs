@@ -30,10 +30,16 @@ pub(crate) enum Table {
     AiJobEntityRefs,
     WorkflowRuns,
     WorkflowNodeExecutions,
+    /// The kernel ledger, keyed by `event_sequence` (`Key::pos`).
+    KernelEvents,
+    /// The kernel's session queue.
+    KernelSessionRuns,
+    /// Every claim of a session run, keyed by run and attempt.
+    KernelSessionClaims,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 10] = [
+    pub(crate) const ALL: [Table; 13] = [
         Table::Workspaces,
         Table::Documents,
         Table::Blocks,
@@ -44,6 +50,9 @@ impl Table {
         Table::AiJobEntityRefs,
         Table::WorkflowRuns,
         Table::WorkflowNodeExecutions,
+        Table::KernelEvents,
+        Table::KernelSessionRuns,
+        Table::KernelSessionClaims,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -58,11 +67,27 @@ impl Table {
             Table::AiJobEntityRefs => "ai_job_entity_refs",
             Table::WorkflowRuns => "workflow_runs",
             Table::WorkflowNodeExecutions => "workflow_node_executions",
+            Table::KernelEvents => "kernel_events",
+            Table::KernelSessionRuns => "kernel_session_runs",
+            Table::KernelSessionClaims => "kernel_session_claims",
         }
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether Handshake's legacy database (`LEGACY.md`) has this table,
+    /// for the import: not the refs index (the trigger fills it) and not
+    /// the kernel's tables (new in this store).
+    pub(crate) fn in_legacy(self) -> bool {
+        !matches!(
+            self,
+            Table::AiJobEntityRefs
+                | Table::KernelEvents
+                | Table::KernelSessionRuns
+                | Table::KernelSessionClaims
+        )
     }
 
     /// Whether the copier writes this table (the refs index is written by
@@ -134,7 +159,13 @@ impl Table {
                 "updated_at",
                 "entity_refs",
             ],
-            Table::AiJobEntityRefs => &["job_id", "position", "entity_id", "entity_kind"],
+            Table::AiJobEntityRefs => &[
+                "job_id",
+                "position",
+                "entity_id",
+                "entity_kind",
+                "created_at",
+            ],
             Table::WorkflowRuns => &[
                 "id",
                 "job_id",
@@ -158,6 +189,46 @@ impl Table {
                 "finished_at",
                 "created_at",
                 "updated_at",
+            ],
+            Table::KernelEvents => &[
+                "event_sequence",
+                "event_id",
+                "event_version",
+                "kernel_task_run_id",
+                "session_run_id",
+                "aggregate_type",
+                "aggregate_id",
+                "idempotency_key",
+                "event_type",
+                "actor_kind",
+                "actor_id",
+                "causation_id",
+                "correlation_id",
+                "source_component",
+                "payload",
+                "payload_hash",
+                "created_at",
+            ],
+            Table::KernelSessionRuns => &[
+                "session_run_id",
+                "kernel_task_run_id",
+                "adapter_id",
+                "state",
+                "claimed_by",
+                "lease_expires_at",
+                "attempt_count",
+                "available_at",
+                "created_at",
+                "updated_at",
+            ],
+            Table::KernelSessionClaims => &[
+                "session_run_id",
+                "attempt",
+                "claimed_by",
+                "claimed_at",
+                "lease_expires_at",
+                "ended_at",
+                "outcome",
             ],
         }
     }
@@ -184,11 +255,20 @@ impl Key {
     pub(crate) fn uuid(id: Uuid) -> Key {
         Key::id(id.hyphenated().to_string())
     }
+
+    /// The key of a table keyed by one integer (`kernel_events`).
+    pub(crate) fn number(n: i64) -> Key {
+        Key {
+            id: String::new(),
+            pos: Some(n),
+        }
+    }
 }
 
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.pos {
+            Some(pos) if self.id.is_empty() => write!(f, "{pos}"),
             Some(pos) => write!(f, "{:?} position {pos}", self.id),
             None => write!(f, "{:?}", self.id),
         }
@@ -202,6 +282,8 @@ pub(crate) struct IndexedRef {
     pub position: i64,
     pub entity_id: String,
     pub entity_kind: String,
+    /// The job's `created_at`, which orders the workspace filter's index.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A decoded row of any table.
@@ -217,6 +299,9 @@ pub(crate) enum Record {
     Ref(IndexedRef),
     Run(WorkflowRun),
     Execution(WorkflowNodeExecution),
+    KernelEvent(crate::kernel::KernelEvent),
+    SessionRun(crate::kernel::KernelSessionLease),
+    SessionClaim(crate::kernel::SessionClaim),
 }
 
 impl Record {
@@ -235,6 +320,12 @@ impl Record {
             },
             Record::Run(r) => Key::uuid(r.id),
             Record::Execution(r) => Key::uuid(r.id),
+            Record::KernelEvent(r) => Key::number(r.event_sequence),
+            Record::SessionRun(r) => Key::id(&r.session_run_id),
+            Record::SessionClaim(r) => Key {
+                id: r.session_run_id.clone(),
+                pos: Some(r.attempt),
+            },
         }
     }
 
@@ -251,6 +342,7 @@ impl Record {
                         position: position as i64,
                         entity_id: r.entity_id.clone(),
                         entity_kind: r.entity_kind.clone(),
+                        created_at: job.created_at,
                     })
                 })
                 .collect(),
@@ -271,6 +363,9 @@ impl Record {
             Record::Ref(_) => 7,
             Record::Run(_) => 8,
             Record::Execution(_) => 9,
+            Record::KernelEvent(_) => 10,
+            Record::SessionRun(_) => 11,
+            Record::SessionClaim(_) => 12,
         }
     }
 
@@ -404,7 +499,8 @@ impl Record {
             }
             Record::Ref(r) => {
                 indexed_text("entity_id", &r.entity_id)?;
-                indexed_text("entity_kind", &r.entity_kind)
+                indexed_text("entity_kind", &r.entity_kind)?;
+                time("created_at", &r.created_at)
             }
             Record::Run(r) => {
                 opt_text("error_message", &r.error_message)?;
@@ -424,6 +520,49 @@ impl Record {
                 }
                 time("created_at", &r.created_at)?;
                 time("updated_at", &r.updated_at)
+            }
+            Record::KernelEvent(r) => {
+                for (field, value) in [
+                    ("event_id", &r.event_id),
+                    ("event_version", &r.event_version),
+                    ("kernel_task_run_id", &r.kernel_task_run_id),
+                    ("session_run_id", &r.session_run_id),
+                    ("aggregate_type", &r.aggregate_type),
+                    ("aggregate_id", &r.aggregate_id),
+                    ("idempotency_key", &r.idempotency_key),
+                    ("event_type", &r.event_type),
+                    ("actor_id", &r.actor.id),
+                    ("source_component", &r.source_component),
+                    ("payload_hash", &r.payload_hash),
+                ] {
+                    indexed_text(field, value)?;
+                }
+                opt_text("causation_id", &r.causation_id)?;
+                opt_text("correlation_id", &r.correlation_id)?;
+                json("payload", &r.payload)?;
+                time("created_at", &r.created_at)
+            }
+            Record::SessionRun(r) => {
+                id("session_run_id", &r.session_run_id)?;
+                indexed_text("kernel_task_run_id", &r.kernel_task_run_id)?;
+                indexed_text("adapter_id", &r.adapter_id)?;
+                opt_text("claimed_by", &r.claimed_by)?;
+                if let Some(at) = &r.lease_expires_at {
+                    time("lease_expires_at", at)?;
+                }
+                time("available_at", &r.available_at)?;
+                time("created_at", &r.created_at)?;
+                time("updated_at", &r.updated_at)
+            }
+            Record::SessionClaim(r) => {
+                id("session_run_id", &r.session_run_id)?;
+                text("claimed_by", &r.claimed_by)?;
+                time("claimed_at", &r.claimed_at)?;
+                time("lease_expires_at", &r.lease_expires_at)?;
+                if let Some(at) = &r.ended_at {
+                    time("ended_at", at)?;
+                }
+                Ok(())
             }
         }
     }
@@ -540,6 +679,7 @@ impl Record {
                 Int(r.position),
                 Text(&r.entity_id),
                 Text(&r.entity_kind),
+                Time(r.created_at),
             ],
             Record::Run(r) => vec![
                 Uuid(r.id),
@@ -564,6 +704,46 @@ impl Record {
                 opt(&r.finished_at, |v| Time(*v)),
                 Time(r.created_at),
                 Time(r.updated_at),
+            ],
+            Record::KernelEvent(r) => vec![
+                Int(r.event_sequence),
+                Text(&r.event_id),
+                Text(&r.event_version),
+                Text(&r.kernel_task_run_id),
+                Text(&r.session_run_id),
+                Text(&r.aggregate_type),
+                Text(&r.aggregate_id),
+                Text(&r.idempotency_key),
+                Text(&r.event_type),
+                Text(r.actor.kind.as_str()),
+                Text(&r.actor.id),
+                opt(&r.causation_id, |v| Text(v)),
+                opt(&r.correlation_id, |v| Text(v)),
+                Text(&r.source_component),
+                Json(&r.payload),
+                Text(&r.payload_hash),
+                Time(r.created_at),
+            ],
+            Record::SessionRun(r) => vec![
+                Text(&r.session_run_id),
+                Text(&r.kernel_task_run_id),
+                Text(&r.adapter_id),
+                Text(r.state.as_str()),
+                opt(&r.claimed_by, |v| Text(v)),
+                opt(&r.lease_expires_at, |v| Time(*v)),
+                Int(r.attempt_count),
+                Time(r.available_at),
+                Time(r.created_at),
+                Time(r.updated_at),
+            ],
+            Record::SessionClaim(r) => vec![
+                Text(&r.session_run_id),
+                Int(r.attempt),
+                Text(&r.claimed_by),
+                Time(r.claimed_at),
+                Time(r.lease_expires_at),
+                opt(&r.ended_at, |v| Time(*v)),
+                opt(&r.outcome, |v| Text(v.as_str())),
             ],
         })
     }

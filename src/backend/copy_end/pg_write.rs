@@ -130,6 +130,9 @@ pub(crate) fn copy_stream(
         Table::AiJobEntityRefs => copy!(ai_job_entity_refs),
         Table::WorkflowRuns => copy!(workflow_runs),
         Table::WorkflowNodeExecutions => copy!(workflow_node_executions),
+        Table::KernelEvents => copy!(kernel_events),
+        Table::KernelSessionRuns => copy!(kernel_session_runs),
+        Table::KernelSessionClaims => copy!(kernel_session_claims),
     }
     .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))
 }

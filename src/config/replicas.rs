@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::{redact_url, DatabaseUrl, StorageConfig};
+use super::{redact_url, DatabaseUrl, StorageConfig};
 use crate::error::{StorageError, StorageResult};
 
 /// The environment variable `open_from_env` reads replica URLs from,
@@ -118,15 +118,26 @@ impl ReplicaConfig {
 }
 
 /// The replica URLs in `DATABASE_REPLICA_URLS` (comma-separated, blanks
-/// ignored). A libpq multi-host URL holds commas and cannot be given here.
+/// ignored).
 pub(crate) fn replica_urls_from_env() -> Vec<String> {
-    std::env::var(REPLICA_URLS_ENV)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(String::from)
-        .collect()
+    split_url_list(&std::env::var(REPLICA_URLS_ENV).unwrap_or_default())
+}
+
+/// A comma-separated list of URLs. A libpq multi-host URL holds commas
+/// too (`postgres://u@r1:5432,r2:5432/db`): a piece without `://` goes on
+/// the URL before it, so each URL comes back whole.
+fn split_url_list(list: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match urls.last_mut() {
+            Some(url) if !piece.contains("://") => {
+                url.push(',');
+                url.push_str(piece);
+            }
+            _ => urls.push(piece.to_string()),
+        }
+    }
+    urls
 }
 
 #[cfg(test)]
@@ -153,6 +164,21 @@ mod tests {
             .validate(&DatabaseUrl::SqliteMemory)
             .unwrap_err();
         assert!(matches!(err, StorageError::Validation(_)), "{err:?}");
+    }
+
+    #[test]
+    fn replica_lists_keep_multi_host_urls_whole() {
+        assert_eq!(
+            split_url_list(
+                " postgres://u@r1:5432,r2:5433/db?target_session_attrs=standby , ,\
+                 postgresql://u@r3/db"
+            ),
+            [
+                "postgres://u@r1:5432,r2:5433/db?target_session_attrs=standby",
+                "postgresql://u@r3/db"
+            ]
+        );
+        assert!(split_url_list("").is_empty());
     }
 
     #[test]

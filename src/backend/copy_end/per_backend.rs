@@ -1,15 +1,16 @@
-// The per-backend half of `crate::copy`: included at the end of
+// The per-backend half of `backend::copy_end`: included at the end of
 // `backend/store.rs` (`include!`), so it is compiled once per backend like
 // the rest of that file and reads rows with the store's own row types and
 // `into_domain` conversions (one decoding for the API and the copier).
-// Writing goes through `crate::copy::WriteRecords`, implemented per
-// connection type in `copy/sqlite_write.rs` and `copy/pg_write.rs`.
+// Writing goes through `WriteRecords`, implemented per connection type in
+// `copy_end/sqlite_write.rs` and `copy_end/pg_write.rs`.
 
 mod copy_end {
     use super::*;
-    use crate::copy::Table as CopyTable;
-    use crate::copy::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
-    use crate::copy::{IndexedRef, WriteRecords};
+    use crate::backend::copy_end::Table as CopyTable;
+    use crate::backend::copy_end::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
+    use crate::backend::copy_end::{drop_index_sql, is_index_definition, secondary_indexes_sql};
+    use crate::backend::copy_end::{IndexedRef, WriteRecords};
 
     diesel::table! {
         /// The copier's checkpoint in a target: one row per table. Created
@@ -51,7 +52,7 @@ mod copy_end {
     /// The secondary indexes (no primary key or unique constraint behind
     /// them) on the copied tables, with the statements that create them.
     fn secondary_indexes(c: &mut Conn) -> StorageResult<Vec<IndexRow>> {
-        let sql = crate::copy::secondary_indexes_sql(BACKEND);
+        let sql = secondary_indexes_sql(BACKEND);
         diesel::sql_query(sql)
             .load(c)
             .map_err(|e| from_diesel(e, "secondary indexes"))
@@ -228,6 +229,24 @@ mod copy_end {
         }};
     }
 
+    /// A page of rows decoded into records, each checked (an error names
+    /// the row's key; one that cannot be decoded names the table).
+    fn checked<R>(
+        table: CopyTable,
+        rows: Vec<R>,
+        decode: impl Fn(R) -> StorageResult<Record>,
+    ) -> StorageResult<Vec<Record>> {
+        rows.into_iter()
+            .map(|row| {
+                let record = decode(row).map_err(|e| at_row(table, "in page", e))?;
+                record
+                    .check()
+                    .map_err(|e| at_row(table, &record.key().to_string(), e))?;
+                Ok(record)
+            })
+            .collect()
+    }
+
     struct Snap<'c>(&'c mut Conn);
 
     impl Snapshot for Snap<'_> {
@@ -350,10 +369,64 @@ mod copy_end {
                     |r: &ExecutionRow| Key::uuid(r.id.0),
                     uuid_of
                 ),
+                CopyTable::KernelEvents => {
+                    let mut query = kernel_events::table
+                        .select(KernelEventRow::as_select())
+                        .order(kernel_events::event_sequence)
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(after) = after {
+                        query = query
+                            .filter(kernel_events::event_sequence.gt(after.pos.unwrap_or(i64::MIN)));
+                    }
+                    let rows: Vec<KernelEventRow> =
+                        query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
+                    checked(table, rows, |row| row.into_domain().map(Record::KernelEvent))
+                }
+                CopyTable::KernelSessionRuns => {
+                    let mut query = kernel_session_runs::table
+                        .select(SessionRunRow::as_select())
+                        .order(kernel_session_runs::session_run_id)
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(after) = after {
+                        query = query.filter(kernel_session_runs::session_run_id.gt(after.id.clone()));
+                    }
+                    let rows: Vec<SessionRunRow> =
+                        query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
+                    checked(table, rows, |row| row.into_domain().map(Record::SessionRun))
+                }
+                CopyTable::KernelSessionClaims => {
+                    let mut query = kernel_session_claims::table
+                        .select(ClaimRow::as_select())
+                        .order((kernel_session_claims::session_run_id, kernel_session_claims::attempt))
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(after) = after {
+                        // A row-value comparison, answered from the primary
+                        // key (see the entity refs below).
+                        query = query.filter(
+                            diesel::dsl::sql::<diesel::sql_types::Bool>("(session_run_id, attempt) > (")
+                                .bind::<diesel::sql_types::Text, _>(after.id.clone())
+                                .sql(", ")
+                                .bind::<diesel::sql_types::BigInt, _>(after.pos.unwrap_or(i64::MIN))
+                                .sql(")"),
+                        );
+                    }
+                    let rows: Vec<ClaimRow> =
+                        query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
+                    checked(table, rows, |row| row.into_domain().map(Record::SessionClaim))
+                }
                 CopyTable::AiJobEntityRefs => {
                     use ai_job_entity_refs::dsl as r;
                     let mut query = r::ai_job_entity_refs
-                        .select((r::job_id, r::position, r::entity_id, r::entity_kind))
+                        .select((
+                            r::job_id,
+                            r::position,
+                            r::entity_id,
+                            r::entity_kind,
+                            r::created_at,
+                        ))
                         .order((r::job_id, r::position))
                         .limit(limit)
                         .into_boxed();
@@ -373,15 +446,16 @@ mod copy_end {
                                 .sql(")"),
                         );
                     }
-                    let rows: Vec<(DbUuid, i64, String, String)> =
+                    let rows: Vec<(DbUuid, i64, String, String, DbTime)> =
                         query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
                     rows.into_iter()
-                        .map(|(job_id, position, entity_id, entity_kind)| {
+                        .map(|(job_id, position, entity_id, entity_kind, created_at)| {
                             let record = Record::Ref(IndexedRef {
                                 job_id: job_id.0,
                                 position,
                                 entity_id,
                                 entity_kind,
+                                created_at: created_at.0,
                             });
                             record
                                 .check()
@@ -411,6 +485,9 @@ mod copy_end {
                 CopyTable::AiJobEntityRefs => count!(ai_job_entity_refs),
                 CopyTable::WorkflowRuns => count!(workflow_runs),
                 CopyTable::WorkflowNodeExecutions => count!(workflow_node_executions),
+                CopyTable::KernelEvents => count!(kernel_events),
+                CopyTable::KernelSessionRuns => count!(kernel_session_runs),
+                CopyTable::KernelSessionClaims => count!(kernel_session_claims),
             }
             .map_err(|e| from_diesel(e, table.name()))?;
             Ok(u64::try_from(n).unwrap_or(0))
@@ -519,9 +596,16 @@ mod copy_end {
                          list, or copy into an empty database",
                     ));
                 }
-                diesel::sql_query(CREATE_CHECKPOINT)
-                    .execute(c)
-                    .map_err(|e| from_diesel(e, "copy checkpoint"))?;
+                // A role that may not create tables (an application role
+                // with only its grants) cannot keep a checkpoint: copying
+                // into a store is the owner's job.
+                diesel::sql_query(CREATE_CHECKPOINT).execute(c).map_err(|e| {
+                    from_diesel(
+                        e,
+                        "copy checkpoint (the copier creates table hsk_copy_checkpoint in \
+                         the target: copy into this database as its owner)",
+                    )
+                })?;
                 let rows: Vec<CheckpointRow> = checkpoints.iter().map(CheckpointRow::new).collect();
                 diesel::insert_into(hsk_copy_checkpoint::table)
                     .values(&rows)
@@ -536,7 +620,7 @@ mod copy_end {
                     .execute(c)
                     .map_err(|e| from_diesel(e, "copy index list"))?;
                 for index in &indexes {
-                    diesel::sql_query(crate::copy::drop_index_sql(&index.name))
+                    diesel::sql_query(drop_index_sql(&index.name))
                         .execute(c)
                         .map_err(|e| from_diesel(e, &index.name))?;
                 }
@@ -559,7 +643,7 @@ mod copy_end {
                     if exists(c, Object::Index, &index.name)? {
                         continue; // built by hand while the copy was stopped
                     }
-                    if !crate::copy::is_index_definition(&index.name, &index.definition) {
+                    if !is_index_definition(&index.name, &index.definition) {
                         return Err(StorageError::Serialization(format!(
                             "the copy's index list holds {:?} for index {:?}, which is not \
                              its CREATE INDEX statement",

@@ -1,0 +1,37 @@
+-- squawk-ignore-file require-concurrent-index-creation, require-lock-timeout, require-statement-timeout
+-- Exempt (squawk, CI): the table and its indexes are created by this
+-- migration, so each CREATE INDEX runs on an empty table that no other
+-- session can see or lock before the migration commits; a replay over an
+-- existing schema finds everything present and builds nothing.
+-- The kernel's append-only event ledger (docs/kernel.md).
+-- event_sequence is given by the store under a transaction-scoped advisory
+-- lock (one past the largest committed), so sequence order is commit order
+-- and a tailing reader never skips an event; there is no identity column,
+-- so a copy carries the numbers as they are. Text keys use the "C" collation
+-- so ordering by them is bytewise, as on SQLite.
+-- Replay-safe (Handshake CX-DBP-022): every statement is a no-op on a
+-- database that already has its effect.
+
+CREATE TABLE IF NOT EXISTS kernel_events (
+    event_sequence BIGINT PRIMARY KEY NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL,
+    event_version TEXT NOT NULL,
+    kernel_task_run_id TEXT COLLATE "C" NOT NULL,
+    session_run_id TEXT COLLATE "C" NOT NULL,
+    aggregate_type TEXT COLLATE "C" NOT NULL,
+    aggregate_id TEXT COLLATE "C" NOT NULL,
+    idempotency_key TEXT COLLATE "C" NOT NULL,
+    event_type TEXT NOT NULL,
+    actor_kind TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    causation_id TEXT,
+    correlation_id TEXT,
+    source_component TEXT NOT NULL,
+    payload JSONB NOT NULL,
+    payload_hash TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS kernel_events_event_id_idx ON kernel_events (event_id);
+CREATE UNIQUE INDEX IF NOT EXISTS kernel_events_idempotency_key_idx ON kernel_events (idempotency_key);
+CREATE INDEX IF NOT EXISTS kernel_events_session_idx ON kernel_events (session_run_id, event_sequence);
+CREATE INDEX IF NOT EXISTS kernel_events_aggregate_idx ON kernel_events (aggregate_type, aggregate_id, event_sequence);

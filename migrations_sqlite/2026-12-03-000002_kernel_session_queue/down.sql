@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS kernel_session_claims;
+DROP TABLE IF EXISTS kernel_session_runs;

@@ -1,0 +1,168 @@
+//! What a store provides to `crate::copy`: the reads of one snapshot, the
+//! page writes with their checkpoint, the checkpoint table, the indexes
+//! dropped and built again, and the locks against a second copy; and the
+//! copier's view of a row (`record.rs`), which the store reads pages into
+//! and writes from. It lives here, below the copier, so that `backend/`
+//! imports nothing from the layers above it; the copy itself (planning,
+//! the pipeline, verification) is `crate::copy`.
+//!
+//! - `per_backend.rs`: the per-backend half (reading pages with the
+//!   store's own row types, the checkpoint and index tables, the
+//!   PostgreSQL advisory lock), included at the end of `backend/store.rs`
+//!   (`include!`), so it is compiled once per backend like the rest of
+//!   that file.
+//! - `sqlite_write.rs`, `pg_write.rs`: [`WriteRecords`] per connection
+//!   type (multi-row INSERTs; binary `COPY FROM STDIN`).
+//! - `lock.rs`: the SQLite file lock against a second copy.
+
+#[cfg(feature = "sqlite")]
+mod lock;
+#[cfg(feature = "postgres")]
+pub(crate) mod pg_write;
+mod record;
+#[cfg(feature = "sqlite")]
+mod sqlite_write;
+
+#[cfg(feature = "sqlite")]
+pub(crate) use lock::lock_sqlite_target;
+#[cfg_attr(not(feature = "postgres"), allow(unused_imports))]
+pub(crate) use record::Cell;
+pub(crate) use record::{at_row, IndexedRef, Key, Record, Table};
+
+use crate::error::StorageResult;
+use crate::storage::Storage;
+
+/// A table's progress in a target, as stored in its checkpoint table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub table: Table,
+    pub copy_id: String,
+    /// The source, password redacted (for messages).
+    pub source: String,
+    pub last_key: Option<Key>,
+    pub rows: u64,
+    pub digest: u128,
+    pub done: bool,
+}
+
+/// Held for the length of a copy; dropping it releases the lock.
+pub(crate) type CopyLock = Box<dyn std::any::Any>;
+
+/// Reads of one consistent snapshot of a store.
+pub(crate) trait Snapshot {
+    /// Up to `limit` rows of `table` after `after`, in key order, decoded
+    /// and checked.
+    fn page(
+        &mut self,
+        table: Table,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> StorageResult<Vec<Record>>;
+    fn count(&mut self, table: Table) -> StorageResult<u64>;
+    /// What a copy reads from a source: a page of up to `limit` source
+    /// rows after `after`. A source that sets rows aside (an import's
+    /// quarantine) returns fewer records than rows read, so the page says
+    /// where it ended and whether the table is exhausted.
+    fn source_page(
+        &mut self,
+        table: Table,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> StorageResult<SourcePage> {
+        let records = self.page(table, after, limit)?;
+        Ok(SourcePage {
+            last_key: records.last().map(Record::key),
+            exhausted: records.len() < limit,
+            records,
+        })
+    }
+}
+
+/// A page as a source hands it to a copy.
+pub(crate) struct SourcePage {
+    /// The rows to write, in key order.
+    pub records: Vec<Record>,
+    /// The last key read (written or not); the next page starts after it.
+    pub last_key: Option<Key>,
+    /// No rows after this page.
+    pub exhausted: bool,
+}
+
+/// A store as a copy's source or target.
+pub(crate) trait CopyEnd: Storage {
+    /// Runs `f` on one read snapshot.
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>,
+    ) -> StorageResult<()>;
+    /// Writes `records` into `table` and updates `progress` in the
+    /// checkpoint, in one transaction.
+    fn write_batch(
+        &self,
+        table: Table,
+        records: &[Record],
+        progress: &[Checkpoint],
+    ) -> StorageResult<()>;
+    /// The checkpoint, `None` when the target has no checkpoint table.
+    fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>>;
+    /// Creates the checkpoint table with these rows, and drops the
+    /// secondary indexes of the copied tables, keeping their definitions
+    /// beside the checkpoint: rows first, indexes after.
+    fn start_checkpoint(&self, checkpoints: &[Checkpoint]) -> StorageResult<()>;
+    /// Builds the indexes `start_checkpoint` dropped (if it did, and they
+    /// are not built yet), in one transaction.
+    fn restore_indexes(&self) -> StorageResult<()>;
+    fn drop_checkpoint(&self) -> StorageResult<()>;
+    /// Takes the server's lock against a second copy into this database
+    /// (`Conflict` when it is taken); `None` where the backend has none
+    /// (SQLite: see `lock.rs`).
+    fn lock_copies(&self) -> StorageResult<Option<CopyLock>>;
+}
+
+/// Inserts decoded rows, each backend its fastest way.
+pub(crate) trait WriteRecords {
+    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()>;
+}
+
+/// Lists the secondary indexes of the copied tables (those no primary key
+/// or unique constraint stands behind) as `name` and `definition`, the
+/// statement that creates each. On PostgreSQL only those of tables this
+/// role owns (only an owner may drop and create them).
+pub(crate) fn secondary_indexes_sql(backend: crate::Backend) -> String {
+    let tables = Table::ALL
+        .iter()
+        .map(|t| format!("'{}'", t.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match backend {
+        crate::Backend::Sqlite => format!(
+            "SELECT name, sql AS definition FROM sqlite_master \
+             WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({tables}) \
+             ORDER BY name"
+        ),
+        crate::Backend::Postgres => format!(
+            "SELECT i.indexname::text AS name, i.indexdef AS definition FROM pg_indexes i \
+             WHERE i.schemaname = current_schema() AND i.tablename IN ({tables}) \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k \
+                 WHERE k.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass) \
+             AND pg_has_role(current_user, (SELECT t.relowner FROM pg_class t \
+                 WHERE t.oid = format('%I.%I', i.schemaname, i.tablename)::regclass), 'USAGE') \
+             ORDER BY 1"
+        ),
+    }
+}
+
+/// `DROP INDEX` of an index by its name, quoted.
+pub(crate) fn drop_index_sql(name: &str) -> String {
+    format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether a kept index definition is what it should be: one `CREATE
+/// [UNIQUE] INDEX` statement of the index of that name (the list lives in
+/// the target between a kill and a resume, and is run as it reads).
+pub(crate) fn is_index_definition(name: &str, definition: &str) -> bool {
+    let upper = definition.trim_start().to_ascii_uppercase();
+    (upper.starts_with("CREATE INDEX ") || upper.starts_with("CREATE UNIQUE INDEX "))
+        && definition.contains(name)
+        && !definition.contains(';')
+}
