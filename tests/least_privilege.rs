@@ -12,6 +12,7 @@ use std::thread::ThreadId;
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use handshake_storage::conformance::fixtures::{human, new_block, new_doc, ws_ref};
 use handshake_storage::conformance::{Harness, ScratchRole, TestTarget, CASES, OWNER_ONLY};
+#[cfg(feature = "sqlite")]
 use handshake_storage::copy::{copy_store, verify_stores, CopyOptions};
 use handshake_storage::*;
 
