@@ -68,7 +68,7 @@ pub trait Baseline: Send + Sync {
     /// [`Baseline::append_kernel_event`] into `kernel_events_plain`,
     /// whose key is a plain sequence (which can skip, and be seen out of
     /// order): the same statements without the ledger lock and the largest
-    /// sequence. The table is made by [`plain_ledger_sql`].
+    /// sequence. The table is made by `plain_ledger_sql`.
     fn append_kernel_event_plain_sequence(&self, event: &NewKernelEvent) -> StorageResult<()>;
     /// The tail: events after `after`, at most `limit`; the rows read.
     fn list_kernel_events_after(&self, after: i64, limit: u32) -> StorageResult<usize>;
