@@ -38,7 +38,11 @@ pub(super) fn check(options: &str) -> Result<(), String> {
                 .into(),
         );
     }
-    for token in options.split_whitespace() {
+    // Each word as a whole (`name=value` after a bare `-c`, `--name=value`,
+    // `-Fcname=value`), then each setting as getopt hands it to `-c` or
+    // `--` (a switch cluster may hold `=` or any other byte before them).
+    let words: Vec<&str> = options.split_whitespace().collect();
+    for token in words.iter().copied().chain(switch_arguments(&words)) {
         // The server reads `-` as `_` in the name only, and folds the
         // name's case; a value's unquoted names are folded too.
         let (key, value) = token.split_once('=').unwrap_or((token, ""));
@@ -61,6 +65,33 @@ pub(super) fn check(options: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The server's switches that take an argument (`process_postgres_switches`:
+/// "B:bC:c:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:").
+const WITH_ARGUMENT: &[u8] = b"BCcDdfhkNprStvW-";
+
+/// What getopt hands to each switch that takes an argument: in a word
+/// starting with `-`, every byte up to the first such switch is a switch
+/// of its own (known or not), and the argument is the rest of the word,
+/// or the next word when the rest is empty. A superset of what the server
+/// passes to `-c` and `--` (it stops at `--` and at errors; this does not).
+fn switch_arguments<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let Some(switches) = word.strip_prefix('-') else {
+            continue;
+        };
+        if let Some(at) = switches.bytes().position(|b| WITH_ARGUMENT.contains(&b)) {
+            let rest = &switches[at + 1..];
+            if !rest.is_empty() {
+                out.push(rest);
+            } else if let Some(next) = words.get(i + 1) {
+                out.push(next);
+            }
+        }
+    }
+    out
 }
 
 /// The check of [`check`] for `PGOPTIONS`, which libpq sends in place of
@@ -145,6 +176,9 @@ mod tests {
             "-F-role=x",
             "-\x08gl-role=l",
             "-Fe--role=x",
+            "-\x08=gl-role=l",
+            "-=-role=x",
+            "-x=y-c role=x",
             // Bytes a server's locale may take for white space.
             "-c application_name=a\u{a0}-crole=x",
             "-c application_name=\u{85}--role=x",
