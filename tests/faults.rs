@@ -189,6 +189,25 @@ mod on_sqlite {
         }
     }
 
+    /// Waits (up to 30 s) until no connection has `db` open: SQLite removes
+    /// its `-wal` and `-shm` files when the last one closes.
+    fn wait_until_closed(db: &std::path::Path) {
+        let side = |suffix: &str| {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            std::path::PathBuf::from(path)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while side("-wal").exists() || side("-shm").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} is still open 30 s after its store was dropped",
+                db.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// A new database in a read-only directory, and an existing one whose
     /// directory turned read-only (WAL needs to create files beside it):
     /// each a clear `Database` error naming the file, never a panic.
@@ -199,6 +218,13 @@ mod on_sqlite {
         let store = open(existing.to_str().unwrap()).unwrap();
         workspace_and_document(&*store);
         drop(store);
+        // The pool may still be opening a connection in the background
+        // when the store is dropped (r2d2 fills `min_idle` on its own
+        // threads, each holding the pool until its connect returns); the
+        // last connection to close removes `-wal` and `-shm`. Until then the
+        // database is not closed, and a read-only directory would keep the
+        // files, which an open can use.
+        wait_until_closed(&existing);
         let _read_only = ReadOnlyDir::new(dir.path());
 
         let new = dir.path().join("new.db");
