@@ -24,7 +24,8 @@ import tempfile
 import time
 import uuid
 
-JOBS, WARMUP, ROUNDS = 3000, 200, 3
+JOBS, WARMUP = 3000, 200
+ROUNDS = int(os.environ.get("HSK_PROBE_ROUNDS", "5"))
 METRICS = json.dumps({k: 0 for k in (
     "duration_ms total_tokens input_tokens output_tokens tokens_planner "
     "tokens_executor entities_read entities_written validators_run_count").split()})
