@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         // The same URL with a one-letter password: what it shows after
         // redaction is the URL's own text, not a leak.
         let neutral = form("Q");
+        let masked = form("***");
         let redacted = redact_url(&with);
         let message =
             format!("could not connect to {with}: password {password} ({encoded}) refused");
@@ -65,6 +66,14 @@ fuzz_target!(|data: &[u8]| {
         for secret in [password, encoded.as_str()] {
             // Short secrets may occur by chance in any text.
             if secret.chars().count() < 4 {
+                continue;
+            }
+            // A secret that the URL shows even with its password masked
+            // (in the host text, or spanning the mask) is not a leak.
+            // Redaction shows that text as written or percent-encoded,
+            // depending on which parser took the URL, so the neutral URL's
+            // redaction above does not always show it the same way.
+            if masked.contains(secret) {
                 continue;
             }
             if !redact_url(&neutral).contains(secret) {
