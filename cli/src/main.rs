@@ -293,7 +293,10 @@ fn run(cli: Cli) -> StorageResult<ExitCode> {
                 let ms = outcome.elapsed.as_secs_f64() * 1000.0;
                 match (&outcome.failure, outcome.skipped) {
                     (Some(why), _) => println!("FAIL  {ms:9.1} ms  {}: {why}", outcome.name),
-                    (None, Some(why)) => println!("skip  {ms:9.1} ms  {}: {why}", outcome.name),
+                    (None, Some(why)) => println!(
+                        "ok    {ms:9.1} ms  {}: refused as it should be ({why})",
+                        outcome.name
+                    ),
                     (None, None) => println!("ok    {ms:9.1} ms  {}", outcome.name),
                 }
             });

@@ -47,7 +47,7 @@ pub static CASES: &[Case] = crate::__hsk_cases!(list);
 /// The cases that need the role that owns the schema, each with why: on
 /// [`TestTarget::PostgresLeastPrivilege`], whose store runs as a role with
 /// only the grants of [`grant_application_role`](crate::grant_application_role),
-/// they are skipped (and only there). Each reverts or replays migrations,
+/// they must be refused there (and only there), for want of a privilege. Each reverts or replays migrations,
 /// which is DDL: the application role may not run it, by design (it
 /// cannot change the schema or drop a table). Everything else in the suite
 /// passes as that role.
@@ -79,20 +79,39 @@ pub type Column = ColumnInfo;
 
 /// Runs one case on a fresh database of `target`; panics (fails the test) on
 /// any failure, including when the database cannot be prepared. A case the
-/// target skips ([`TestTarget::skips`]) passes without running, saying why
-/// on stderr.
+/// target may not run ([`TestTarget::skips`]: it needs the schema's owner)
+/// runs too, and must be refused for want of a privilege: it fails if the
+/// case passes (the role could change the schema) or fails for any other
+/// reason.
 pub fn run_case(target: &TestTarget, case: &Case) {
-    if let Some(why) = target.skips(case.name) {
-        eprintln!("skipped {} on {}: {why}", case.name, target.describe());
-        return;
-    }
     let harness = target.harness().unwrap_or_else(|err| {
         panic!(
             "could not prepare a fresh {} database for this case: {err}",
             target.backend()
         )
     });
-    (case.run)(&harness);
+    let Some(why) = target.skips(case.name) else {
+        (case.run)(&harness);
+        return;
+    };
+    let message = match catch_unwind(AssertUnwindSafe(|| (case.run)(&harness))) {
+        Ok(()) => panic!(
+            "{} passed on {}, whose role should be refused it ({why}): the role can change the schema",
+            case.name,
+            target.describe()
+        ),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default(),
+    };
+    assert!(
+        message.contains("permission denied") || message.contains("must be owner"),
+        "{} on {} failed, but not for want of a privilege ({why}): {message}",
+        case.name,
+        target.describe()
+    );
 }
 
 /// The outcome of one case in [`run_suite`].
@@ -102,9 +121,10 @@ pub struct CaseOutcome {
     pub name: &'static str,
     /// How long it ran, preparing its database included.
     pub elapsed: Duration,
-    /// `None` when the case passed (or was skipped), else what failed.
+    /// `None` when the case passed (or, where the target may not run it,
+    /// was refused for want of a privilege), else what failed.
     pub failure: Option<String>,
-    /// Why the target skipped the case ([`TestTarget::skips`]), if it did.
+    /// Why the target may not run the case ([`TestTarget::skips`]), if so.
     pub skipped: Option<&'static str>,
 }
 

@@ -56,7 +56,8 @@ pub enum TestTarget {
     /// per case, the schema is migrated by `admin_url`'s role (the owner),
     /// a [`ScratchRole`] is created and granted, and the store is opened as
     /// that role with `run_migrations(false)`. The cases of
-    /// [`OWNER_ONLY`](crate::conformance::OWNER_ONLY) are skipped here.
+    /// [`OWNER_ONLY`](crate::conformance::OWNER_ONLY) run here and must be
+    /// refused for want of a privilege.
     PostgresLeastPrivilege {
         /// A database whose role may create and drop schemas and roles.
         admin_url: String,
