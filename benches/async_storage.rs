@@ -3,9 +3,10 @@
 //! (SQLite file in WAL mode; PostgreSQL from `POSTGRES_TEST_URL`, in a
 //! throwaway schema):
 //!
-//! - `async`: point ops through `AsyncStorage` against a bare
+//! - `async`: point ops through `AsyncStorage` (as configured by default,
+//!   and with every call on the blocking pool) against a bare
 //!   `tokio::task::spawn_blocking(move || store.get_block(..))` on the same
-//!   store;
+//!   store, from a task on a worker thread;
 //! - `throughput`: 64 tasks x 16 `get_block` calls at once on a pool of 8,
 //!   through `AsyncStorage` (8 in flight) against bare `spawn_blocking`
 //!   (64 blocking threads queueing for 8 connections);
@@ -25,7 +26,7 @@ use criterion::Criterion;
 use handshake_storage::conformance::TestTarget;
 
 mod common;
-use common::{compare, runtime, seed, targets, wanted};
+use common::{compare, on_worker, runtime, seed, targets, wanted};
 use handshake_storage::*;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -36,7 +37,9 @@ fn update(k: u64) -> BlockUpdate {
     }
 }
 
-/// `AsyncStorage` against bare `spawn_blocking`, one call at a time.
+/// `AsyncStorage` against bare `spawn_blocking`, one call at a time, from
+/// a task on a worker thread: the facade as configured by default (point
+/// reads inline), and with every call on the blocking pool.
 fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>) {
     let harness = target.harness().expect("a fresh database");
     let backend = target.backend().to_string();
@@ -50,7 +53,8 @@ fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             let (store, ids, ctx) = (Arc::clone(&store), ids.clone(), ctx.clone());
             let rt = &rt;
             Box::new(move |iters: u64| {
-                rt.block_on(async {
+                let (store, ids, ctx) = (Arc::clone(&store), ids.clone(), ctx.clone());
+                on_worker(rt, async move {
                     let start = Instant::now();
                     for k in 0..iters {
                         let (store, id, ctx) = (
@@ -76,11 +80,12 @@ fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 })
             }) as Box<dyn FnMut(u64) -> Duration + '_>
         };
-        let through = {
-            let (facade, ids, ctx) = (facade.clone(), ids.clone(), ctx.clone());
+        let through = |facade: AsyncStorage| {
+            let (ids, ctx) = (ids.clone(), ctx.clone());
             let rt = &rt;
             Box::new(move |iters: u64| {
-                rt.block_on(async {
+                let (facade, ids, ctx) = (facade.clone(), ids.clone(), ctx.clone());
+                on_worker(rt, async move {
                     let start = Instant::now();
                     for k in 0..iters {
                         let id = &ids[k as usize % ids.len()];
@@ -99,7 +104,14 @@ fn async_point(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             &backend,
             &format!("async/{op}"),
             1,
-            vec![("bare_spawn_blocking", bare), ("async_storage", through)],
+            vec![
+                ("bare_spawn_blocking", bare),
+                ("async_storage", through(facade.clone())),
+                (
+                    "async_storage_pool",
+                    through(facade.clone().with_dispatch(AsyncDispatch::BlockingPool)),
+                ),
+            ],
             summary,
         );
     }
@@ -163,7 +175,11 @@ fn throughput(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>)
         TASKS * CALLS,
         vec![
             ("bare_spawn_blocking", timed(None)),
-            ("async_storage", timed(Some(facade))),
+            ("async_storage", timed(Some(facade.clone()))),
+            (
+                "async_storage_pool",
+                timed(Some(facade.with_dispatch(AsyncDispatch::BlockingPool))),
+            ),
         ],
         summary,
     );

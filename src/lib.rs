@@ -106,7 +106,7 @@ pub mod fuzzing;
 use std::sync::Arc;
 
 #[cfg(feature = "tokio")]
-pub use async_storage::AsyncStorage;
+pub use async_storage::{AsyncDispatch, AsyncStorage};
 pub use config::{
     redact_url, ReplicaConfig, SqliteSynchronous, StorageConfig, DEFAULT_DATABASE_URL,
     REPLICA_URLS_ENV,

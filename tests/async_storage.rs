@@ -1,7 +1,8 @@
 //! `AsyncStorage` on real databases, each case on SQLite and PostgreSQL:
 //! the cap on calls in flight (counted inside the store by a hook), futures
 //! cut at random moments, cancellation before and after a call begins,
-//! panics and the busy timeout.
+//! panics and the busy timeout; and point reads run on the caller's thread
+//! on a multi-thread runtime, under the same cap.
 #![cfg(feature = "tokio")]
 
 mod common;
@@ -47,6 +48,20 @@ struct Seen {
     peak: AtomicUsize,
     calls: AtomicUsize,
     gate: Gate,
+    /// The thread each call ran on.
+    threads: Mutex<Vec<(&'static str, std::thread::ThreadId)>>,
+}
+
+impl Seen {
+    /// The threads `method`'s calls ran on.
+    fn threads_of(&self, method: &str) -> Vec<std::thread::ThreadId> {
+        let threads = self.threads.lock().unwrap();
+        threads
+            .iter()
+            .filter(|(m, _)| *m == method)
+            .map(|(_, t)| *t)
+            .collect()
+    }
 }
 
 /// A hook around a real store: counts calls inside it, can hold one
@@ -75,6 +90,11 @@ impl StorageHook for Probe {
         let _leave = Leave(&self.seen.inside);
         self.seen.peak.fetch_max(now, Ordering::SeqCst);
         self.seen.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen
+            .threads
+            .lock()
+            .unwrap()
+            .push((call.method, std::thread::current().id()));
         if self.panic_on == Some(call.method) {
             panic!("injected panic in {}", call.method);
         }
@@ -184,9 +204,27 @@ fn open_caps_at_pool_size(target: TestTarget) {
     });
 }
 
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn burst_of_500_on_a_pool_of_2(target: TestTarget) {
+    burst_of_500(target, current_thread());
+}
+
+/// Point reads (one call in four) run inline where a slot is free, the
+/// rest on the blocking pool: the cap counts both.
+fn burst_of_500_on_a_pool_of_2_multi_thread(target: TestTarget) {
+    burst_of_500(target, multi_thread());
+}
+
+fn burst_of_500(target: TestTarget, runtime: tokio::runtime::Runtime) {
     let s = setup(&target, 2, None, None);
-    current_thread().block_on(async {
+    runtime.block_on(async {
         let doc = document(&s.store, 0, 3).await;
         let blocks = s.store.get_blocks(&doc.id).await.unwrap();
         let mut calls = JoinSet::new();
@@ -392,6 +430,171 @@ fn dropped_after_the_call_began_runs_to_its_end(target: TestTarget) {
     });
 }
 
+/// On a multi-thread runtime a point read runs on the thread of the task
+/// that awaits it; a list read, a point read with `BlockingPool` and a
+/// point read on a current-thread runtime run on blocking threads.
+fn point_reads_run_on_the_callers_thread(target: TestTarget) {
+    let s = setup(&target, 4, None, None);
+    let (doc, block) = current_thread().block_on(async {
+        let doc = document(&s.store, 0, 2).await;
+        let block = s.store.get_blocks(&doc.id).await.unwrap().remove(0);
+        (doc, block)
+    });
+    let last_thread = |method: &str| *s.seen.threads_of(method).last().expect("a call");
+    // On a worker of a fresh runtime: the thread the task runs on, then
+    // `call`'s outcome. (After an inline call the worker's thread may have
+    // handed its core on and joined the blocking pool, where it could run
+    // the next pooled call: each check starts on a fresh runtime.)
+    let on_worker = |call: Box<
+        dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send,
+    >| {
+        let runtime = multi_thread();
+        let task = runtime.spawn(async move {
+            let me = std::thread::current().id();
+            call().await;
+            me
+        });
+        runtime.block_on(task).unwrap()
+    };
+
+    let (store, id) = (s.store.clone(), block.id.clone());
+    let me = on_worker(Box::new(move || {
+        Box::pin(async move {
+            assert_eq!(store.get_block(&id).await.unwrap().id, id);
+        })
+    }));
+    assert_eq!(
+        last_thread("get_block"),
+        me,
+        "inline on the caller's thread"
+    );
+
+    let (store, id) = (s.store.clone(), doc.id.clone());
+    let me = on_worker(Box::new(move || {
+        Box::pin(async move {
+            store.get_blocks(&id).await.unwrap();
+        })
+    }));
+    assert_ne!(
+        last_thread("get_blocks"),
+        me,
+        "a list read goes to the pool"
+    );
+
+    let pooled = s.store.clone().with_dispatch(AsyncDispatch::BlockingPool);
+    assert_eq!(pooled.dispatch(), AsyncDispatch::BlockingPool);
+    let id = block.id.clone();
+    let me = on_worker(Box::new(move || {
+        Box::pin(async move {
+            pooled.get_block(&id).await.unwrap();
+        })
+    }));
+    assert_ne!(last_thread("get_block"), me, "BlockingPool: on the pool");
+
+    let me = current_thread().block_on(async {
+        s.store.get_block(&block.id).await.unwrap();
+        std::thread::current().id()
+    });
+    assert_ne!(
+        last_thread("get_block"),
+        me,
+        "a current-thread runtime cannot block in place"
+    );
+    assert_eq!(s.store.in_flight(), 0);
+}
+
+/// A call that queued while an inline read held the only slot runs when
+/// the read ends: the read hands its slot to a new blocking thread.
+fn a_call_queued_behind_an_inline_read_runs_when_it_ends(target: TestTarget) {
+    let s = setup(&target, 1, Some("get_workspace"), None);
+    multi_thread().block_on(async {
+        let ws = s
+            .store
+            .create_workspace(&human(), NewWorkspace { name: "ws".into() })
+            .await
+            .unwrap();
+        let reader = tokio::spawn({
+            let (store, id) = (s.store.clone(), ws.id.clone());
+            async move {
+                let me = std::thread::current().id();
+                (me, store.get_workspace(&id).await)
+            }
+        });
+        while s.seen.gate.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(s.store.in_flight(), 1);
+        let calls = s.seen.calls.load(Ordering::SeqCst);
+        let lister = tokio::spawn({
+            let store = s.store.clone();
+            async move { store.list_workspaces().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!lister.is_finished(), "the list waits for the only slot");
+        assert_eq!(s.seen.calls.load(Ordering::SeqCst), calls);
+        s.seen.gate.release();
+        let (me, read) = reader.await.unwrap();
+        assert_eq!(read.unwrap().unwrap().name, "ws");
+        assert_eq!(s.seen.threads_of("get_workspace"), [me]);
+        assert_eq!(lister.await.unwrap().unwrap().len(), 1);
+        drained(&s.store).await;
+    });
+    assert_eq!(s.seen.peak.load(Ordering::SeqCst), 1, "the cap of 1 held");
+}
+
+/// A point read that finds every slot taken waits in the queue like any
+/// call, and times out as busy.
+fn busy_store_times_out_a_point_read(target: TestTarget) {
+    let s = setup(&target, 1, Some("ping"), None);
+    let store = s
+        .store
+        .clone()
+        .with_acquire_timeout(Some(Duration::from_millis(50)));
+    multi_thread().block_on(async {
+        let ws = store
+            .create_workspace(&human(), NewWorkspace { name: "ws".into() })
+            .await
+            .unwrap();
+        let holder = tokio::spawn({
+            let store = store.clone();
+            async move { store.ping().await }
+        });
+        while s.seen.gate.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let reader = tokio::spawn({
+            let (store, id) = (store.clone(), ws.id.clone());
+            async move { store.get_workspace(&id).await }
+        });
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Database);
+        assert!(err.to_string().contains("the store is busy"), "{err}");
+        s.seen.gate.release();
+        holder.await.unwrap().unwrap();
+        assert!(store.get_workspace(&ws.id).await.unwrap().is_some());
+    });
+    assert_eq!(s.seen.peak.load(Ordering::SeqCst), 1);
+}
+
+/// A panic in an inline point read comes back as an error, and frees its
+/// slot.
+fn a_panic_in_an_inline_read_comes_back_as_an_error(target: TestTarget) {
+    let s = setup(&target, 1, None, Some("get_workspace"));
+    multi_thread().block_on(async {
+        let outcome = tokio::spawn({
+            let store = s.store.clone();
+            async move { store.get_workspace("ws_missing").await }
+        })
+        .await
+        .expect("the task does not panic");
+        let err = outcome.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Database);
+        assert!(err.to_string().contains("get_workspace panicked"), "{err}");
+        assert_eq!(s.store.in_flight(), 0, "the panicked call freed its slot");
+        s.store.ping().await.expect("the store works after a panic");
+    });
+}
+
 fn a_panic_comes_back_as_an_error(target: TestTarget) {
     let s = setup(&target, 2, None, Some("list_workspaces"));
     current_thread().block_on(async {
@@ -460,6 +663,11 @@ macro_rules! on_both_backends {
 on_both_backends!(
     open_caps_at_pool_size,
     burst_of_500_on_a_pool_of_2,
+    burst_of_500_on_a_pool_of_2_multi_thread,
+    point_reads_run_on_the_callers_thread,
+    a_call_queued_behind_an_inline_read_runs_when_it_ends,
+    busy_store_times_out_a_point_read,
+    a_panic_in_an_inline_read_comes_back_as_an_error,
     replace_blocks_cut_at_random_moments,
     dropped_before_the_call_begins_does_nothing,
     dropped_after_the_call_began_runs_to_its_end,

@@ -22,7 +22,7 @@ use handshake_storage::*;
 #[allow(dead_code)]
 #[path = "../../benches/common/mod.rs"]
 mod common;
-use common::{compare, runtime, seed, targets, wanted, Variant};
+use common::{compare, on_worker, runtime, seed, targets, wanted, Variant};
 
 mod sqlite {
     use super::*;
@@ -155,11 +155,19 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     let (store, sqlx) = (Arc::new(store), Arc::new(sqlx));
     let rt = &rt;
 
-    type Op<'a> =
-        Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>;
+    type Op<'a> = Box<
+        dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>
+            + Send
+            + Sync
+            + 'a,
+    >;
+    // One call at a time from a task on a worker thread, as a service's
+    // request handler makes them.
     let sequential = |op: Op<'static>| -> Box<dyn FnMut(u64) -> Duration + '_> {
+        let op = Arc::new(op);
         Box::new(move |iters| {
-            rt.block_on(async {
+            let op = Arc::clone(&op);
+            on_worker(rt, async move {
                 let start = Instant::now();
                 for k in 0..iters {
                     op(k).await;
@@ -168,6 +176,10 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             })
         })
     };
+    // `get_block` through a second handle on the same store with every
+    // call on the blocking pool (the dispatch before point reads ran
+    // inline), as a baseline in the same run.
+    let pooled = Arc::new((*store).clone().with_dispatch(AsyncDispatch::BlockingPool));
 
     if wanted("point") {
         let point: [(&str, Op<'static>, Op<'static>); 3] = [
@@ -252,10 +264,23 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             ),
         ];
         for (name, ours, theirs) in point {
-            let variants: Vec<Variant<'_>> = vec![
+            let mut variants: Vec<Variant<'_>> = vec![
                 ("handshake_storage", sequential(ours)),
                 ("sqlx", sequential(theirs)),
             ];
+            if name == "point/get_block" {
+                let (pooled, ids) = (Arc::clone(&pooled), store_ids.clone());
+                variants.push((
+                    "hs_blocking_pool",
+                    sequential(Box::new(move |k| {
+                        let (pooled, id) =
+                            (Arc::clone(&pooled), ids[k as usize % ids.len()].clone());
+                        Box::pin(async move {
+                            pooled.get_block(&id).await.unwrap();
+                        })
+                    })),
+                ));
+            }
             compare(c, &backend, name, 1, variants, summary);
         }
     }
@@ -263,8 +288,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     if wanted("concurrent") {
         const TASKS: u64 = 16;
         const CALLS: u64 = 16;
-        let concurrent = |sqlx_side: bool| -> Box<dyn FnMut(u64) -> Duration + '_> {
-            let (store, sqlx) = (Arc::clone(&store), Arc::clone(&sqlx));
+        let concurrent = |sqlx_side: bool, store: Arc<AsyncStorage>| -> Box<dyn FnMut(u64) -> Duration + '_> {
+            let sqlx = Arc::clone(&sqlx);
             let (store_ids, sqlx_ids) = (Arc::new(store_ids.clone()), Arc::new(sqlx_ids.clone()));
             Box::new(move |iters| {
                 rt.block_on(async {
@@ -300,8 +325,9 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             "concurrent/get_block_16_tasks",
             TASKS * CALLS,
             vec![
-                ("handshake_storage", concurrent(false)),
-                ("sqlx", concurrent(true)),
+                ("handshake_storage", concurrent(false, Arc::clone(&store))),
+                ("sqlx", concurrent(true, Arc::clone(&store))),
+                ("hs_blocking_pool", concurrent(false, Arc::clone(&pooled))),
             ],
             summary,
         );
@@ -327,7 +353,7 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 );
                 Box::pin(async move {
                     store.replace_blocks(&ctx, &doc, blocks).await.unwrap();
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         let replace_theirs = {
@@ -336,7 +362,7 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 let (sqlx, doc, blocks) = (Arc::clone(&sqlx), doc.clone(), their_blocks.clone());
                 Box::pin(
                     async move { on_side!(&*sqlx, s => s.replace_blocks(&doc, &blocks).await) },
-                ) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                ) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         compare(
@@ -356,7 +382,7 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 let (store, doc) = (Arc::clone(&store), doc.clone());
                 Box::pin(async move {
                     assert_eq!(store.get_blocks(&doc).await.unwrap().len(), BLOCKS);
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         let get_theirs = {
@@ -365,7 +391,7 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 let (sqlx, doc) = (Arc::clone(&sqlx), doc.clone());
                 Box::pin(async move {
                     assert_eq!(on_side!(&*sqlx, s => s.get_blocks(&doc).await), BLOCKS);
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         compare(

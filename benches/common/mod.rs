@@ -94,6 +94,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// Runs `future` as a task on one of `rt`'s worker threads, as a
+/// service's request handler runs, and waits for it. (`block_on` alone
+/// would poll it on this thread, which owns no worker: there
+/// `block_in_place` costs nothing and an I/O wake-up always crosses
+/// threads, so neither side would be measured as a service runs it.)
+pub fn on_worker<F>(rt: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt.block_on(rt.spawn(future)).expect("the bench task")
+}
+
 /// A document with `blocks` blocks on `store`: its id and the block ids.
 pub fn seed(store: &dyn Storage, blocks: usize) -> (String, Vec<String>) {
     let ctx = WriteContext::human(Some("bench".into()));
