@@ -3,8 +3,8 @@
 //! the store, on twin databases so neither side's writes slow the other),
 //! the same SQL (`handshake_storage::bench::sql`), pools of eight on both
 //! sides, sqlx's SQLite connections set up as the store's (WAL,
-//! `synchronous = NORMAL`, busy timeout, foreign keys) and no checkout
-//! query on either side. Point ops one at a time and 16 tasks at once;
+//! the store's default `synchronous`, FULL; busy timeout, foreign keys) and
+//! no checkout query on either side. Point ops one at a time and 16 tasks at once;
 //! bulk ops of 10,000 blocks. Ratios are sqlx's time over the store's
 //! (above 1: the store is faster), from interleaved rounds in one run.
 //!
@@ -53,12 +53,21 @@ mod sqlite {
         text.to_string()
     }
 
+    /// Set up as the store's connections are, with the store's default
+    /// `synchronous` (FULL).
     pub async fn connect(url: &str) -> sqlx::Pool<Db> {
+        use handshake_storage::StorageConfig;
         let options = SqliteConnectOptions::from_str(url)
             .expect("a SQLite URL")
             .busy_timeout(Duration::from_secs(10))
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(
+                match StorageConfig::default().sqlite_synchronous.pragma_value() {
+                    1 => SqliteSynchronous::Normal,
+                    2 => SqliteSynchronous::Full,
+                    _ => SqliteSynchronous::Extra,
+                },
+            )
             .foreign_keys(true);
         SqlitePoolOptions::new()
             .max_connections(8)
@@ -270,6 +279,21 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
             ];
             if name == "point/get_block" {
                 let (pooled, ids) = (Arc::clone(&pooled), store_ids.clone());
+                // The floor of any dispatch: the synchronous call made on the
+                // worker thread itself (blocking it, which a service must not do).
+                let (sync_store, sync_ids) = (Arc::clone(store.store()), store_ids.clone());
+                variants.push((
+                    "hs_sync_call_floor",
+                    sequential(Box::new(move |k| {
+                        let (store, id) = (
+                            Arc::clone(&sync_store),
+                            sync_ids[k as usize % sync_ids.len()].clone(),
+                        );
+                        Box::pin(async move {
+                            store.get_block(&id).unwrap();
+                        })
+                    })),
+                ));
                 variants.push((
                     "hs_blocking_pool",
                     sequential(Box::new(move |k| {
@@ -288,7 +312,9 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     if wanted("concurrent") {
         const TASKS: u64 = 16;
         const CALLS: u64 = 16;
-        let concurrent = |sqlx_side: bool, store: Arc<AsyncStorage>| -> Box<dyn FnMut(u64) -> Duration + '_> {
+        let concurrent = |sqlx_side: bool,
+                          store: Arc<AsyncStorage>|
+         -> Box<dyn FnMut(u64) -> Duration + '_> {
             let sqlx = Arc::clone(&sqlx);
             let (store_ids, sqlx_ids) = (Arc::new(store_ids.clone()), Arc::new(sqlx_ids.clone()));
             Box::new(move |iters| {
@@ -353,7 +379,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 );
                 Box::pin(async move {
                     store.replace_blocks(&ctx, &doc, blocks).await.unwrap();
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         let replace_theirs = {
@@ -382,7 +409,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 let (store, doc) = (Arc::clone(&store), doc.clone());
                 Box::pin(async move {
                     assert_eq!(store.get_blocks(&doc).await.unwrap().len(), BLOCKS);
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         let get_theirs = {
@@ -391,7 +419,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 let (sqlx, doc) = (Arc::clone(&sqlx), doc.clone());
                 Box::pin(async move {
                     assert_eq!(on_side!(&*sqlx, s => s.get_blocks(&doc).await), BLOCKS);
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
             }) as Op<'static>
         };
         compare(

@@ -60,6 +60,12 @@ pub fn compare(
                 elapsed
             })
         });
+        if means.is_empty() {
+            // Filtered out (`cargo bench -- <filter>`): no figure to
+            // compare, and no batch size to time the rounds with.
+            group.finish();
+            return;
+        }
         let per_iter = bench::median(&mut means).max(Duration::from_nanos(1));
         batch = batch.min((Duration::from_millis(20).as_nanos() / per_iter.as_nanos()) as u64);
     }
