@@ -112,6 +112,10 @@ pub enum AsyncDispatch {
     /// `timeout` around it can fire only when it ends.
     #[default]
     InlinePointReads,
+    /// Every call, as `InlinePointReads` runs point reads: for a service
+    /// whose calls are all short (no bulk writes, no long lists), which
+    /// then saves the hand-offs on writes too.
+    Inline,
     /// Every call on the blocking pool.
     BlockingPool,
 }
@@ -379,17 +383,15 @@ impl AsyncStorage {
         Ok(())
     }
 
-    /// Runs `call` on this thread inside `block_in_place`, if the dispatch
-    /// allows, a slot is free at once and the runtime can block in place;
-    /// otherwise gives `call` back.
+    /// Runs `call` on this thread inside `block_in_place`, if a slot is
+    /// free at once and the runtime can block in place; otherwise gives
+    /// `call` back.
     fn run_inline<T, F>(&self, method: &'static str, call: F) -> Result<StorageResult<T>, F>
     where
         F: FnOnce(&dyn Storage) -> StorageResult<T>,
     {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        if self.dispatch != AsyncDispatch::InlinePointReads
-            || self.slots.no_inline.load(Ordering::Relaxed)
-        {
+        if self.slots.no_inline.load(Ordering::Relaxed) {
             return Err(call);
         }
         let Ok(runtime) = Handle::try_current() else {
@@ -434,7 +436,12 @@ impl AsyncStorage {
     {
         // Before the first await: a future dropped unpolled does nothing,
         // and one polled runs its inline call whole within that poll.
-        let call = if point_read {
+        let inline = match self.dispatch {
+            AsyncDispatch::InlinePointReads => point_read,
+            AsyncDispatch::Inline => true,
+            AsyncDispatch::BlockingPool => false,
+        };
+        let call = if inline {
             match self.run_inline(method, call) {
                 Ok(outcome) => return outcome,
                 Err(call) => call,

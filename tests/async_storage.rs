@@ -431,8 +431,9 @@ fn dropped_after_the_call_began_runs_to_its_end(target: TestTarget) {
 }
 
 /// On a multi-thread runtime a point read runs on the thread of the task
-/// that awaits it; a list read, a point read with `BlockingPool` and a
-/// point read on a current-thread runtime run on blocking threads.
+/// that awaits it, and with `Inline` a write does too; a list read, a
+/// point read with `BlockingPool` and a point read on a current-thread
+/// runtime run on blocking threads.
 fn point_reads_run_on_the_callers_thread(target: TestTarget) {
     let s = setup(&target, 4, None, None);
     let (doc, block) = current_thread().block_on(async {
@@ -490,6 +491,21 @@ fn point_reads_run_on_the_callers_thread(target: TestTarget) {
         })
     }));
     assert_ne!(last_thread("get_block"), me, "BlockingPool: on the pool");
+
+    let inline = s.store.clone().with_dispatch(AsyncDispatch::Inline);
+    let me = on_worker(Box::new(move || {
+        Box::pin(async move {
+            let ws = NewWorkspace {
+                name: "inline".into(),
+            };
+            inline.create_workspace(&human(), ws).await.unwrap();
+        })
+    }));
+    assert_eq!(
+        last_thread("create_workspace"),
+        me,
+        "Inline: a write on the caller's thread too"
+    );
 
     let me = current_thread().block_on(async {
         s.store.get_block(&block.id).await.unwrap();

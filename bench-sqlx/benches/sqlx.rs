@@ -189,6 +189,8 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     // call on the blocking pool (the dispatch before point reads ran
     // inline), as a baseline in the same run.
     let pooled = Arc::new((*store).clone().with_dispatch(AsyncDispatch::BlockingPool));
+    // Every call inline (writes too), for the point writes.
+    let inline = Arc::new((*store).clone().with_dispatch(AsyncDispatch::Inline));
 
     if wanted("point") {
         let point: [(&str, Op<'static>, Op<'static>); 3] = [
@@ -277,6 +279,48 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
                 ("handshake_storage", sequential(ours)),
                 ("sqlx", sequential(theirs)),
             ];
+            if name == "point/create_block" {
+                let (inline, doc) = (Arc::clone(&inline), store_doc.clone());
+                variants.push((
+                    "hs_inline_writes",
+                    sequential(Box::new(move |k| {
+                        let (store, block) = (
+                            Arc::clone(&inline),
+                            fixtures::ordinary_block(&doc, 1_000_000 + k as i64),
+                        );
+                        Box::pin(async move {
+                            store
+                                .create_block(&WriteContext::human(Some("bench".into())), block)
+                                .await
+                                .unwrap();
+                        })
+                    })),
+                ));
+            }
+            if name == "point/update_block" {
+                let (inline, ids) = (Arc::clone(&inline), store_ids.clone());
+                variants.push((
+                    "hs_inline_writes",
+                    sequential(Box::new(move |k| {
+                        let (store, id) =
+                            (Arc::clone(&inline), ids[k as usize % ids.len()].clone());
+                        Box::pin(async move {
+                            let update = BlockUpdate {
+                                raw_content: Some(format!("inline {k}")),
+                                ..BlockUpdate::default()
+                            };
+                            store
+                                .update_block(
+                                    &WriteContext::human(Some("bench".into())),
+                                    &id,
+                                    update,
+                                )
+                                .await
+                                .unwrap();
+                        })
+                    })),
+                ));
+            }
             if name == "point/get_block" {
                 let (pooled, ids) = (Arc::clone(&pooled), store_ids.clone());
                 // The floor of any dispatch: the synchronous call made on the
