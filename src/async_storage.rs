@@ -407,13 +407,16 @@ impl AsyncStorage {
         let store = &*self.store;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             tokio::task::block_in_place(|| {
-                let call = call.take().expect("the call runs once");
-                let _running = Running::start(&self.slots.running);
-                call(store)
+                call.take().map(|call| {
+                    let _running = Running::start(&self.slots.running);
+                    call(store)
+                })
             })
         }));
         match (outcome, call) {
-            (Ok(outcome), _) => Ok(outcome),
+            (Ok(Some(outcome)), _) => Ok(outcome),
+            // Not reached: `block_in_place` runs its closure once.
+            (Ok(None), _) => Ok(Err(StorageError::Database(format!("{method} did not run")))),
             // block_in_place refused before running it: a multi-thread
             // runtime's handle entered from inside a current-thread runtime.
             // This handle stops trying.
