@@ -1,6 +1,7 @@
 //! Feature `tokio`: [`AsyncStorage`], the store for async callers. Every
 //! `Storage` method becomes an `async fn` of the same name and arguments
-//! that runs the call on tokio's blocking pool, with the three things that
+//! that runs the call on tokio's blocking pool (point reads on the caller's
+//! worker, in `block_in_place`: [`AsyncDispatch`]), with the three things that
 //! wrapping calls by hand gets wrong done once: a cap on calls in flight,
 //! panics turned into errors, and the caller's `tracing` span carried over.
 //! The methods are generated from the one method list in `calls.rs`.
@@ -23,7 +24,9 @@ use crate::types::*;
 
 /// A store for async code: a cheap-to-clone handle over an
 /// `Arc<dyn Storage>` whose every method is an `async fn` running the
-/// synchronous call on tokio's blocking pool (`spawn_blocking`). Call it
+/// synchronous call on tokio's blocking pool (`spawn_blocking`), or, for a
+/// point read with a slot free on a multi-thread runtime, on the caller's
+/// own worker thread in `block_in_place` ([`AsyncDispatch`]). Call it
 /// from inside a tokio runtime; an `acquire_timeout` needs the runtime's
 /// timer (`#[tokio::main]` has it).
 ///
@@ -563,7 +566,7 @@ macro_rules! async_methods {
     )*) => {
         impl AsyncStorage {
             $(
-                #[doc = concat!("[`Storage::", stringify!($name), "`] on the blocking pool.")]
+                #[doc = concat!("[`Storage::", stringify!($name), "`], on the blocking pool or inline as [`AsyncDispatch`] says.")]
                 pub async fn $name(&self, $($r: &$rt,)* $($o: $ot,)* $($($s: Option<&str>),*)?) -> StorageResult<$ret> {
                     $(let $r = $r.to_owned();)*
                     $($(let $s = $s.map(str::to_owned);)*)?
