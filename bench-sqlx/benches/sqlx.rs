@@ -193,163 +193,82 @@ fn run_backend(c: &mut Criterion, target: &TestTarget, summary: &mut Vec<String>
     let inline = Arc::new((*store).clone().with_dispatch(AsyncDispatch::Inline));
 
     if wanted("point") {
-        let point: [(&str, Op<'static>, Op<'static>); 3] = [
-            (
-                "point/create_block",
-                {
-                    let (store, doc) = (Arc::clone(&store), store_doc.clone());
-                    Box::new(move |k| {
-                        let (store, block) = (
-                            Arc::clone(&store),
-                            fixtures::ordinary_block(&doc, 1_000 + k as i64),
-                        );
-                        Box::pin(async move {
-                            store
-                                .create_block(&WriteContext::human(Some("bench".into())), block)
-                                .await
-                                .unwrap();
-                        })
-                    })
-                },
-                {
-                    let (sqlx, doc) = (Arc::clone(&sqlx), sqlx_doc.clone());
-                    Box::new(move |k| {
-                        let (sqlx, block) = (
-                            Arc::clone(&sqlx),
-                            fixtures::ordinary_block(&doc, 1_000 + k as i64),
-                        );
-                        Box::pin(async move { on_side!(&*sqlx, s => s.create_block(&block).await) })
-                    })
-                },
-            ),
-            (
-                "point/get_block",
-                {
-                    let (store, ids) = (Arc::clone(&store), store_ids.clone());
-                    Box::new(move |k| {
-                        let (store, id) = (Arc::clone(&store), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move {
-                            store.get_block(&id).await.unwrap();
-                        })
-                    })
-                },
-                {
-                    let (sqlx, ids) = (Arc::clone(&sqlx), sqlx_ids.clone());
-                    Box::new(move |k| {
-                        let (sqlx, id) = (Arc::clone(&sqlx), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move { on_side!(&*sqlx, s => s.get_block(&id).await) })
-                    })
-                },
-            ),
-            (
-                "point/update_block",
-                {
-                    let (store, ids) = (Arc::clone(&store), store_ids.clone());
-                    Box::new(move |k| {
-                        let (store, id) = (Arc::clone(&store), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move {
+        const OPS: [&str; 3] = ["create_block", "get_block", "update_block"];
+        // The store's side of a point op, through any handle on the store.
+        let ours = |op: &'static str, store: &Arc<AsyncStorage>| -> Op<'static> {
+            let (store, doc, ids) = (Arc::clone(store), store_doc.clone(), store_ids.clone());
+            Box::new(move |k| {
+                let (store, doc, id) = (
+                    Arc::clone(&store),
+                    doc.clone(),
+                    ids[k as usize % ids.len()].clone(),
+                );
+                Box::pin(async move {
+                    let ctx = WriteContext::human(Some("bench".into()));
+                    match op {
+                        "create_block" => {
+                            let block = fixtures::ordinary_block(&doc, 1_000 + k as i64);
+                            store.create_block(&ctx, block).await.map(drop)
+                        }
+                        "get_block" => store.get_block(&id).await.map(drop),
+                        _ => {
                             let update = BlockUpdate {
                                 raw_content: Some(format!("update {k}")),
                                 ..BlockUpdate::default()
                             };
-                            store
-                                .update_block(
-                                    &WriteContext::human(Some("bench".into())),
-                                    &id,
-                                    update,
-                                )
-                                .await
-                                .unwrap();
-                        })
-                    })
-                },
-                {
-                    let (sqlx, ids) = (Arc::clone(&sqlx), sqlx_ids.clone());
-                    Box::new(move |k| {
-                        let (sqlx, id) = (Arc::clone(&sqlx), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move {
+                            store.update_block(&ctx, &id, update).await.map(drop)
+                        }
+                    }
+                    .unwrap();
+                })
+            })
+        };
+        let theirs = |op: &'static str| -> Op<'static> {
+            let (sqlx, doc, ids) = (Arc::clone(&sqlx), sqlx_doc.clone(), sqlx_ids.clone());
+            Box::new(move |k| {
+                let (sqlx, doc, id) = (
+                    Arc::clone(&sqlx),
+                    doc.clone(),
+                    ids[k as usize % ids.len()].clone(),
+                );
+                Box::pin(async move {
+                    match op {
+                        "create_block" => {
+                            let block = fixtures::ordinary_block(&doc, 1_000 + k as i64);
+                            on_side!(&*sqlx, s => s.create_block(&block).await)
+                        }
+                        "get_block" => on_side!(&*sqlx, s => s.get_block(&id).await),
+                        _ => {
                             on_side!(&*sqlx, s => s.update_block(&id, &format!("update {k}")).await)
-                        })
-                    })
-                },
-            ),
-        ];
-        for (name, ours, theirs) in point {
+                        }
+                    }
+                })
+            })
+        };
+        for op in OPS {
             let mut variants: Vec<Variant<'_>> = vec![
-                ("handshake_storage", sequential(ours)),
-                ("sqlx", sequential(theirs)),
+                ("handshake_storage", sequential(ours(op, &store))),
+                ("sqlx", sequential(theirs(op))),
             ];
-            if name == "point/create_block" {
-                let (inline, doc) = (Arc::clone(&inline), store_doc.clone());
-                variants.push((
-                    "hs_inline_writes",
-                    sequential(Box::new(move |k| {
-                        let (store, block) = (
-                            Arc::clone(&inline),
-                            fixtures::ordinary_block(&doc, 1_000_000 + k as i64),
-                        );
-                        Box::pin(async move {
-                            store
-                                .create_block(&WriteContext::human(Some("bench".into())), block)
-                                .await
-                                .unwrap();
-                        })
-                    })),
-                ));
-            }
-            if name == "point/update_block" {
-                let (inline, ids) = (Arc::clone(&inline), store_ids.clone());
-                variants.push((
-                    "hs_inline_writes",
-                    sequential(Box::new(move |k| {
-                        let (store, id) =
-                            (Arc::clone(&inline), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move {
-                            let update = BlockUpdate {
-                                raw_content: Some(format!("inline {k}")),
-                                ..BlockUpdate::default()
-                            };
-                            store
-                                .update_block(
-                                    &WriteContext::human(Some("bench".into())),
-                                    &id,
-                                    update,
-                                )
-                                .await
-                                .unwrap();
-                        })
-                    })),
-                ));
-            }
-            if name == "point/get_block" {
-                let (pooled, ids) = (Arc::clone(&pooled), store_ids.clone());
+            if op == "get_block" {
                 // The floor of any dispatch: the synchronous call made on the
                 // worker thread itself (blocking it, which a service must not do).
-                let (sync_store, sync_ids) = (Arc::clone(store.store()), store_ids.clone());
+                let (sync_store, ids) = (Arc::clone(store.store()), store_ids.clone());
                 variants.push((
                     "hs_sync_call_floor",
                     sequential(Box::new(move |k| {
-                        let (store, id) = (
-                            Arc::clone(&sync_store),
-                            sync_ids[k as usize % sync_ids.len()].clone(),
-                        );
+                        let (store, id) =
+                            (Arc::clone(&sync_store), ids[k as usize % ids.len()].clone());
                         Box::pin(async move {
                             store.get_block(&id).unwrap();
                         })
                     })),
                 ));
-                variants.push((
-                    "hs_blocking_pool",
-                    sequential(Box::new(move |k| {
-                        let (pooled, id) =
-                            (Arc::clone(&pooled), ids[k as usize % ids.len()].clone());
-                        Box::pin(async move {
-                            pooled.get_block(&id).await.unwrap();
-                        })
-                    })),
-                ));
+                variants.push(("hs_blocking_pool", sequential(ours(op, &pooled))));
+            } else {
+                variants.push(("hs_inline_writes", sequential(ours(op, &inline))));
             }
-            compare(c, &backend, name, 1, variants, summary);
+            compare(c, &backend, &format!("point/{op}"), 1, variants, summary);
         }
     }
 
