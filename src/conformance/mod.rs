@@ -47,10 +47,10 @@ pub static CASES: &[Case] = crate::__hsk_cases!(list);
 /// The cases that need the role that owns the schema, each with why: on
 /// [`TestTarget::PostgresLeastPrivilege`], whose store runs as a role with
 /// only the grants of [`grant_application_role`](crate::grant_application_role),
-/// they must be refused there (and only there), for want of a privilege. Each reverts or replays migrations,
-/// which is DDL: the application role may not run it, by design (it
-/// cannot change the schema or drop a table). Everything else in the suite
-/// passes as that role.
+/// they must be refused there (and only there), for want of a privilege.
+/// Each reverts or replays migrations, which is DDL: the application role
+/// may not run it, by design (it cannot change the schema or drop a
+/// table). Everything else in the suite passes as that role.
 pub static OWNER_ONLY: &[(&str, &str)] = &[
     (
         "migrations_revert_all_then_up_again",
@@ -100,11 +100,7 @@ pub fn run_case(target: &TestTarget, case: &Case) {
             case.name,
             target.describe()
         ),
-        Err(payload) => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default(),
+        Err(payload) => panic_text(&*payload),
     };
     assert!(
         message.contains("permission denied") || message.contains("must be owner"),
@@ -112,6 +108,17 @@ pub fn run_case(target: &TestTarget, case: &Case) {
         case.name,
         target.describe()
     );
+}
+
+/// A panic's message (`"panic"` when its payload is not text).
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    match payload.downcast_ref::<&str>() {
+        Some(s) => (*s).to_string(),
+        None => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "panic".into()),
+    }
 }
 
 /// The outcome of one case in [`run_suite`].
@@ -135,14 +142,7 @@ pub fn run_suite(target: &TestTarget, mut report: impl FnMut(&CaseOutcome)) -> V
     let sink = Arc::clone(&messages);
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let text = match info.payload().downcast_ref::<&str>() {
-            Some(s) => (*s).to_string(),
-            None => info
-                .payload()
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "panic".into()),
-        };
+        let text = panic_text(info.payload());
         let place = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
