@@ -413,6 +413,15 @@ fn copies_every_table_exactly(from: &str, to: &str) {
     assert_identical(a.url(), b.url());
     assert_schema_whole(&b, to);
     assert_eq!(dump(a.store()), dump(b.store()));
+    // PostgreSQL hashed every row as it holds it, and every hash was that
+    // of the bytes written (the writer spells JSON as jsonb does, even the
+    // seed's extremes); a SQLite target reads every row back by value.
+    let by_bytes = if to == "postgres" {
+        report.rows_this_run
+    } else {
+        0
+    };
+    assert_eq!(report.rows_verified_by_bytes, by_bytes, "{report:?}");
     // The checkpoint is gone: a second copy finds a non-empty target.
     let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
     assert_eq!(err.kind().to_string(), "Validation", "{err}");
@@ -444,7 +453,50 @@ fn refs_across_verification_pages(from: &str, to: &str) {
     let report = copy(&a, &b, &options).unwrap();
     assert!(report.verify.identical);
     assert_eq!(copied_rows(&report, "ai_job_entity_refs"), 7_800);
+    let by_bytes = if to == "postgres" { 2_600 + 7_800 } else { 0 };
+    assert_eq!(report.rows_verified_by_bytes, by_bytes, "{report:?}");
     assert_identical(a.url(), b.url());
+}
+
+/// A target that stores something else than it was sent (here a trigger
+/// changes a block as it is inserted) fails verification. On PostgreSQL
+/// the page's hash is not the hash of the bytes written, so the page is
+/// read back row by row: the digest the error reports for the target is
+/// the digest of what the target holds.
+fn a_target_that_changes_rows_as_written_fails_verification(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    seed(a.store(), 20, false);
+    if to == "postgres" {
+        by_hand(
+            &b,
+            "CREATE FUNCTION hsk_test_tamper() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.id = 'b000003' THEN NEW.raw_content := 'tampered'; END IF; \
+             RETURN NEW; END $$",
+        );
+        by_hand(
+            &b,
+            "CREATE TRIGGER hsk_test_tamper BEFORE INSERT ON blocks \
+             FOR EACH ROW EXECUTE FUNCTION hsk_test_tamper()",
+        );
+    } else {
+        by_hand(
+            &b,
+            "CREATE TRIGGER hsk_test_tamper AFTER INSERT ON blocks WHEN NEW.id = 'b000003' \
+             BEGIN UPDATE blocks SET raw_content = 'tampered' WHERE id = NEW.id; END",
+        );
+    }
+    let err = copy(&a, &b, &CopyOptions::default()).unwrap_err();
+    assert_did_not_verify(err.clone(), "blocks");
+    let report = verify_stores(a.url(), b.url()).unwrap();
+    let blocks = report.tables.iter().find(|t| t.table == "blocks").unwrap();
+    assert_ne!(blocks.digest_a, blocks.digest_b);
+    assert!(
+        err.to_string()
+            .contains(&format!("digest {})", blocks.digest_b)),
+        "{err} {blocks:?}"
+    );
+    let first = blocks.first_difference.as_deref().unwrap();
+    assert!(first.contains("b000003"), "{first}");
 }
 
 /// A copy stopped after its first page has dropped the target's secondary
@@ -1136,6 +1188,7 @@ macro_rules! copy_tests {
             copy_tests!(@cases $from, $to;
                 copies_every_table_exactly,
                 refs_across_verification_pages,
+                a_target_that_changes_rows_as_written_fails_verification,
                 resume_builds_the_indexes_one_built_by_hand,
                 verify_names_the_first_difference,
                 non_empty_target_is_refused,
@@ -1217,8 +1270,13 @@ fn a_role_that_does_not_own_the_tables_copies_through_the_trigger() {
     writer.set_password(None).unwrap();
     let report = copy_store(a.url(), writer.as_str(), &CopyOptions::default()).unwrap();
     assert!(report.verify.identical);
-    assert!(
-        copied_rows(&report, "ai_job_entity_refs") > 50,
+    let refs = copied_rows(&report, "ai_job_entity_refs");
+    assert!(refs > 50, "{report:?}");
+    // The refs the trigger wrote are read back row by row, the rest by
+    // the digest of the bytes written.
+    assert_eq!(
+        report.rows_verified_by_bytes,
+        report.rows_this_run - refs,
         "{report:?}"
     );
     assert_identical(a.url(), b.url());

@@ -709,7 +709,7 @@ impl crate::backend::copy_end::CopyEnd for Replicated {
         table: crate::backend::copy_end::Table,
         records: &[crate::backend::copy_end::Record],
         progress: &[crate::backend::copy_end::Checkpoint],
-    ) -> StorageResult<()> {
+    ) -> StorageResult<Vec<crate::backend::copy_end::Written>> {
         self.write(|s| s.write_batch(table, records, progress))
     }
     fn checkpoints(&self) -> StorageResult<Option<Vec<crate::backend::copy_end::Checkpoint>>> {

@@ -328,6 +328,7 @@ pub(crate) fn copy_into(
         rows_per_sec: per_sec(rows_this_run, seconds),
         resumed,
         tables,
+        rows_verified_by_bytes: copied.by_bytes,
         verify,
     })
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::read::read_table;
-use super::verify::{count_tables, verify_parts};
+use super::verify::{count_tables, verify_parts, Found};
 use super::write::write_steps;
 use super::{CopyOptions, Source, TableCopy};
 use crate::backend::copy_end::{Checkpoint, CopyEnd, Key, Record, Table};
@@ -48,6 +48,11 @@ pub(super) struct Part {
     pub(super) after: Option<Key>,
     pub(super) until: Option<Key>,
     pub(super) expected: u64,
+    /// A range this run writes: the sum of its source rows' digests.
+    pub(super) source_digest: Option<u128>,
+    /// Once written, the digest of the bytes written, when the target
+    /// can compute the same over what it holds (see `verify_parts`).
+    pub(super) written: Option<[u8; 32]>,
 }
 
 /// The first failure of any of the pipeline's threads, which is the cause:
@@ -95,6 +100,8 @@ impl Failure {
 pub(super) struct Copied {
     pub(super) tables: Vec<TableCopy>,
     pub(super) found: Vec<(Table, u64, u128)>,
+    /// Of the rows read back, those that matched the bytes written.
+    pub(super) by_bytes: u64,
     /// Per table, its rows at the end, counted in one snapshot.
     pub(super) counts: Vec<(Table, u64)>,
     /// From the last page's commit to the end of verification (the
@@ -166,12 +173,14 @@ pub(super) fn pipeline(
                 )
             })
             .unwrap_or_default();
-        let mut found = Vec::new();
+        let mut found = Found::default();
         for verifier in verifiers {
             let sums = verifier
                 .join()
-                .unwrap_or_else(|_| failure.fail(panicked("verifying thread")));
-            found.extend(sums.unwrap_or_default());
+                .unwrap_or_else(|_| failure.fail(panicked("verifying thread")))
+                .unwrap_or_default();
+            found.tables.extend(sums.tables);
+            found.by_bytes += sums.by_bytes;
         }
         tables.map(|tables| (tables, found, counts))
     });
@@ -180,7 +189,8 @@ pub(super) fn pipeline(
         found.ok_or_else(|| StorageError::Database("the copy stopped".into()))?;
     Ok(Copied {
         tables,
-        found,
+        found: found.tables,
+        by_bytes: found.by_bytes,
         counts,
         finish_seconds: finishing.elapsed().as_secs_f64(),
     })

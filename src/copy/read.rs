@@ -27,13 +27,19 @@ pub(super) fn read_table(
     let with_refs = table == Table::AiJobs;
     // The ranges of this table's keys (and, for jobs, of their refs: all
     // of a job's refs come after the job's key with position MAX).
-    // `expected`: rows of this table, and of refs, in the range.
-    let ranges = |after: &Option<Key>, until: &Option<Key>, expected: (u64, u64)| {
+    // `expected`: rows of this table, and of refs, in the range; `digests`,
+    // for a page this run writes, the sums of their source digests.
+    let ranges = |after: &Option<Key>,
+                  until: &Option<Key>,
+                  expected: (u64, u64),
+                  digests: Option<(u128, u128)>| {
         let mut parts = vec![Part {
             table,
             after: after.clone(),
             until: until.clone(),
             expected: expected.0,
+            source_digest: digests.map(|d| d.0),
+            written: None,
         }];
         if with_refs {
             let refs_key = |k: &Option<Key>| {
@@ -47,6 +53,8 @@ pub(super) fn read_table(
                 after: refs_key(after),
                 until: refs_key(until),
                 expected: expected.1,
+                source_digest: digests.map(|d| d.1),
+                written: None,
             });
         }
         parts
@@ -61,7 +69,12 @@ pub(super) fn read_table(
     send(Step::Begin { table, done, total })?;
     let start = checkpoints[mine].last_key.clone();
     if start.is_some() {
-        send(Step::Verify(ranges(&None, &start, (done, refs_before))))?;
+        send(Step::Verify(ranges(
+            &None,
+            &start,
+            (done, refs_before),
+            None,
+        )))?;
     }
     while !checkpoints[mine].done {
         let before = checkpoints[mine].last_key.clone();
@@ -91,10 +104,13 @@ pub(super) fn read_table(
             Vec::new()
         } else {
             let refs_written = next.get(1).map_or(0, |r| r.rows - checkpoints[refs].rows);
+            let page_digest =
+                |c: &Checkpoint| c.digest.wrapping_sub(checkpoints[index(c.table)].digest);
             ranges(
                 &before,
                 &next[0].last_key,
                 (page.len() as u64, refs_written),
+                Some((page_digest(&next[0]), next.get(1).map_or(0, page_digest))),
             )
         };
         for c in &next {
@@ -113,6 +129,7 @@ pub(super) fn read_table(
         &checkpoints[mine].last_key,
         &None,
         (0, 0),
+        None,
     )))?;
     let mut tables = vec![(table, checkpoints[mine].rows, checkpoints[mine].rows - done)];
     if with_refs {

@@ -22,6 +22,12 @@ pub struct CopyReport {
     pub rows_per_sec: f64,
     /// Whether this run continued an interrupted copy.
     pub resumed: bool,
+    /// Of the rows this run wrote, those read back by digest: a
+    /// PostgreSQL target hashed each page's rows as it holds them, and the
+    /// hash and count were those of the bytes written (the rest of the
+    /// target, a SQLite target, and a page whose hash differed, were read
+    /// back and compared row by row; see the copy guide).
+    pub rows_verified_by_bytes: u64,
     /// The target read back and compared with the source's digests (`a`
     /// is the source as copied, `b` the target).
     pub verify: VerifyReport,

@@ -58,7 +58,17 @@ pub(super) fn write_steps(
                 next,
                 written,
             } => {
-                target.write_batch(table, &records, &next)?;
+                let bytes = target.write_batch(table, &records, &next)?;
+                let written = written
+                    .into_iter()
+                    .map(|mut part| {
+                        part.written = bytes
+                            .iter()
+                            .find(|w| w.table == part.table && w.rows == part.expected)
+                            .map(|w| w.bytes);
+                        part
+                    })
+                    .collect();
                 verify(written)?;
                 report(table, next[0].rows, total);
             }

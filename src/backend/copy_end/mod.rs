@@ -59,6 +59,18 @@ pub(crate) trait Snapshot {
         limit: usize,
     ) -> StorageResult<Vec<Record>>;
     fn count(&mut self, table: Table) -> StorageResult<u64>;
+    /// The rows of `table` after `after` up to and including `until`, and
+    /// the SHA-256 of their bytes as [`Written`] has it, computed by the
+    /// store itself, with no row sent or decoded; `None` where the backend
+    /// cannot (SQLite).
+    fn written_digest(
+        &mut self,
+        _table: Table,
+        _after: Option<&Key>,
+        _until: Option<&Key>,
+    ) -> StorageResult<Option<(u64, [u8; 32])>> {
+        Ok(None)
+    }
     /// What a copy reads from a source: a page of up to `limit` source
     /// rows after `after`. A source that sets rows aside (an import's
     /// quarantine) returns fewer records than rows read, so the page says
@@ -96,13 +108,14 @@ pub(crate) trait CopyEnd: Storage {
         f: &mut dyn FnMut(&mut dyn Snapshot) -> StorageResult<()>,
     ) -> StorageResult<()>;
     /// Writes `records` into `table` and updates `progress` in the
-    /// checkpoint, in one transaction.
+    /// checkpoint, in one transaction; what was written, where the
+    /// backend can tell its bytes (see [`WriteRecords`]).
     fn write_batch(
         &self,
         table: Table,
         records: &[Record],
         progress: &[Checkpoint],
-    ) -> StorageResult<()>;
+    ) -> StorageResult<Vec<Written>>;
     /// The checkpoint, `None` when the target has no checkpoint table.
     fn checkpoints(&self) -> StorageResult<Option<Vec<Checkpoint>>>;
     /// Creates the checkpoint table with these rows, and drops the
@@ -121,7 +134,27 @@ pub(crate) trait CopyEnd: Storage {
 
 /// Inserts decoded rows, each backend its fastest way.
 pub(crate) trait WriteRecords {
-    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()>;
+    /// Inserts `records` into `table` (jobs: and their indexed refs, on
+    /// PostgreSQL). With `digest`, says what it wrote per table where the
+    /// backend can tell the target's bytes ahead (PostgreSQL; see
+    /// [`Written`]); otherwise, and on SQLite, nothing.
+    fn write_records(
+        &mut self,
+        table: Table,
+        records: &[Record],
+        digest: bool,
+    ) -> StorageResult<Vec<Written>>;
+}
+
+/// Rows a writer put into one table, and the SHA-256 of the bytes the
+/// target will send back for them (`Snapshot::written_digest`), in key
+/// order: a range read back whose digest and count are these holds
+/// exactly the rows written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub table: Table,
+    pub rows: u64,
+    pub bytes: [u8; 32],
 }
 
 /// Lists the secondary indexes of the copied tables (those no primary key
@@ -150,6 +183,49 @@ pub(crate) fn secondary_indexes_sql(backend: crate::Backend) -> String {
              ORDER BY 1"
         ),
     }
+}
+
+/// What the verifier asks the target for one range of `table`'s keys: the
+/// rows, and the SHA-256 of their `record_send` bytes in key order (see
+/// `pg_write::RowBytes`); PostgreSQL only. Binds: the key values after which the range starts,
+/// then those it ends at (`Key::column_values`), each present or not.
+pub(crate) fn written_digest_sql(table: Table, after: bool, until: bool) -> String {
+    let columns = table.key_columns();
+    let names = columns
+        .iter()
+        .map(|(name, _)| format!("t.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut param = 0;
+    let mut bound = |op: &str| {
+        let values = columns
+            .iter()
+            .map(|(_, kind)| {
+                param += 1;
+                format!("${param}::{kind}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("({names}) {op} ({values})")
+    };
+    let mut filters = Vec::new();
+    if after {
+        filters.push(bound(">"));
+    }
+    if until {
+        filters.push(bound("<="));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT count(*)::int8 AS rows, \
+         sha256(coalesce(string_agg(record_send(t), ''::bytea ORDER BY {names}), ''::bytea)) AS digest \
+         FROM {} t{filter}",
+        table.name()
+    )
 }
 
 /// `DROP INDEX` of an index by its name, quoted.

@@ -10,7 +10,7 @@ mod copy_end {
     use crate::backend::copy_end::Table as CopyTable;
     use crate::backend::copy_end::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
     use crate::backend::copy_end::{drop_index_sql, is_index_definition, secondary_indexes_sql};
-    use crate::backend::copy_end::{IndexedRef, WriteRecords};
+    use crate::backend::copy_end::{written_digest_sql, IndexedRef, WriteRecords, Written};
 
     diesel::table! {
         /// The copier's checkpoint in a target: one row per table. Created
@@ -492,6 +492,37 @@ mod copy_end {
             .map_err(|e| from_diesel(e, table.name()))?;
             Ok(u64::try_from(n).unwrap_or(0))
         }
+
+        fn written_digest(
+            &mut self,
+            table: CopyTable,
+            after: Option<&Key>,
+            until: Option<&Key>,
+        ) -> StorageResult<Option<(u64, [u8; 32])>> {
+            #[derive(QueryableByName)]
+            struct RangeDigest {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                rows: i64,
+                #[diesel(sql_type = diesel::sql_types::Binary)]
+                digest: Vec<u8>,
+            }
+            if BACKEND != Backend::Postgres {
+                return Ok(None);
+            }
+            let sql = written_digest_sql(table, after.is_some(), until.is_some());
+            let mut query = diesel::sql_query(sql).into_boxed::<DbBackend>();
+            for key in after.into_iter().chain(until) {
+                for value in key.column_values(table) {
+                    query = query.bind::<diesel::sql_types::Text, _>(value);
+                }
+            }
+            let found: RangeDigest = query
+                .get_result(&mut *self.0)
+                .map_err(|e| from_diesel(e, &format!("{} digest", table.name())))?;
+            Ok(<[u8; 32]>::try_from(found.digest.as_slice())
+                .ok()
+                .map(|digest| (u64::try_from(found.rows).unwrap_or(0), digest)))
+        }
     }
 
     /// A session advisory lock on a PostgreSQL target, held by a pooled
@@ -553,13 +584,15 @@ mod copy_end {
             table: CopyTable,
             records: &[Record],
             progress: &[Checkpoint],
-        ) -> StorageResult<()> {
+        ) -> StorageResult<Vec<Written>> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
                 still_locked(c)?;
-                if !records.is_empty() {
-                    c.write_records(table, records)?;
-                }
+                let written = if records.is_empty() {
+                    Vec::new()
+                } else {
+                    c.write_records(table, records, true)?
+                };
                 for checkpoint in progress {
                     let row = CheckpointRow::new(checkpoint);
                     diesel::update(hsk_copy_checkpoint::table.find(&row.table_name))
@@ -567,7 +600,7 @@ mod copy_end {
                         .execute(c)
                         .map_err(|e| from_diesel(e, "copy checkpoint"))?;
                 }
-                Ok(())
+                Ok(written)
             })
         }
 

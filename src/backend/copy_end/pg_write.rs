@@ -5,7 +5,9 @@
 use diesel::pg::{CopyFormat, PgConnection};
 use diesel::{ExecuteCopyFromDsl, RunQueryDsl};
 
-use super::{Cell, Record, Table, WriteRecords};
+use sha2::Digest;
+
+use super::{Cell, Record, Table, WriteRecords, Written};
 use crate::backend::fields::write_json;
 use crate::backend::from_diesel;
 use crate::error::{one_line, StorageError, StorageResult};
@@ -24,8 +26,15 @@ pub(crate) const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 pub(crate) const COPY_CHUNK: usize = 1 << 16;
 
 /// Streams the binary COPY data of `records` to `w`: header, one tuple per
-/// record, trailer, a chunk at a time.
-fn stream(table: Table, records: &[Record], w: &mut dyn std::io::Write) -> StorageResult<()> {
+/// record, trailer, a chunk at a time. With `types` (the columns' type
+/// oids), `digest` also hashes each tuple as `record_send` will send the
+/// row back (see [`RowBytes`]).
+fn stream(
+    table: Table,
+    records: &[Record],
+    w: &mut dyn std::io::Write,
+    mut digest: Option<&mut RowBytes>,
+) -> StorageResult<()> {
     // libpq's message for a lost server spans lines.
     let sent = |e: std::io::Error| {
         StorageError::Database(one_line(&format!("COPY into {}: {e}", table.name())))
@@ -42,9 +51,13 @@ fn stream(table: Table, records: &[Record], w: &mut dyn std::io::Write) -> Stora
                 table.columns().len()
             )));
         }
+        let tuple = out.len();
         out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
         for cell in cells {
             field(&mut out, cell)?;
+        }
+        if let Some(digest) = digest.as_deref_mut() {
+            digest.add(&out[tuple..]);
         }
         if out.len() >= COPY_CHUNK {
             w.write_all(&out).map_err(sent)?;
@@ -53,6 +66,54 @@ fn stream(table: Table, records: &[Record], w: &mut dyn std::io::Write) -> Stora
     }
     out.extend_from_slice(COPY_TRAILER);
     w.write_all(&out).map_err(sent)
+}
+
+/// The SHA-256 of rows as PostgreSQL's `record_send` sends them (column
+/// count, then per column its type oid, length and bytes), which the
+/// writer computes from its COPY tuples (a field's bytes are the same:
+/// both are the type's binary send format) and the verifier asks the
+/// target for (`super::written_digest_sql`): equal digests mean the target holds
+/// exactly the rows written, byte for byte.
+pub(crate) struct RowBytes {
+    types: Vec<i32>,
+    hash: sha2::Sha256,
+    rows: u64,
+}
+
+impl RowBytes {
+    fn new(types: Vec<i32>) -> Self {
+        RowBytes {
+            types,
+            hash: sha2::Sha256::new(),
+            rows: 0,
+        }
+    }
+
+    /// One binary COPY tuple: an `i16` field count, then per field an
+    /// `i32` length (-1: NULL) and its bytes.
+    fn add(&mut self, tuple: &[u8]) {
+        let fields = self.types.len();
+        self.hash.update((fields as i32).to_be_bytes());
+        let mut at = 2;
+        for oid in &self.types {
+            let len = tuple
+                .get(at..at + 4)
+                .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let end = (at + 4 + usize::try_from(len).unwrap_or(0)).min(tuple.len());
+            self.hash.update(oid.to_be_bytes());
+            self.hash.update(&tuple[at.min(end)..end]);
+            at = end;
+        }
+        self.rows += 1;
+    }
+
+    fn finish(self, table: Table) -> Written {
+        Written {
+            table,
+            rows: self.rows,
+            bytes: self.hash.finalize().into(),
+        }
+    }
 }
 
 fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
@@ -80,8 +141,111 @@ fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
 fn jsonb(out: &mut Vec<u8>, value: &serde_json::Value) -> StorageResult<()> {
     variable(out, |buf| {
         buf.push(1); // jsonb's binary format version
-        write_json(value, buf).map_err(StorageError::from)
+        jsonb_text(value, buf)
     })
+}
+
+/// `value` as `jsonb_out` prints it, so that `jsonb_send` gives back the
+/// bytes written: object keys ordered by length, then bytewise; `", "`
+/// between items and `": "` after a key; strings escaped as serde_json
+/// escapes them (the same rules); numbers as the stores write them
+/// (`write_json`), then in `numeric`'s plain notation. The value is the
+/// one `write_json` writes, only spelt as PostgreSQL spells it.
+pub(crate) fn jsonb_text(value: &serde_json::Value, out: &mut Vec<u8>) -> StorageResult<()> {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => {
+            serde_json::to_writer(&mut *out, value)?;
+        }
+        Value::Number(_) => {
+            let mut text = Vec::new();
+            write_json(value, &mut text)?;
+            plain_numeric(&text, out);
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                jsonb_text(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.extend_from_slice(b": ");
+                jsonb_text(item, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// A JSON number (`-?digits[.digits][e[+-]digits]`) as `numeric_out`
+/// prints the value `numeric_in` reads from it: no exponent, as many
+/// fraction digits as the text had less the exponent (none below zero),
+/// no sign on zero. Text of another shape is copied as it is.
+fn plain_numeric(text: &[u8], out: &mut Vec<u8>) {
+    let Ok(text) = std::str::from_utf8(text) else {
+        out.extend_from_slice(text);
+        return;
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()),
+        None => (text, Some(0)),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let Some(exponent) = exponent.filter(|e| e.abs() < 10_000) else {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    };
+    if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    let digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).collect();
+    // The value is 0.digits x 10^point.
+    let point = whole.len() as i64 + exponent;
+    let scale = (fraction.len() as i64 - exponent).max(0);
+    let digit = |i: i64| -> u8 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i).copied())
+            .unwrap_or(b'0')
+    };
+    let mut plain = Vec::new();
+    for i in 0..point.max(0) {
+        plain.push(digit(i));
+    }
+    let leading = plain.iter().take_while(|&&d| d == b'0').count();
+    plain.drain(..leading);
+    if plain.is_empty() {
+        plain.push(b'0');
+    }
+    if scale > 0 {
+        plain.push(b'.');
+        for i in point..point + scale {
+            plain.push(digit(i));
+        }
+    }
+    if negative && plain.iter().any(|&d| (b'1'..=b'9').contains(&d)) {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&plain);
 }
 
 /// A field whose length is known once written: a length placeholder,
@@ -137,13 +301,31 @@ pub(crate) fn copy_stream(
     .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))
 }
 
-/// Binary COPY of `records` into `table`, checking the row count. A row
-/// that cannot be encoded ends the COPY with its error (the server then
-/// discards what it was sent).
-fn copy_into(conn: &mut PgConnection, table: Table, records: &[Record]) -> StorageResult<()> {
+/// Binary COPY of `records` into `table`, checking the row count; what
+/// was written, with the digest of its bytes when that is asked for and the columns' types are known. A row that cannot be encoded ends the COPY with its error (the
+/// server then discards what it was sent).
+fn copy_into(
+    conn: &mut PgConnection,
+    table: Table,
+    records: &[Record],
+    digest: bool,
+) -> StorageResult<Option<Written>> {
+    let types = if digest {
+        column_types(conn, table)?
+    } else {
+        Vec::new()
+    };
+    let digest = std::cell::RefCell::new(
+        (digest && types.len() == table.columns().len()).then(|| RowBytes::new(types)),
+    );
     let failure = std::cell::RefCell::new(None);
     let copied = copy_stream(conn, table, |w| {
-        stream(table, records, w).map_err(|e| {
+        // A second call (never made) would start over.
+        let mut digest = digest.borrow_mut();
+        if let Some(d) = digest.as_mut() {
+            *d = RowBytes::new(std::mem::take(&mut d.types));
+        }
+        stream(table, records, w, digest.as_mut()).map_err(|e| {
             let message = e.to_string();
             *failure.borrow_mut() = Some(e);
             diesel::result::Error::SerializationError(message.into())
@@ -160,7 +342,26 @@ fn copy_into(conn: &mut PgConnection, table: Table, records: &[Record]) -> Stora
             records.len()
         )));
     }
-    Ok(())
+    Ok(digest.into_inner().map(|d| d.finish(table)))
+}
+
+#[derive(diesel::QueryableByName)]
+struct ColumnType {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    oid: i32,
+}
+
+/// The type oids of `table`'s columns, in column order (as `record_send`
+/// sends them).
+fn column_types(conn: &mut PgConnection, table: Table) -> StorageResult<Vec<i32>> {
+    diesel::sql_query(
+        "SELECT atttypid::int4 AS oid FROM pg_attribute \
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+    )
+    .bind::<diesel::sql_types::Text, _>(table.name())
+    .load::<ColumnType>(conn)
+    .map(|types| types.into_iter().map(|t| t.oid).collect())
+    .map_err(|e| from_diesel(e, &format!("{} column types", table.name())))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -196,20 +397,101 @@ impl WriteRecords for PgConnection {
     /// table stays locked until commit) and the refs the trigger would
     /// have written (position, id, kind per job, `Record::indexed_refs`)
     /// are copied beside the jobs. Otherwise the trigger fills them.
-    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
+    fn write_records(
+        &mut self,
+        table: Table,
+        records: &[Record],
+        digest: bool,
+    ) -> StorageResult<Vec<Written>> {
         if table != Table::AiJobs || !owns_jobs(self)? {
-            return copy_into(self, table, records);
+            return Ok(copy_into(self, table, records, digest)?
+                .into_iter()
+                .collect());
         }
         execute(
             self,
             &format!("ALTER TABLE ai_jobs DISABLE TRIGGER {REFS_TRIGGER}"),
         )?;
-        copy_into(self, table, records)?;
+        let jobs = copy_into(self, table, records, digest)?;
         let refs: Vec<Record> = records.iter().flat_map(Record::indexed_refs).collect();
-        copy_into(self, Table::AiJobEntityRefs, &refs)?;
+        let refs = copy_into(self, Table::AiJobEntityRefs, &refs, digest)?;
         execute(
             self,
             &format!("ALTER TABLE ai_jobs ENABLE TRIGGER {REFS_TRIGGER}"),
-        )
+        )?;
+        Ok(jobs.into_iter().chain(refs).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plain(text: &str) -> String {
+        let mut out = Vec::new();
+        plain_numeric(text.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn jsonb(value: &serde_json::Value) -> String {
+        let mut out = Vec::new();
+        jsonb_text(value, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// What PostgreSQL 15 printed for `SELECT '<text>'::jsonb` of each.
+    #[test]
+    fn numbers_are_spelt_as_numeric_spells_them() {
+        for (text, numeric) in [
+            ("0", "0"),
+            ("-12", "-12"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("15.0", "15.0"),
+            ("1.50e1", "15.0"),
+            ("2e-3", "0.002"),
+            ("1.5e-7", "0.00000015"),
+            ("1e20", "100000000000000000000"),
+            ("-0.0", "0.0"),
+            ("-1.25e2", "-125"),
+            ("0.001", "0.001"),
+        ] {
+            assert_eq!(plain(text), numeric, "{text}");
+        }
+    }
+
+    /// Every float the stores write (`write_json`), spelt plainly, is the
+    /// same float: the spelling never changes a value.
+    #[test]
+    fn plain_floats_read_back_as_the_same_float() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut checked = 0;
+        while checked < 200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = f64::from_bits(state);
+            if !value.is_finite() {
+                continue;
+            }
+            let mut text = Vec::new();
+            write_json(&json!(value), &mut text).unwrap();
+            let spelt = plain(std::str::from_utf8(&text).unwrap());
+            assert!(!spelt.contains(['e', 'E']), "{spelt}");
+            let back: f64 = spelt.parse().unwrap();
+            let expected = if value == 0.0 { 0.0 } else { value };
+            assert_eq!(back.to_bits(), expected.to_bits(), "{value:e} as {spelt}");
+            checked += 1;
+        }
+    }
+
+    #[test]
+    fn objects_are_spelt_as_jsonb_out_spells_them() {
+        let value = json!({"bb": 1, "a": [1.5, "x\u{1}y\"\\", null, true], "ccc": {}, "é": []});
+        // Keys by length, then bytes ("é" is two bytes).
+        assert_eq!(
+            jsonb(&value),
+            r#"{"a": [1.5, "x\u0001y\"\\", null, true], "bb": 1, "é": [], "ccc": {}}"#
+        );
     }
 }

@@ -232,6 +232,41 @@ impl Table {
             ],
         }
     }
+
+    /// The primary key's columns with their PostgreSQL types, in key
+    /// order: `Key::id` is the text (or uuid) column, `Key::pos` the
+    /// integer one.
+    pub(crate) fn key_columns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Table::Workspaces
+            | Table::Documents
+            | Table::Blocks
+            | Table::Canvases
+            | Table::CanvasNodes
+            | Table::CanvasEdges => &[("id", "text")],
+            Table::AiJobs | Table::WorkflowRuns | Table::WorkflowNodeExecutions => {
+                &[("id", "uuid")]
+            }
+            Table::AiJobEntityRefs => &[("job_id", "uuid"), ("position", "int8")],
+            Table::KernelEvents => &[("event_sequence", "int8")],
+            Table::KernelSessionRuns => &[("session_run_id", "text")],
+            Table::KernelSessionClaims => &[("session_run_id", "text"), ("attempt", "int8")],
+        }
+    }
+}
+
+impl Key {
+    /// The values of [`Table::key_columns`], as text.
+    pub(crate) fn column_values(&self, table: Table) -> Vec<String> {
+        table
+            .key_columns()
+            .iter()
+            .map(|(_, kind)| match *kind {
+                "int8" => self.pos.unwrap_or(i64::MIN).to_string(),
+                _ => self.id.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A row's primary key, ordered as both backends order it: ids bytewise

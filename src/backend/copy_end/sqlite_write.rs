@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::RunQueryDsl;
 
-use super::{Cell, Record, Table, WriteRecords};
+use super::{Cell, Record, Table, WriteRecords, Written};
 use crate::backend::fields::{sqlite_time_text, write_json};
 use crate::backend::from_diesel;
 use crate::error::{StorageError, StorageResult};
@@ -37,7 +37,12 @@ fn json_text(value: &serde_json::Value) -> StorageResult<String> {
 }
 
 impl WriteRecords for SqliteConnection {
-    fn write_records(&mut self, table: Table, records: &[Record]) -> StorageResult<()> {
+    fn write_records(
+        &mut self,
+        table: Table,
+        records: &[Record],
+        _digest: bool,
+    ) -> StorageResult<Vec<Written>> {
         let columns = table.columns();
         let row = format!("({})", vec!["?"; columns.len()].join(", "));
         let per_statement = (MAX_BIND_PARAMS / columns.len()).max(1);
@@ -58,6 +63,6 @@ impl WriteRecords for SqliteConnection {
                 .execute(self)
                 .map_err(|e| from_diesel(e, &format!("{} rows", table.name())))?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
