@@ -175,6 +175,10 @@ fn main() -> StorageResult<()> {
             (report.seconds - report.verify_seconds) / raw_seconds
         );
         println!(
+            "copy/{jobs}_jobs: {} of {} rows read back by the digest of their bytes, the rest row by row",
+            report.rows_verified_by_bytes, report.rows_this_run
+        );
+        println!(
             "copy/{jobs}_jobs: CPU seconds (this process + the rest of the machine, mostly \
              PostgreSQL): raw binary COPY {:.1} + {:.1}, copy_store {:.1} + {:.1}",
             raw_cpu.0, raw_cpu.1, copy_cpu.0, copy_cpu.1

@@ -458,6 +458,48 @@ fn refs_across_verification_pages(from: &str, to: &str) {
     assert_identical(a.url(), b.url());
 }
 
+/// A page larger than the server should hash in memory (64 MiB: seven
+/// blocks of 10 MiB) is read back row by row on PostgreSQL; the rest by
+/// the digest of its bytes.
+fn a_page_too_large_to_hash_is_read_back_row_by_row(from: &str, to: &str) {
+    let (a, b) = copy_cases_for(from, to);
+    let ctx = human();
+    let ws = a
+        .store()
+        .create_workspace(&ctx, NewWorkspace { name: "w".into() })
+        .unwrap();
+    let doc = a
+        .store()
+        .create_document(
+            &ctx,
+            NewDocument {
+                workspace_id: ws.id,
+                title: "d".into(),
+            },
+        )
+        .unwrap();
+    for i in 0..7 {
+        a.store()
+            .create_block(
+                &ctx,
+                NewBlock {
+                    document_id: doc.id.clone(),
+                    kind: "paragraph".into(),
+                    sequence: i,
+                    raw_content: format!("{i}").repeat(10 << 20),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let report = copy(&a, &b, &CopyOptions::default()).unwrap();
+    assert!(report.verify.identical);
+    assert_eq!(report.rows_this_run, 9);
+    let by_bytes = if to == "postgres" { 2 } else { 0 };
+    assert_eq!(report.rows_verified_by_bytes, by_bytes, "{report:?}");
+    assert_identical(a.url(), b.url());
+}
+
 /// A target that stores something else than it was sent (here a trigger
 /// changes a block as it is inserted) fails verification. On PostgreSQL
 /// the page's hash is not the hash of the bytes written, so the page is
@@ -1189,6 +1231,7 @@ macro_rules! copy_tests {
                 copies_every_table_exactly,
                 refs_across_verification_pages,
                 a_target_that_changes_rows_as_written_fails_verification,
+                a_page_too_large_to_hash_is_read_back_row_by_row,
                 resume_builds_the_indexes_one_built_by_hand,
                 verify_names_the_first_difference,
                 non_empty_target_is_refused,

@@ -78,7 +78,13 @@ pub(crate) struct RowBytes {
     types: Vec<i32>,
     hash: sha2::Sha256,
     rows: u64,
+    bytes: usize,
 }
+
+/// The largest page checked by digest: the server holds a page's bytes
+/// in memory to hash them (and `bytea` stops at 1 GiB); a larger page is
+/// read back row by row.
+const MAX_DIGEST_BYTES: usize = 64 << 20;
 
 impl RowBytes {
     fn new(types: Vec<i32>) -> Self {
@@ -86,6 +92,7 @@ impl RowBytes {
             types,
             hash: sha2::Sha256::new(),
             rows: 0,
+            bytes: 0,
         }
     }
 
@@ -105,14 +112,15 @@ impl RowBytes {
             at = end;
         }
         self.rows += 1;
+        self.bytes += tuple.len() + 2 * fields;
     }
 
-    fn finish(self, table: Table) -> Written {
-        Written {
+    fn finish(self, table: Table) -> Option<Written> {
+        (self.bytes <= MAX_DIGEST_BYTES).then(|| Written {
             table,
             rows: self.rows,
             bytes: self.hash.finalize().into(),
-        }
+        })
     }
 }
 
@@ -342,7 +350,7 @@ fn copy_into(
             records.len()
         )));
     }
-    Ok(digest.into_inner().map(|d| d.finish(table)))
+    Ok(digest.into_inner().and_then(|d| d.finish(table)))
 }
 
 #[derive(diesel::QueryableByName)]
