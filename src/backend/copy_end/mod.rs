@@ -187,8 +187,9 @@ pub(crate) fn secondary_indexes_sql(backend: crate::Backend) -> String {
 
 /// What the verifier asks the target for one range of `table`'s keys: the
 /// rows, and the SHA-256 of their `record_send` bytes in key order (see
-/// `pg_write::RowBytes`); PostgreSQL only. Binds: the key values after which the range starts,
-/// then those it ends at (`Key::column_values`), each present or not.
+/// `pg_write::RowBytes`); PostgreSQL only. Binds: the key values after
+/// which the range starts, then those it ends at (`Key::column_values`),
+/// each present or not.
 pub(crate) fn written_digest_sql(table: Table, after: bool, until: bool) -> String {
     let columns = table.key_columns();
     let names = columns

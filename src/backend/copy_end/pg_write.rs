@@ -165,6 +165,10 @@ pub(crate) fn jsonb_text(value: &serde_json::Value, out: &mut Vec<u8>) -> Storag
         Value::Null | Value::Bool(_) | Value::String(_) => {
             serde_json::to_writer(&mut *out, value)?;
         }
+        Value::Number(n) if !n.is_f64() => {
+            use std::io::Write;
+            write!(out, "{n}").map_err(|e| StorageError::Serialization(e.to_string()))?;
+        }
         Value::Number(_) => {
             let mut text = Vec::new();
             write_json(value, &mut text)?;
