@@ -537,6 +537,24 @@ mod copy_end {
     /// connection of its own, and if that connection ends (a terminated
     /// backend, a lost network) the server releases the lock; the copy
     /// must then stop rather than go on writing unguarded.
+    /// A page's commit does not wait for its WAL to reach the disk
+    /// (`synchronous_commit = off` for the page's transaction; any role may
+    /// set it). A server crash may then lose the last pages committed, and
+    /// with them the checkpoint rows of the same transactions, so a resume
+    /// writes them again; nothing is half-kept. The copy's last
+    /// transactions (the indexes, dropping the checkpoint) commit as the
+    /// server is configured, and flushing their WAL flushes every page's
+    /// before them: a copy that has returned is as durable as any commit.
+    fn page_commits_without_flush(c: &mut Conn) -> StorageResult<()> {
+        if BACKEND != Backend::Postgres {
+            return Ok(());
+        }
+        diesel::sql_query("SET LOCAL synchronous_commit = off")
+            .execute(c)
+            .map(drop)
+            .map_err(|e| from_diesel(e, "synchronous_commit"))
+    }
+
     fn still_locked(c: &mut Conn) -> StorageResult<()> {
         if BACKEND != Backend::Postgres {
             return Ok(());
@@ -587,6 +605,7 @@ mod copy_end {
         ) -> StorageResult<Vec<Written>> {
             let mut conn = self.conn()?;
             write_tx(&mut conn, |c| {
+                page_commits_without_flush(c)?;
                 still_locked(c)?;
                 let written = if records.is_empty() {
                     Vec::new()
