@@ -462,35 +462,19 @@ fn refs_across_verification_pages(from: &str, to: &str) {
 /// blocks of 10 MiB) is read back row by row on PostgreSQL; the rest by
 /// the digest of its bytes.
 fn a_page_too_large_to_hash_is_read_back_row_by_row(from: &str, to: &str) {
+    use handshake_storage::conformance::fixtures::{new_block, new_doc};
     let (a, b) = copy_cases_for(from, to);
-    let ctx = human();
-    let ws = a
-        .store()
+    let (store, ctx) = (a.store(), human());
+    let ws = store
         .create_workspace(&ctx, NewWorkspace { name: "w".into() })
         .unwrap();
-    let doc = a
-        .store()
-        .create_document(
-            &ctx,
-            NewDocument {
-                workspace_id: ws.id,
-                title: "d".into(),
-            },
-        )
-        .unwrap();
+    let doc = store.create_document(&ctx, new_doc(&ws.id, "d")).unwrap();
     for i in 0..7 {
-        a.store()
-            .create_block(
-                &ctx,
-                NewBlock {
-                    document_id: doc.id.clone(),
-                    kind: "paragraph".into(),
-                    sequence: i,
-                    raw_content: format!("{i}").repeat(10 << 20),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let block = NewBlock {
+            raw_content: format!("{i}").repeat(10 << 20),
+            ..new_block(&doc.id, i, None)
+        };
+        store.create_block(&ctx, block).unwrap();
     }
     let report = copy(&a, &b, &CopyOptions::default()).unwrap();
     assert!(report.verify.identical);
