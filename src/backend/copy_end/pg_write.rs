@@ -26,9 +26,8 @@ pub(crate) const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 pub(crate) const COPY_CHUNK: usize = 1 << 16;
 
 /// Streams the binary COPY data of `records` to `w`: header, one tuple per
-/// record, trailer, a chunk at a time. With `types` (the columns' type
-/// oids), `digest` also hashes each tuple as `record_send` will send the
-/// row back (see [`RowBytes`]).
+/// record, trailer, a chunk at a time. With `digest`, each tuple is also
+/// hashed as `record_send` will send the row back (see [`RowBytes`]).
 fn stream(
     table: Table,
     records: &[Record],
@@ -72,8 +71,8 @@ fn stream(
 /// count, then per column its type oid, length and bytes), which the
 /// writer computes from its COPY tuples (a field's bytes are the same:
 /// both are the type's binary send format) and the verifier asks the
-/// target for (`super::written_digest_sql`): equal digests mean the target holds
-/// exactly the rows written, byte for byte.
+/// target for (`super::written_digest_sql`): equal digests mean the
+/// target holds exactly the rows written, byte for byte.
 pub(crate) struct RowBytes {
     types: Vec<i32>,
     hash: sha2::Sha256,
