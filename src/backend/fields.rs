@@ -82,7 +82,15 @@ impl serde_json::ser::Formatter for FloatsStayFloats {
 
 /// Writes `value` as JSON text the way every backend stores it.
 pub(crate) fn write_json<W: std::io::Write>(value: &Value, writer: W) -> serde_json::Result<()> {
-    use serde::Serialize;
+    write_json_of(value, writer)
+}
+
+/// Writes any serialisable value as the JSON text [`write_json`] writes
+/// for its `serde_json::to_value`, without building that value.
+pub(crate) fn write_json_of<T: serde::Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: W,
+) -> serde_json::Result<()> {
     value.serialize(&mut serde_json::Serializer::with_formatter(
         writer,
         FloatsStayFloats,

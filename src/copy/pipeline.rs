@@ -128,6 +128,10 @@ pub(super) fn pipeline(
 ) -> StorageResult<Copied> {
     let (to_writer, steps) = std::sync::mpsc::sync_channel::<Step>(PAGES_AHEAD);
     let (to_verifiers, parts) = std::sync::mpsc::channel::<Part>();
+    // Written pages go back to the reader, which allocated their rows, to
+    // be freed there: off the writer's path (the copy's slowest), and
+    // with the allocator's bookkeeping on the thread that owns it.
+    let (to_reader, spent) = std::sync::mpsc::channel::<Vec<Record>>();
     let parts = std::sync::Mutex::new(parts);
     let failure = Failure::default();
     fn panicked<T>(what: &str) -> StorageResult<T> {
@@ -142,11 +146,19 @@ pub(super) fn pipeline(
             .collect();
         // Each thread records its failure as it happens, so the others
         // stop at their next step.
-        let writer = scope
-            .spawn(|| failure.fail(write_steps(target, steps, options, to_verifiers, &failure)));
+        let writer = scope.spawn(|| {
+            failure.fail(write_steps(
+                target,
+                steps,
+                options,
+                to_verifiers,
+                to_reader,
+                &failure,
+            ))
+        });
         let read = source.snapshot(&mut |snap| {
             for table in Table::ALL.into_iter().filter(|t| t.written()) {
-                read_table(snap, table, checkpoints, options, &to_writer)?;
+                read_table(snap, table, checkpoints, options, &to_writer, &spent)?;
             }
             Ok(())
         });

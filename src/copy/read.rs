@@ -16,6 +16,7 @@ pub(super) fn read_table(
     checkpoints: &mut [Checkpoint],
     options: &CopyOptions,
     writer: &std::sync::mpsc::SyncSender<Step>,
+    spent: &std::sync::mpsc::Receiver<Vec<Record>>,
 ) -> StorageResult<()> {
     let send = |step: Step| {
         writer
@@ -77,6 +78,10 @@ pub(super) fn read_table(
         )))?;
     }
     while !checkpoints[mine].done {
+        // The pages the writer is done with, freed here.
+        while let Ok(page) = spent.try_recv() {
+            drop(page);
+        }
         let before = checkpoints[mine].last_key.clone();
         let SourcePage {
             records: page,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::pipeline::{Failure, Part, Step};
 use super::report::per_sec;
 use super::{CopyOptions, CopyProgress, TableCopy};
-use crate::backend::copy_end::{CopyEnd, Table};
+use crate::backend::copy_end::{CopyEnd, Record, Table};
 use crate::error::{StorageError, StorageResult};
 
 /// The writer's half of [`pipeline`](super::pipeline::pipeline): commits each page with its
@@ -18,6 +18,7 @@ pub(super) fn write_steps(
     steps: std::sync::mpsc::Receiver<Step>,
     options: &CopyOptions,
     verifiers: std::sync::mpsc::Sender<Part>,
+    spent: std::sync::mpsc::Sender<Vec<Record>>,
     failure: &Failure,
 ) -> StorageResult<Vec<TableCopy>> {
     let mut tables = Vec::new();
@@ -70,6 +71,8 @@ pub(super) fn write_steps(
                     })
                     .collect();
                 verify(written)?;
+                // To the reader, to be freed (or here, if it has gone).
+                let _ = spent.send(records);
                 report(table, next[0].rows, total);
             }
             Step::Verify(parts) => verify(parts)?,

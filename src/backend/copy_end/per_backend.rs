@@ -181,9 +181,10 @@ mod copy_end {
                 query = query.filter($table::id.gt($key_value(after)?));
             }
             match query.load::<$row>($conn) {
-                Ok(rows) => rows
-                    .into_iter()
-                    .map(|row| {
+                Ok(rows) => {
+                    // Into a new vector (see `checked`).
+                    let mut records = Vec::with_capacity(rows.len());
+                    for row in rows {
                         let key: Key = $key_of(&row);
                         let record = row
                             .into_domain()
@@ -192,9 +193,10 @@ mod copy_end {
                         record
                             .check()
                             .map_err(|e| at_row(table, &key.to_string(), e))?;
-                        Ok(record)
-                    })
-                    .collect::<StorageResult<Vec<Record>>>(),
+                        records.push(record);
+                    }
+                    Ok(records)
+                }
                 Err(page_err @ diesel::result::Error::DeserializationError(_)) => {
                     let mut keys = $table::table
                         .select($table::id)
@@ -236,15 +238,18 @@ mod copy_end {
         rows: Vec<R>,
         decode: impl Fn(R) -> StorageResult<Record>,
     ) -> StorageResult<Vec<Record>> {
-        rows.into_iter()
-            .map(|row| {
-                let record = decode(row).map_err(|e| at_row(table, "in page", e))?;
-                record
-                    .check()
-                    .map_err(|e| at_row(table, &record.key().to_string(), e))?;
-                Ok(record)
-            })
-            .collect()
+        // Pushed into a new vector: collecting the rows' iterator would
+        // reuse the rows' allocation and then shrink it to the records'
+        // size, a copy of the page each time.
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let record = decode(row).map_err(|e| at_row(table, "in page", e))?;
+            record
+                .check()
+                .map_err(|e| at_row(table, &record.key().to_string(), e))?;
+            records.push(record);
+        }
+        Ok(records)
     }
 
     struct Snap<'c>(&'c mut Conn);
@@ -448,21 +453,19 @@ mod copy_end {
                     }
                     let rows: Vec<(DbUuid, i64, String, String, DbTime)> =
                         query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
-                    rows.into_iter()
-                        .map(|(job_id, position, entity_id, entity_kind, created_at)| {
-                            let record = Record::Ref(IndexedRef {
+                    checked(
+                        table,
+                        rows,
+                        |(job_id, position, entity_id, entity_kind, created_at)| {
+                            Ok(Record::Ref(IndexedRef {
                                 job_id: job_id.0,
                                 position,
                                 entity_id,
                                 entity_kind,
                                 created_at: created_at.0,
-                            });
-                            record
-                                .check()
-                                .map_err(|e| at_row(table, &record.key().to_string(), e))?;
-                            Ok(record)
-                        })
-                        .collect()
+                            }))
+                        },
+                    )
                 }
             }
         }

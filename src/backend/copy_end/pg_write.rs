@@ -140,9 +140,140 @@ fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
             Ok(())
         })?,
         Cell::Json(v) => jsonb(out, v)?,
-        typed @ Cell::Typed(..) => jsonb(out, typed.json()?.as_ref())?,
+        Cell::Typed(column, v) => variable(out, |buf| {
+            let mut stored = Vec::with_capacity(256);
+            v.write_stored(&mut stored)
+                .map_err(|e| StorageError::Serialization(format!("cannot encode {column}: {e}")))?;
+            buf.push(1); // jsonb's binary format version
+            respell(&stored, buf).map(drop)
+        })?,
     }
     Ok(())
+}
+
+/// JSON text as the stores write it (serde_json's compact form,
+/// `write_json`) spelt again as [`jsonb_text`] spells the same value,
+/// token by token, without building a `serde_json::Value`: spaces after
+/// `,` and `:`, object keys ordered by length then bytes, floats in
+/// `numeric`'s plain notation; strings, integers and literals as they
+/// are. Returns the text after the first value.
+fn respell<'t>(text: &'t [u8], out: &mut Vec<u8>) -> StorageResult<&'t [u8]> {
+    let bad = || StorageError::Serialization("malformed JSON text from serde_json".into());
+    let after = |rest: &'t [u8], byte: u8| match rest.split_first() {
+        Some((&b, rest)) if b == byte => Ok(rest),
+        _ => Err(bad()),
+    };
+    let Some(&first) = text.first() else {
+        return Err(bad());
+    };
+    match first {
+        b'[' => {
+            let mut rest = &text[1..];
+            out.push(b'[');
+            if let Some(rest) = rest.strip_prefix(b"]") {
+                out.push(b']');
+                return Ok(rest);
+            }
+            loop {
+                rest = respell(rest, out)?;
+                match rest.split_first() {
+                    Some((b',', more)) => {
+                        out.extend_from_slice(b", ");
+                        rest = more;
+                    }
+                    Some((b']', more)) => {
+                        out.push(b']');
+                        return Ok(more);
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+        }
+        b'{' => {
+            let mut rest = &text[1..];
+            if let Some(rest) = rest.strip_prefix(b"}") {
+                out.extend_from_slice(b"{}");
+                return Ok(rest);
+            }
+            // Each entry spelt in turn into `spelt`, then copied out in
+            // jsonb's key order.
+            let mut spelt = Vec::new();
+            let mut entries: Vec<(std::borrow::Cow<'t, [u8]>, std::ops::Range<usize>)> = Vec::new();
+            loop {
+                let key_len = string_len(rest).ok_or_else(bad)?;
+                let (key, more) = rest.split_at(key_len);
+                let start = spelt.len();
+                spelt.extend_from_slice(key);
+                spelt.extend_from_slice(b": ");
+                rest = respell(after(more, b':')?, &mut spelt)?;
+                let inner = &key[1..key.len() - 1];
+                let sort_key = if inner.contains(&b'\\') {
+                    let decoded: String = serde_json::from_slice(key)?;
+                    std::borrow::Cow::Owned(decoded.into_bytes())
+                } else {
+                    std::borrow::Cow::Borrowed(inner)
+                };
+                entries.push((sort_key, start..spelt.len()));
+                match rest.split_first() {
+                    Some((b',', more)) => rest = more,
+                    Some((b'}', more)) => {
+                        rest = more;
+                        break;
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
+            out.push(b'{');
+            for (i, (_, range)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(&spelt[range]);
+            }
+            out.push(b'}');
+            Ok(rest)
+        }
+        b'"' => {
+            let len = string_len(text).ok_or_else(bad)?;
+            out.extend_from_slice(&text[..len]);
+            Ok(&text[len..])
+        }
+        _ => {
+            let len = text
+                .iter()
+                .position(|b| matches!(b, b',' | b']' | b'}' | b':'))
+                .unwrap_or(text.len());
+            let (token, rest) = text.split_at(len);
+            if token
+                .first()
+                .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
+                && token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'))
+            {
+                plain_numeric(token, out);
+            } else {
+                out.extend_from_slice(token);
+            }
+            Ok(rest)
+        }
+    }
+}
+
+/// The length of the JSON string token `text` starts with, quotes
+/// included.
+fn string_len(text: &[u8]) -> Option<usize> {
+    if text.first() != Some(&b'"') {
+        return None;
+    }
+    let mut at = 1;
+    while let Some(&b) = text.get(at) {
+        match b {
+            b'\\' => at += 2,
+            b'"' => return Some(at + 1),
+            _ => at += 1,
+        }
+    }
+    None
 }
 
 fn jsonb(out: &mut Vec<u8>, value: &serde_json::Value) -> StorageResult<()> {
@@ -493,6 +624,111 @@ mod tests {
             let expected = if value == 0.0 { 0.0 } else { value };
             assert_eq!(back.to_bits(), expected.to_bits(), "{value:e} as {spelt}");
             checked += 1;
+        }
+    }
+
+    /// `respell` of the stored text of `value` is `jsonb_text` of it.
+    fn respelt_as_jsonb(value: &serde_json::Value) -> Result<(), String> {
+        let mut stored = Vec::new();
+        write_json(value, &mut stored).unwrap();
+        let mut out = Vec::new();
+        let rest = respell(&stored, &mut out).map_err(|e| e.to_string())?;
+        if !rest.is_empty() {
+            return Err(format!("left {rest:?}"));
+        }
+        let (got, want) = (String::from_utf8(out).unwrap(), jsonb(value));
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got} != {want}"))
+        }
+    }
+
+    #[test]
+    fn stored_text_is_respelt_as_jsonb_text_spells_its_value() {
+        for value in [
+            json!(null),
+            json!([]),
+            json!({}),
+            json!([[], {}, [{}]]),
+            json!(-0.0),
+            json!(1e16),
+            json!(1.5e-7),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!({"bb": 1, "a": [1.5, "x\u{1}y\"\\", null, true], "ccc": {}, "é": []}),
+            json!({"a\"b": 1, "a\\": 2, "ab": 3, "\u{7f}": [-2.5e300, 0.001]}),
+            json!({"nested": {"z": {"yy": 1, "x": [1, {"b": 2, "a": 1}]}}}),
+        ] {
+            respelt_as_jsonb(&value).unwrap();
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,6}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(".{0,4}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_stored_json_is_respelt_as_jsonb_text_spells_it(value in any_json()) {
+            proptest::prop_assert_eq!(respelt_as_jsonb(&value), Ok(()));
+        }
+    }
+
+    /// A typed cell is encoded as the `Value` its type serialises to.
+    #[test]
+    fn typed_cells_are_encoded_as_their_json_values() {
+        use crate::{EntityRef, JobMetrics, OperationType, PlannedOperation};
+        let refs = vec![
+            EntityRef {
+                entity_id: "d\"1".into(),
+                entity_kind: "document".into(),
+            },
+            EntityRef {
+                entity_id: "w".into(),
+                entity_kind: "workspace".into(),
+            },
+        ];
+        let plan = vec![PlannedOperation {
+            op_type: OperationType::Write,
+            target: refs[0].clone(),
+            description: Some("ä\n".into()),
+        }];
+        let metrics = JobMetrics {
+            duration_ms: u64::MAX,
+            total_tokens: 7,
+            ..JobMetrics::default()
+        };
+        let cells: [(&str, &dyn super::super::record::TypedJson); 4] = [
+            ("entity_refs", &refs),
+            ("planned_operations", &plan),
+            ("metrics", &metrics),
+            ("entity_refs", &Vec::<EntityRef>::new()),
+        ];
+        for (column, typed) in cells {
+            let (mut direct, mut by_value) = (Vec::new(), Vec::new());
+            field(&mut direct, Cell::Typed(column, typed)).unwrap();
+            super::jsonb(&mut by_value, &typed.to_value().unwrap()).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&by_value),
+                "{column}"
+            );
         }
     }
 

@@ -411,12 +411,14 @@ impl Record {
     /// as a walk of the value with object keys in sorted order), cut to
     /// 128 bits. The same on every backend for the same value.
     pub(crate) fn digest(&self) -> StorageResult<u128> {
-        let mut hasher = Sha256::new();
-        hasher.update([self.tag()]);
+        // The encoding is gathered first and hashed in one call: the same
+        // bytes, without a call into the hasher per field.
+        let mut bytes = Canonical(Vec::with_capacity(256));
+        bytes.update([self.tag()]);
         for cell in self.cells()? {
-            cell.digest_into(&mut hasher)?;
+            cell.digest_into(&mut bytes)?;
         }
-        let hash = hasher.finalize();
+        let hash = Sha256::digest(&bytes.0);
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash[..16]);
         Ok(u128::from_be_bytes(first))
@@ -805,11 +807,18 @@ pub(crate) enum Cell<'a> {
 /// serialisation must have a fixed order (no `HashMap` inside): the
 /// digest hashes it as serialised.
 pub(crate) trait TypedJson: std::fmt::Debug {
+    /// Its `serde_json::Value` (what the writers once encoded; the tests
+    /// compare with it).
+    #[cfg(test)]
     fn to_value(&self) -> serde_json::Result<Value>;
     fn write_to(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()>;
+    /// The JSON text the stores write for it (`fields::write_json` of
+    /// its `to_value`), written straight from the typed value.
+    fn write_stored(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()>;
 }
 
 impl<T: Serialize + std::fmt::Debug> TypedJson for T {
+    #[cfg(test)]
     fn to_value(&self) -> serde_json::Result<Value> {
         serde_json::to_value(self)
     }
@@ -817,25 +826,15 @@ impl<T: Serialize + std::fmt::Debug> TypedJson for T {
     fn write_to(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
         serde_json::to_writer(w, self)
     }
-}
 
-impl Cell<'_> {
-    /// The JSON value of a `Json` or `Typed` cell, for the writers.
-    pub(crate) fn json(&self) -> StorageResult<std::borrow::Cow<'_, Value>> {
-        match self {
-            Cell::Json(v) => Ok(std::borrow::Cow::Borrowed(*v)),
-            Cell::Typed(field, v) => v
-                .to_value()
-                .map(std::borrow::Cow::Owned)
-                .map_err(|e| StorageError::Serialization(format!("cannot encode {field}: {e}"))),
-            _ => Err(StorageError::Serialization("not a JSON cell".into())),
-        }
+    fn write_stored(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        crate::backend::fields::write_json_of(self, w)
     }
 }
 
 impl Cell<'_> {
     /// Feeds this value's canonical encoding to `h` (see [`Record::digest`]).
-    fn digest_into(&self, h: &mut Sha256) -> StorageResult<()> {
+    fn digest_into(&self, h: &mut Canonical) -> StorageResult<()> {
         match self {
             Cell::Null => h.update([0]),
             Cell::Text(v) => {
@@ -867,7 +866,7 @@ impl Cell<'_> {
             Cell::Typed(field, v) => {
                 // Serialised as the type has it (a fixed order).
                 h.update([8]);
-                v.write_to(h).map_err(|e| {
+                v.write_to(&mut h.0).map_err(|e| {
                     StorageError::Serialization(format!("cannot encode {field}: {e}"))
                 })?;
             }
@@ -876,7 +875,16 @@ impl Cell<'_> {
     }
 }
 
-fn text(h: &mut Sha256, v: &str) {
+/// A row's canonical encoding (see [`Record::digest`]), as it is built.
+struct Canonical(Vec<u8>);
+
+impl Canonical {
+    fn update(&mut self, bytes: impl AsRef<[u8]>) {
+        self.0.extend_from_slice(bytes.as_ref());
+    }
+}
+
+fn text(h: &mut Canonical, v: &str) {
     h.update((v.len() as u64).to_le_bytes());
     h.update(v.as_bytes());
 }
@@ -884,7 +892,7 @@ fn text(h: &mut Sha256, v: &str) {
 /// A JSON value's canonical encoding: numbers by what they hold (an
 /// integer is not the float of the same value: `1` and `1.0` differ, as
 /// they do in the stores), object keys in sorted order.
-fn json_into(h: &mut Sha256, value: &Value) {
+fn json_into(h: &mut Canonical, value: &Value) {
     match value {
         Value::Null => h.update([0]),
         Value::Bool(b) => h.update([1, u8::from(*b)]),
@@ -949,11 +957,11 @@ mod tests {
     use serde_json::json;
 
     fn digest(cells: &[Cell<'_>]) -> Vec<u8> {
-        let mut h = Sha256::new();
+        let mut h = Canonical(Vec::new());
         for cell in cells {
             cell.digest_into(&mut h).unwrap();
         }
-        h.finalize().to_vec()
+        Sha256::digest(&h.0).to_vec()
     }
 
     #[test]

@@ -26,14 +26,23 @@ fn bind<'a>(query: Boxed<'a>, cell: Cell<'a>) -> StorageResult<Boxed<'a>> {
         Cell::Uuid(v) => query.bind::<Text, _>(v.hyphenated().to_string()),
         Cell::Time(v) => query.bind::<Text, _>(sqlite_time_text(&v)),
         Cell::Json(v) => query.bind::<Text, _>(json_text(v)?),
-        typed @ Cell::Typed(..) => query.bind::<Text, _>(json_text(typed.json()?.as_ref())?),
+        Cell::Typed(column, v) => {
+            let mut out = Vec::new();
+            v.write_stored(&mut out)
+                .map_err(|e| StorageError::Serialization(format!("cannot encode {column}: {e}")))?;
+            query.bind::<Text, _>(utf8(out)?)
+        }
     })
 }
 
 fn json_text(value: &serde_json::Value) -> StorageResult<String> {
     let mut out = Vec::new();
     write_json(value, &mut out)?;
-    String::from_utf8(out).map_err(|e| StorageError::Serialization(e.to_string()))
+    utf8(out)
+}
+
+fn utf8(text: Vec<u8>) -> StorageResult<String> {
+    String::from_utf8(text).map_err(|e| StorageError::Serialization(e.to_string()))
 }
 
 impl WriteRecords for SqliteConnection {
