@@ -809,7 +809,7 @@ pub(crate) enum Cell<'a> {
 pub(crate) trait TypedJson: std::fmt::Debug {
     /// Its `serde_json::Value` (what the writers once encoded; the tests
     /// compare with it).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "postgres"))]
     fn to_value(&self) -> serde_json::Result<Value>;
     fn write_to(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()>;
     /// The JSON text the stores write for it (`fields::write_json` of
@@ -818,7 +818,7 @@ pub(crate) trait TypedJson: std::fmt::Debug {
 }
 
 impl<T: Serialize + std::fmt::Debug> TypedJson for T {
-    #[cfg(test)]
+    #[cfg(all(test, feature = "postgres"))]
     fn to_value(&self) -> serde_json::Result<Value> {
         serde_json::to_value(self)
     }
