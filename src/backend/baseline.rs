@@ -313,7 +313,7 @@ fn insert_rows<T>(
             return Err(StorageError::validation(format!("{BACKEND} has no COPY")));
         }
         let records: Vec<Record> = rows.into_iter().map(record).collect();
-        return conn.write_records(table, &records, false).map(drop);
+        return conn.write_records(table, &records, None, false).map(drop);
     }
     let columns = table.columns();
     let column_list = columns.join(", ");

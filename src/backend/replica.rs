@@ -708,9 +708,10 @@ impl crate::backend::copy_end::CopyEnd for Replicated {
         &self,
         table: crate::backend::copy_end::Table,
         records: &[crate::backend::copy_end::Record],
+        refs: &[crate::backend::copy_end::Record],
         progress: &[crate::backend::copy_end::Checkpoint],
     ) -> StorageResult<Vec<crate::backend::copy_end::Written>> {
-        self.write(|s| s.write_batch(table, records, progress))
+        self.write(|s| s.write_batch(table, records, refs, progress))
     }
     fn checkpoints(&self) -> StorageResult<Option<Vec<crate::backend::copy_end::Checkpoint>>> {
         self.primary.checkpoints()
@@ -729,5 +730,8 @@ impl crate::backend::copy_end::CopyEnd for Replicated {
     }
     fn lock_copies(&self) -> StorageResult<Option<crate::backend::copy_end::CopyLock>> {
         self.primary.lock_copies()
+    }
+    fn verifiers(&self) -> usize {
+        self.primary.verifiers()
     }
 }

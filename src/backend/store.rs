@@ -859,7 +859,7 @@ fn insert_all<R: BulkRow>(
         .into_iter()
         .map(|row| row.into_domain().map(R::record))
         .collect::<StorageResult<Vec<_>>>()?;
-    conn.write_records(R::TABLE, &records, false)?;
+    conn.write_records(R::TABLE, &records, None, false)?;
     // Every record was made from an `R` above.
     Ok(records.into_iter().filter_map(R::from_record).collect())
 }

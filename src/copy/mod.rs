@@ -30,7 +30,8 @@
 //!   refs and verified.
 //! - Every target table is read back and its count and digest compared
 //!   with the source's; only when all match is the checkpoint table
-//!   dropped. The reading trails the writer on two more threads: each page
+//!   dropped. The reading trails the writer on more threads (one into
+//!   PostgreSQL, two into SQLite: `CopyEnd::verifiers`): each page
 //!   is read back (in its own read transaction, 2,000 rows a query) once
 //!   it has committed, the rows earlier runs committed when a resumed copy
 //!   starts, and each table's keys after its last, so the ranges read tile

@@ -21,6 +21,8 @@ pub(super) enum Step {
     Page {
         table: Table,
         records: Vec<Record>,
+        /// With jobs, their indexed refs.
+        refs: Vec<Record>,
         next: Vec<Checkpoint>,
         /// What to read back once the page has committed.
         written: Vec<Part>,
@@ -37,7 +39,8 @@ pub(super) enum Step {
 /// the one being read and the one being written.
 const PAGES_AHEAD: usize = 1;
 
-/// Threads reading the target back while the copy runs.
+/// Threads reading the target back while the copy runs, at most (the
+/// target says how many: `CopyEnd::verifiers`).
 pub(super) const VERIFIERS: usize = 2;
 
 /// A range of one table's keys to read back: after `after` (from the
@@ -111,7 +114,8 @@ pub(super) struct Copied {
 
 /// Reads the source on this thread and writes the target on another, so
 /// decoding, checking and digesting a page overlaps with the target
-/// storing the previous one; two more threads read each committed page
+/// storing the previous one; one or two more threads (as the target
+/// says) read each committed page
 /// back from the target (in their own read transactions) and digest it,
 /// trailing the writer, so verification runs while the copy does. Pages
 /// are committed in order; `checkpoints` ends as the last committed state.
@@ -141,7 +145,7 @@ pub(super) fn pipeline(
     }
     let mut finishing = Instant::now();
     let found = std::thread::scope(|scope| {
-        let verifiers: Vec<_> = (0..VERIFIERS)
+        let verifiers: Vec<_> = (0..target.verifiers().clamp(1, VERIFIERS))
             .map(|_| scope.spawn(|| verify_parts(target, &parts, &failure)))
             .collect();
         // Each thread records its failure as it happens, so the others

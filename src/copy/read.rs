@@ -77,17 +77,31 @@ pub(super) fn read_table(
             None,
         )))?;
     }
+    // Emptied pages, to hold the next ones.
+    let mut spare: Vec<Vec<Record>> = Vec::new();
     while !checkpoints[mine].done {
-        // The pages the writer is done with, freed here.
-        while let Ok(page) = spent.try_recv() {
-            drop(page);
+        // The pages the writer is done with: their rows freed here, where
+        // they were allocated, and the vectors kept for the next pages (a
+        // page-sized block allocated and freed per page costs the
+        // allocator more than the copy of a page; see `checked` in
+        // `copy_end`).
+        while let Ok(mut done) = spent.try_recv() {
+            done.clear();
+            if done.capacity() > 0 && spare.len() < 4 {
+                spare.push(done);
+            }
         }
         let before = checkpoints[mine].last_key.clone();
         let SourcePage {
             records: page,
             last_key,
             exhausted,
-        } = snap.source_page(table, before.as_ref(), options.batch_rows)?;
+        } = snap.source_page_into(
+            table,
+            before.as_ref(),
+            options.batch_rows,
+            spare.pop().unwrap_or_default(),
+        )?;
         let mut next = vec![checkpoints[mine].clone()];
         next[0].done = exhausted;
         if last_key.is_some() {
@@ -96,10 +110,18 @@ pub(super) fn read_table(
         if with_refs {
             next.push(checkpoints[refs].clone());
         }
+        // With jobs, their refs: digested here for the checkpoint, and
+        // written beside the jobs.
+        let mut page_refs = if with_refs {
+            spare.pop().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for record in &page {
             add(&mut next[0], record)?;
             for indexed in record.indexed_refs() {
                 add(&mut next[1], &indexed)?;
+                page_refs.push(indexed);
             }
         }
         if with_refs {
@@ -124,6 +146,7 @@ pub(super) fn read_table(
         send(Step::Page {
             table,
             records: page,
+            refs: page_refs,
             next,
             written,
         })?;

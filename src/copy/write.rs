@@ -56,10 +56,11 @@ pub(super) fn write_steps(
             Step::Page {
                 table,
                 records,
+                refs,
                 next,
                 written,
             } => {
-                let bytes = target.write_batch(table, &records, &next)?;
+                let bytes = target.write_batch(table, &records, &refs, &next)?;
                 let written = written
                     .into_iter()
                     .map(|mut part| {
@@ -73,6 +74,7 @@ pub(super) fn write_steps(
                 verify(written)?;
                 // To the reader, to be freed (or here, if it has gone).
                 let _ = spent.send(records);
+                let _ = spent.send(refs);
                 report(table, next[0].rows, total);
             }
             Step::Verify(parts) => verify(parts)?,

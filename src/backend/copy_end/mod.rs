@@ -82,11 +82,49 @@ pub(crate) trait Snapshot {
         limit: usize,
     ) -> StorageResult<SourcePage> {
         let records = self.page(table, after, limit)?;
-        Ok(SourcePage {
+        Ok(SourcePage::of(records, limit))
+    }
+    /// [`source_page`](Snapshot::source_page), with `buffer` (a page the
+    /// copy has done with) to hold the records where the source can reuse
+    /// it.
+    fn source_page_into(
+        &mut self,
+        table: Table,
+        after: Option<&Key>,
+        limit: usize,
+        buffer: Vec<Record>,
+    ) -> StorageResult<SourcePage> {
+        drop(buffer);
+        self.source_page(table, after, limit)
+    }
+}
+
+/// Runs `f` with this thread's scratch buffer, emptied: for the bytes a
+/// row is encoded into on its way elsewhere (a digest, a COPY field), so
+/// a copy does not allocate and free a buffer per row. A buffer grown
+/// past 64 KiB (a large row) is let go afterwards rather than kept.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    // Taken out while `f` runs, so a nested call gets a buffer of its own.
+    let mut buffer = SCRATCH.with_borrow_mut(std::mem::take);
+    buffer.clear();
+    let result = f(&mut buffer);
+    if buffer.capacity() <= 64 << 10 {
+        SCRATCH.with_borrow_mut(|kept| *kept = buffer);
+    }
+    result
+}
+
+impl SourcePage {
+    /// A page of a store's own rows: `records`, read with `limit`.
+    pub(crate) fn of(records: Vec<Record>, limit: usize) -> SourcePage {
+        SourcePage {
             last_key: records.last().map(Record::key),
             exhausted: records.len() < limit,
             records,
-        })
+        }
     }
 }
 
@@ -109,11 +147,14 @@ pub(crate) trait CopyEnd: Storage {
     ) -> StorageResult<()>;
     /// Writes `records` into `table` and updates `progress` in the
     /// checkpoint, in one transaction; what was written, where the
-    /// backend can tell its bytes (see [`WriteRecords`]).
+    /// backend can tell its bytes (see [`WriteRecords`]). `refs`: with
+    /// jobs, their indexed refs (`Record::indexed_refs`), which the reader
+    /// built already.
     fn write_batch(
         &self,
         table: Table,
         records: &[Record],
+        refs: &[Record],
         progress: &[Checkpoint],
     ) -> StorageResult<Vec<Written>>;
     /// The checkpoint, `None` when the target has no checkpoint table.
@@ -130,18 +171,27 @@ pub(crate) trait CopyEnd: Storage {
     /// (`Conflict` when it is taken); `None` where the backend has none
     /// (SQLite: see `lock.rs`).
     fn lock_copies(&self) -> StorageResult<Option<CopyLock>>;
+    /// Threads that read this target back while the copy runs (at most
+    /// `copy::pipeline::VERIFIERS`): one where written pages are checked
+    /// by bytes (PostgreSQL: the server hashes a page in less time than it
+    /// took to store it, so one thread keeps up, and a second only takes
+    /// CPU from the writer's server process); two where rows are read back
+    /// and decoded on this side (SQLite).
+    fn verifiers(&self) -> usize;
 }
 
 /// Inserts decoded rows, each backend its fastest way.
 pub(crate) trait WriteRecords {
     /// Inserts `records` into `table` (jobs: and their indexed refs, on
-    /// PostgreSQL). With `digest`, says what it wrote per table where the
-    /// backend can tell the target's bytes ahead (PostgreSQL; see
-    /// [`Written`]); otherwise, and on SQLite, nothing.
+    /// PostgreSQL: `refs` when the caller has them, else built here). With
+    /// `digest`, says what it wrote per table where the backend can tell
+    /// the target's bytes ahead (PostgreSQL; see [`Written`]); otherwise,
+    /// and on SQLite, nothing.
     fn write_records(
         &mut self,
         table: Table,
         records: &[Record],
+        refs: Option<&[Record]>,
         digest: bool,
     ) -> StorageResult<Vec<Written>>;
 }

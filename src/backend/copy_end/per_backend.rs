@@ -9,6 +9,7 @@ mod copy_end {
     use super::*;
     use crate::backend::copy_end::Table as CopyTable;
     use crate::backend::copy_end::{at_row, Checkpoint, CopyEnd, CopyLock, Key, Record, Snapshot};
+    use crate::backend::copy_end::SourcePage;
     use crate::backend::copy_end::{drop_index_sql, is_index_definition, secondary_indexes_sql};
     use crate::backend::copy_end::{written_digest_sql, IndexedRef, WriteRecords, Written};
 
@@ -165,11 +166,11 @@ mod copy_end {
     }
 
     /// One page of a table whose key is its `id` column: rows after
-    /// `after`, in key order, decoded and checked. A row Diesel cannot
-    /// decode fails the page; the page is then read again key by key to
-    /// name the row.
+    /// `after`, in key order, decoded, checked and pushed onto `$out`. A
+    /// row Diesel cannot decode fails the page; the page is then read
+    /// again key by key to name the row.
     macro_rules! page_by_id {
-        ($conn:expr, $tag:expr, $table:ident, $row:ty, $variant:ident, $after:expr, $limit:expr, $key_ty:ty, $key_of:expr, $key_value:expr) => {{
+        ($conn:expr, $out:expr, $tag:expr, $table:ident, $row:ty, $variant:ident, $after:expr, $limit:expr, $key_ty:ty, $key_of:expr, $key_value:expr) => {{
             let table: CopyTable = $tag;
             let what = table.name();
             let mut query = $table::table
@@ -180,11 +181,21 @@ mod copy_end {
             if let Some(after) = $after {
                 query = query.filter($table::id.gt($key_value(after)?));
             }
-            match query.load::<$row>($conn) {
+            // Row by row from the statement into `$out`: no vector of
+            // rows per page (see `checked`).
+            let loaded = match query
+                .load_iter::<$row, diesel::connection::DefaultLoadingMode>($conn)
+            {
                 Ok(rows) => {
-                    // Into a new vector (see `checked`).
-                    let mut records = Vec::with_capacity(rows.len());
+                    let mut loaded = Ok(());
                     for row in rows {
+                        let row = match row {
+                            Ok(row) => row,
+                            Err(e) => {
+                                loaded = Err(e);
+                                break;
+                            }
+                        };
                         let key: Key = $key_of(&row);
                         let record = row
                             .into_domain()
@@ -193,10 +204,14 @@ mod copy_end {
                         record
                             .check()
                             .map_err(|e| at_row(table, &key.to_string(), e))?;
-                        records.push(record);
+                        $out.push(record);
                     }
-                    Ok(records)
+                    loaded
                 }
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok(()) => Ok(()),
                 Err(page_err @ diesel::result::Error::DeserializationError(_)) => {
                     let mut keys = $table::table
                         .select($table::id)
@@ -231,36 +246,41 @@ mod copy_end {
         }};
     }
 
-    /// A page of rows decoded into records, each checked (an error names
-    /// the row's key; one that cannot be decoded names the table).
+    /// A page of rows decoded into records, each checked and pushed onto
+    /// `out` (an error names the row's key; one that cannot be decoded
+    /// names the table). Pushed, not collected: collecting would reuse the
+    /// rows' allocation and shrink it to the records' size, a copy of the
+    /// page each time; and `out` is a page the copy had done with, reused,
+    /// so no page-sized block is allocated or freed per page (with glibc,
+    /// each such block makes the allocator merge every small block freed
+    /// since, which the next page's small allocations then pay for).
     fn checked<R>(
         table: CopyTable,
         rows: Vec<R>,
+        out: &mut Vec<Record>,
         decode: impl Fn(R) -> StorageResult<Record>,
-    ) -> StorageResult<Vec<Record>> {
-        // Pushed into a new vector: collecting the rows' iterator would
-        // reuse the rows' allocation and then shrink it to the records'
-        // size, a copy of the page each time.
-        let mut records = Vec::with_capacity(rows.len());
+    ) -> StorageResult<()> {
         for row in rows {
             let record = decode(row).map_err(|e| at_row(table, "in page", e))?;
             record
                 .check()
                 .map_err(|e| at_row(table, &record.key().to_string(), e))?;
-            records.push(record);
+            out.push(record);
         }
-        Ok(records)
+        Ok(())
     }
 
     struct Snap<'c>(&'c mut Conn);
 
-    impl Snapshot for Snap<'_> {
-        fn page(
+    impl Snap<'_> {
+        /// [`Snapshot::page`], onto `out`.
+        fn page_into(
             &mut self,
             table: CopyTable,
             after: Option<&Key>,
             limit: usize,
-        ) -> StorageResult<Vec<Record>> {
+            out: &mut Vec<Record>,
+        ) -> StorageResult<()> {
             let conn = &mut *self.0;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let text_key = |k: &Key| -> StorageResult<String> { Ok(k.id.clone()) };
@@ -268,6 +288,7 @@ mod copy_end {
             match table {
                 CopyTable::Workspaces => page_by_id!(
                     conn,
+                    out,
                     table,
                     workspaces,
                     WorkspaceRow,
@@ -280,6 +301,7 @@ mod copy_end {
                 ),
                 CopyTable::Documents => page_by_id!(
                     conn,
+                    out,
                     table,
                     documents,
                     DocumentRow,
@@ -292,6 +314,7 @@ mod copy_end {
                 ),
                 CopyTable::Blocks => page_by_id!(
                     conn,
+                    out,
                     table,
                     blocks,
                     BlockRow,
@@ -304,6 +327,7 @@ mod copy_end {
                 ),
                 CopyTable::Canvases => page_by_id!(
                     conn,
+                    out,
                     table,
                     canvases,
                     CanvasRow,
@@ -316,6 +340,7 @@ mod copy_end {
                 ),
                 CopyTable::CanvasNodes => page_by_id!(
                     conn,
+                    out,
                     table,
                     canvas_nodes,
                     NodeRow,
@@ -328,6 +353,7 @@ mod copy_end {
                 ),
                 CopyTable::CanvasEdges => page_by_id!(
                     conn,
+                    out,
                     table,
                     canvas_edges,
                     EdgeRow,
@@ -340,6 +366,7 @@ mod copy_end {
                 ),
                 CopyTable::AiJobs => page_by_id!(
                     conn,
+                    out,
                     table,
                     ai_jobs,
                     AiJobRow,
@@ -352,6 +379,7 @@ mod copy_end {
                 ),
                 CopyTable::WorkflowRuns => page_by_id!(
                     conn,
+                    out,
                     table,
                     workflow_runs,
                     RunRow,
@@ -364,6 +392,7 @@ mod copy_end {
                 ),
                 CopyTable::WorkflowNodeExecutions => page_by_id!(
                     conn,
+                    out,
                     table,
                     workflow_node_executions,
                     ExecutionRow,
@@ -386,7 +415,7 @@ mod copy_end {
                     }
                     let rows: Vec<KernelEventRow> =
                         query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
-                    checked(table, rows, |row| row.into_domain().map(Record::KernelEvent))
+                    checked(table, rows, out, |row| row.into_domain().map(Record::KernelEvent))
                 }
                 CopyTable::KernelSessionRuns => {
                     let mut query = kernel_session_runs::table
@@ -399,7 +428,7 @@ mod copy_end {
                     }
                     let rows: Vec<SessionRunRow> =
                         query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
-                    checked(table, rows, |row| row.into_domain().map(Record::SessionRun))
+                    checked(table, rows, out, |row| row.into_domain().map(Record::SessionRun))
                 }
                 CopyTable::KernelSessionClaims => {
                     let mut query = kernel_session_claims::table
@@ -420,7 +449,7 @@ mod copy_end {
                     }
                     let rows: Vec<ClaimRow> =
                         query.load(conn).map_err(|e| from_diesel(e, table.name()))?;
-                    checked(table, rows, |row| row.into_domain().map(Record::SessionClaim))
+                    checked(table, rows, out, |row| row.into_domain().map(Record::SessionClaim))
                 }
                 CopyTable::AiJobEntityRefs => {
                     use ai_job_entity_refs::dsl as r;
@@ -456,6 +485,7 @@ mod copy_end {
                     checked(
                         table,
                         rows,
+                        out,
                         |(job_id, position, entity_id, entity_kind, created_at)| {
                             Ok(Record::Ref(IndexedRef {
                                 job_id: job_id.0,
@@ -468,6 +498,32 @@ mod copy_end {
                     )
                 }
             }
+        }
+
+    }
+
+    impl Snapshot for Snap<'_> {
+        fn page(
+            &mut self,
+            table: CopyTable,
+            after: Option<&Key>,
+            limit: usize,
+        ) -> StorageResult<Vec<Record>> {
+            let mut records = Vec::new();
+            self.page_into(table, after, limit, &mut records)?;
+            Ok(records)
+        }
+
+        fn source_page_into(
+            &mut self,
+            table: CopyTable,
+            after: Option<&Key>,
+            limit: usize,
+            mut buffer: Vec<Record>,
+        ) -> StorageResult<SourcePage> {
+            buffer.clear();
+            self.page_into(table, after, limit, &mut buffer)?;
+            Ok(SourcePage::of(buffer, limit))
         }
 
         fn count(&mut self, table: CopyTable) -> StorageResult<u64> {
@@ -604,6 +660,7 @@ mod copy_end {
             &self,
             table: CopyTable,
             records: &[Record],
+            refs: &[Record],
             progress: &[Checkpoint],
         ) -> StorageResult<Vec<Written>> {
             let mut conn = self.conn()?;
@@ -613,7 +670,7 @@ mod copy_end {
                 let written = if records.is_empty() {
                     Vec::new()
                 } else {
-                    c.write_records(table, records, true)?
+                    c.write_records(table, records, Some(refs), true)?
                 };
                 for checkpoint in progress {
                     let row = CheckpointRow::new(checkpoint);
@@ -721,6 +778,13 @@ mod copy_end {
                 .execute(&mut *self.conn()?)
                 .map(drop)
                 .map_err(|e| from_diesel(e, "copy checkpoint"))
+        }
+
+        fn verifiers(&self) -> usize {
+            match BACKEND {
+                Backend::Postgres => 1,
+                Backend::Sqlite => 2,
+            }
         }
 
         fn lock_copies(&self) -> StorageResult<Option<CopyLock>> {

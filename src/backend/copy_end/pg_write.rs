@@ -7,7 +7,7 @@ use diesel::{ExecuteCopyFromDsl, RunQueryDsl};
 
 use sha2::Digest;
 
-use super::{Cell, Record, Table, WriteRecords, Written};
+use super::{with_scratch, Cell, Record, Table, WriteRecords, Written};
 use crate::backend::fields::write_json;
 use crate::backend::from_diesel;
 use crate::error::{one_line, StorageError, StorageResult};
@@ -78,6 +78,7 @@ pub(crate) struct RowBytes {
     hash: sha2::Sha256,
     rows: u64,
     bytes: usize,
+    scratch: Vec<u8>,
 }
 
 /// The largest page checked by digest: the server holds a page's bytes
@@ -92,24 +93,30 @@ impl RowBytes {
             hash: sha2::Sha256::new(),
             rows: 0,
             bytes: 0,
+            scratch: Vec::new(),
         }
     }
 
     /// One binary COPY tuple: an `i16` field count, then per field an
     /// `i32` length (-1: NULL) and its bytes.
+    /// The row's `record_send` form is gathered in `scratch` and hashed
+    /// in one call (a call per field costs more than the copy).
     fn add(&mut self, tuple: &[u8]) {
         let fields = self.types.len();
-        self.hash.update((fields as i32).to_be_bytes());
+        let row = &mut self.scratch;
+        row.clear();
+        row.extend_from_slice(&(fields as i32).to_be_bytes());
         let mut at = 2;
         for oid in &self.types {
             let len = tuple
                 .get(at..at + 4)
                 .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             let end = (at + 4 + usize::try_from(len).unwrap_or(0)).min(tuple.len());
-            self.hash.update(oid.to_be_bytes());
-            self.hash.update(&tuple[at.min(end)..end]);
+            row.extend_from_slice(&oid.to_be_bytes());
+            row.extend_from_slice(&tuple[at.min(end)..end]);
             at = end;
         }
+        self.hash.update(&*row);
         self.rows += 1;
         self.bytes += tuple.len() + 2 * fields;
     }
@@ -141,11 +148,13 @@ fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
         })?,
         Cell::Json(v) => jsonb(out, v)?,
         Cell::Typed(column, v) => variable(out, |buf| {
-            let mut stored = Vec::with_capacity(256);
-            v.write_stored(&mut stored)
-                .map_err(|e| StorageError::Serialization(format!("cannot encode {column}: {e}")))?;
-            buf.push(1); // jsonb's binary format version
-            respell(&stored, buf).map(drop)
+            with_scratch(|stored| {
+                v.write_stored(stored).map_err(|e| {
+                    StorageError::Serialization(format!("cannot encode {column}: {e}"))
+                })?;
+                buf.push(1); // jsonb's binary format version
+                respell(stored, buf).map(drop)
+            })
         })?,
     }
     Ok(())
@@ -543,6 +552,7 @@ impl WriteRecords for PgConnection {
         &mut self,
         table: Table,
         records: &[Record],
+        refs: Option<&[Record]>,
         digest: bool,
     ) -> StorageResult<Vec<Written>> {
         if table != Table::AiJobs || !owns_jobs(self)? {
@@ -555,8 +565,15 @@ impl WriteRecords for PgConnection {
             &format!("ALTER TABLE ai_jobs DISABLE TRIGGER {REFS_TRIGGER}"),
         )?;
         let jobs = copy_into(self, table, records, digest)?;
-        let refs: Vec<Record> = records.iter().flat_map(Record::indexed_refs).collect();
-        let refs = copy_into(self, Table::AiJobEntityRefs, &refs, digest)?;
+        let built: Vec<Record>;
+        let refs = match refs {
+            Some(refs) => refs,
+            None => {
+                built = records.iter().flat_map(Record::indexed_refs).collect();
+                &built
+            }
+        };
+        let refs = copy_into(self, Table::AiJobEntityRefs, refs, digest)?;
         execute(
             self,
             &format!("ALTER TABLE ai_jobs ENABLE TRIGGER {REFS_TRIGGER}"),

@@ -413,12 +413,16 @@ impl Record {
     pub(crate) fn digest(&self) -> StorageResult<u128> {
         // The encoding is gathered first and hashed in one call: the same
         // bytes, without a call into the hasher per field.
-        let mut bytes = Canonical(Vec::with_capacity(256));
-        bytes.update([self.tag()]);
-        for cell in self.cells()? {
-            cell.digest_into(&mut bytes)?;
-        }
-        let hash = Sha256::digest(&bytes.0);
+        let hash = super::with_scratch(|buffer| {
+            let mut bytes = Canonical(std::mem::take(buffer));
+            bytes.update([self.tag()]);
+            let cells = self.cells();
+            let fed =
+                cells.and_then(|cells| cells.iter().try_for_each(|c| c.digest_into(&mut bytes)));
+            let hash = Sha256::digest(&bytes.0);
+            *buffer = bytes.0;
+            fed.map(|()| hash)
+        })?;
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash[..16]);
         Ok(u128::from_be_bytes(first))

@@ -50,6 +50,8 @@ impl WriteRecords for SqliteConnection {
         &mut self,
         table: Table,
         records: &[Record],
+        // The refs trigger fills `ai_job_entity_refs` on SQLite.
+        _refs: Option<&[Record]>,
         _digest: bool,
     ) -> StorageResult<Vec<Written>> {
         let columns = table.columns();
