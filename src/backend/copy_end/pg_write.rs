@@ -146,23 +146,35 @@ fn field(out: &mut Vec<u8>, cell: Cell<'_>) -> StorageResult<()> {
             buf.extend_from_slice(v.as_bytes());
             Ok(())
         })?,
-        Cell::Json(v) => jsonb(out, v)?,
-        Cell::Typed(column, v) => variable(out, |buf| {
-            with_scratch(|stored| {
-                v.write_stored(stored).map_err(|e| {
-                    StorageError::Serialization(format!("cannot encode {column}: {e}"))
-                })?;
-                buf.push(1); // jsonb's binary format version
-                respell(stored, buf).map(drop)
-            })
+        Cell::Json(v) => jsonb(out, |stored| Ok(write_json(v, stored)?))?,
+        Cell::Typed(column, v) => jsonb(out, |stored| {
+            v.write_stored(stored)
+                .map_err(|e| StorageError::Serialization(format!("cannot encode {column}: {e}")))
         })?,
     }
     Ok(())
 }
 
+/// A `jsonb` field: the JSON text `stored` writes (as the stores write
+/// it, `write_json`'s form), in jsonb's binary format (a version byte,
+/// then text) and spelt as `jsonb_out` spells it ([`respell`]), so that
+/// `jsonb_send` gives back the bytes written.
+fn jsonb(
+    out: &mut Vec<u8>,
+    stored: impl FnOnce(&mut Vec<u8>) -> StorageResult<()>,
+) -> StorageResult<()> {
+    variable(out, |buf| {
+        with_scratch(|text| {
+            stored(text)?;
+            buf.push(1); // jsonb's binary format version
+            respell(text, buf).map(drop)
+        })
+    })
+}
+
 /// JSON text as the stores write it (serde_json's compact form,
-/// `write_json`) spelt again as [`jsonb_text`] spells the same value,
-/// token by token, without building a `serde_json::Value`: spaces after
+/// `write_json`) spelt again as `jsonb_out` prints the same value, token
+/// by token, without building a `serde_json::Value`: spaces after
 /// `,` and `:`, object keys ordered by length then bytes, floats in
 /// `numeric`'s plain notation; strings, integers and literals as they
 /// are. Returns the text after the first value.
@@ -283,62 +295,6 @@ fn string_len(text: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-fn jsonb(out: &mut Vec<u8>, value: &serde_json::Value) -> StorageResult<()> {
-    variable(out, |buf| {
-        buf.push(1); // jsonb's binary format version
-        jsonb_text(value, buf)
-    })
-}
-
-/// `value` as `jsonb_out` prints it, so that `jsonb_send` gives back the
-/// bytes written: object keys ordered by length, then bytewise; `", "`
-/// between items and `": "` after a key; strings escaped as serde_json
-/// escapes them (the same rules); numbers as the stores write them
-/// (`write_json`), then in `numeric`'s plain notation. The value is the
-/// one `write_json` writes, only spelt as PostgreSQL spells it.
-pub(crate) fn jsonb_text(value: &serde_json::Value, out: &mut Vec<u8>) -> StorageResult<()> {
-    use serde_json::Value;
-    match value {
-        Value::Null | Value::Bool(_) | Value::String(_) => {
-            serde_json::to_writer(&mut *out, value)?;
-        }
-        Value::Number(n) if !n.is_f64() => {
-            use std::io::Write;
-            write!(out, "{n}").map_err(|e| StorageError::Serialization(e.to_string()))?;
-        }
-        Value::Number(_) => {
-            let mut text = Vec::new();
-            write_json(value, &mut text)?;
-            plain_numeric(&text, out);
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                jsonb_text(item, out)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                serde_json::to_writer(&mut *out, key)?;
-                out.extend_from_slice(b": ");
-                jsonb_text(item, out)?;
-            }
-            out.push(b'}');
-        }
-    }
-    Ok(())
 }
 
 /// A JSON number (`-?digits[.digits][e[+-]digits]`) as `numeric_out`
@@ -593,10 +549,67 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The tests' oracle for [`respell`], written from the `Value` and not
+    /// from text: `value` as `jsonb_out` prints it: object keys ordered by length, then bytewise; `", "`
+    /// between items and `": "` after a key; strings escaped as serde_json
+    /// escapes them (the same rules); numbers as the stores write them
+    /// (`write_json`), then in `numeric`'s plain notation. The value is the
+    /// one `write_json` writes, only spelt as PostgreSQL spells it.
+    fn jsonb_text(value: &serde_json::Value, out: &mut Vec<u8>) -> StorageResult<()> {
+        use serde_json::Value;
+        match value {
+            Value::Null | Value::Bool(_) | Value::String(_) => {
+                serde_json::to_writer(&mut *out, value)?;
+            }
+            Value::Number(n) if !n.is_f64() => {
+                use std::io::Write;
+                write!(out, "{n}").map_err(|e| StorageError::Serialization(e.to_string()))?;
+            }
+            Value::Number(_) => {
+                let mut text = Vec::new();
+                write_json(value, &mut text)?;
+                plain_numeric(&text, out);
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    jsonb_text(item, out)?;
+                }
+                out.push(b']');
+            }
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+                out.push(b'{');
+                for (i, (key, item)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    serde_json::to_writer(&mut *out, key)?;
+                    out.extend_from_slice(b": ");
+                    jsonb_text(item, out)?;
+                }
+                out.push(b'}');
+            }
+        }
+        Ok(())
+    }
+
     fn jsonb(value: &serde_json::Value) -> String {
         let mut out = Vec::new();
         jsonb_text(value, &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// A `jsonb` field as the COPY sends it: length, version byte, text.
+    fn jsonb_field(text: &str) -> Vec<u8> {
+        let mut field = ((text.len() + 1) as i32).to_be_bytes().to_vec();
+        field.push(1);
+        field.extend_from_slice(text.as_bytes());
+        field
     }
 
     /// What PostgreSQL 15 printed for `SELECT '<text>'::jsonb` of each.
@@ -644,7 +657,8 @@ mod tests {
         }
     }
 
-    /// `respell` of the stored text of `value` is `jsonb_text` of it.
+    /// `respell` of the stored text of `value` is `jsonb_text` of it, and
+    /// so is the COPY field of the value.
     fn respelt_as_jsonb(value: &serde_json::Value) -> Result<(), String> {
         let mut stored = Vec::new();
         write_json(value, &mut stored).unwrap();
@@ -654,11 +668,15 @@ mod tests {
             return Err(format!("left {rest:?}"));
         }
         let (got, want) = (String::from_utf8(out).unwrap(), jsonb(value));
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got} != {want}"))
+        if got != want {
+            return Err(format!("{got} != {want}"));
         }
+        let mut encoded = Vec::new();
+        field(&mut encoded, Cell::Json(value)).map_err(|e| e.to_string())?;
+        if encoded != jsonb_field(&want) {
+            return Err(format!("the field of {want} is {encoded:?}"));
+        }
+        Ok(())
     }
 
     #[test]
@@ -738,9 +756,9 @@ mod tests {
             ("entity_refs", &Vec::<EntityRef>::new()),
         ];
         for (column, typed) in cells {
-            let (mut direct, mut by_value) = (Vec::new(), Vec::new());
+            let mut direct = Vec::new();
             field(&mut direct, Cell::Typed(column, typed)).unwrap();
-            super::jsonb(&mut by_value, &typed.to_value().unwrap()).unwrap();
+            let by_value = jsonb_field(&jsonb(&typed.to_value().unwrap()));
             assert_eq!(
                 String::from_utf8_lossy(&direct),
                 String::from_utf8_lossy(&by_value),
